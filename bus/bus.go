@@ -1,0 +1,195 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Bus is a connection to JetStream with Causeway's streams in place.
+type Bus struct {
+	opts Options
+	log  *slog.Logger
+	srv  *server.Server // nil when an external server is used
+	nc   *nats.Conn
+	js   jetstream.JetStream
+}
+
+// headerOverhead is room for the ce-* headers on top of the data payload.
+const headerOverhead = 64 << 10
+
+// Open starts the embedded server (unless opts.URL names an external one), connects, waits
+// until JetStream answers, and creates or updates the streams. On error nothing is left
+// running.
+func Open(ctx context.Context, opts Options, log *slog.Logger) (_ *Bus, err error) {
+	opts.setDefaults()
+	if log == nil {
+		log = slog.Default()
+	}
+	b := &Bus{opts: opts, log: log.With("component", "bus")}
+	defer func() {
+		if err != nil {
+			b.Close()
+		}
+	}()
+	connOpts := []nats.Option{
+		nats.Name("causeway " + opts.NodeName),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				b.log.Warn("bus connection lost", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { b.log.Info("bus connection restored") }),
+	}
+	url := opts.URL
+	if url == "" {
+		if err := b.startEmbedded(); err != nil {
+			return nil, err
+		}
+		connOpts = append(connOpts, nats.InProcessServer(b.srv))
+	}
+	b.nc, err = nats.Connect(url, connOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("bus: connect %s: %w", describeURL(url), err)
+	}
+	b.js, err = jetstream.New(b.nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return nil, fmt.Errorf("bus: jetstream: %w", err)
+	}
+	if err := b.waitJetStream(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.ensureStreams(ctx); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func describeURL(url string) string {
+	if url == "" {
+		return "embedded server"
+	}
+	return url
+}
+
+func (b *Bus) startEmbedded() error {
+	o := &server.Options{
+		ServerName:         serverName(b.opts.NodeName),
+		JetStream:          true,
+		StoreDir:           filepath.Join(b.opts.DataDir, "nats"),
+		NoSigs:             true,
+		NoLog:              false,
+		MaxPayload:         int32(b.opts.MaxMessageBytes + headerOverhead),
+		SyncAlways:         b.opts.Sync.Always,
+		SyncInterval:       b.opts.Sync.Interval,
+		DontListen:         b.opts.Listen == "",
+		JetStreamMaxMemory: 256 << 20,
+	}
+	if b.opts.Listen != "" {
+		host, port, err := net.SplitHostPort(b.opts.Listen)
+		if err != nil {
+			return fmt.Errorf("bus: --nats-listen %q: %w", b.opts.Listen, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return fmt.Errorf("bus: --nats-listen %q: port: %w", b.opts.Listen, err)
+		}
+		if p == 0 {
+			p = server.RANDOM_PORT
+		}
+		o.Host, o.Port = host, p
+	}
+	srv, err := server.NewServer(o)
+	if err != nil {
+		return fmt.Errorf("bus: embedded server: %w", err)
+	}
+	// The server's own logger would exit the process on a fatal error; ours never does, so
+	// a bad condition surfaces as an error we handle instead of a vanished process.
+	srv.SetLoggerV2(&natsLogger{log: b.log.With("server", "embedded")}, false, false, false)
+	b.srv = srv
+	go srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		return errors.New("bus: embedded server did not become ready within 30s")
+	}
+	b.log.Info("embedded bus started", "store", o.StoreDir, "sync", b.opts.Sync.String(), "listen", b.ClientURL())
+	return nil
+}
+
+func serverName(node string) string {
+	if node == "" {
+		return "causeway"
+	}
+	return "causeway-" + node
+}
+
+// ClientURL is the address external clients can use to reach the embedded server, or "" when
+// it has no listener (or the bus is external).
+func (b *Bus) ClientURL() string {
+	if b.srv == nil || b.opts.Listen == "" {
+		return ""
+	}
+	return b.srv.ClientURL()
+}
+
+// waitJetStream waits until JetStream answers an account request: a connection is not
+// enough, since JetStream may still be recovering its streams from disk.
+func (b *Bus) waitJetStream(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for {
+		_, err := b.js.AccountInfo(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("bus: JetStream not available: %w", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Ready reports whether the bus can take messages now.
+func (b *Bus) Ready(ctx context.Context) error {
+	if b.nc == nil || !b.nc.IsConnected() {
+		return errors.New("bus not connected")
+	}
+	if b.srv != nil && !b.srv.JetStreamEnabled() {
+		return errors.New("JetStream not enabled")
+	}
+	return nil
+}
+
+// JetStream returns the JetStream client.
+func (b *Bus) JetStream() jetstream.JetStream { return b.js }
+
+// Conn returns the underlying NATS connection.
+func (b *Bus) Conn() *nats.Conn { return b.nc }
+
+// Close drains the connection and stops the embedded server, waiting for it to flush.
+func (b *Bus) Close() {
+	if b.nc != nil {
+		_ = b.nc.Drain()
+		deadline := time.Now().Add(5 * time.Second)
+		for !b.nc.IsClosed() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		b.nc.Close()
+	}
+	if b.srv != nil {
+		b.srv.Shutdown()
+		b.srv.WaitForShutdown()
+		b.srv = nil
+	}
+}

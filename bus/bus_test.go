@@ -1,0 +1,111 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/causeway/causeway/message"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// runBus starts an embedded bus on a temporary directory and closes it when the test ends.
+func runBus(t *testing.T, dir string, sync Sync) *Bus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := Open(ctx, Options{DataDir: dir, Sync: sync, NodeName: "test"}, nil)
+	if err != nil {
+		t.Fatalf("open bus: %v", err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+func streamCount(t *testing.T, b *Bus, name string) uint64 {
+	t.Helper()
+	s, err := b.Stream(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func TestPublishDeduplicatesAndSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	b := runBus(t, dir, Sync{Always: true})
+	ev := &message.Event{Source: "test", Type: "order.created", Data: json.RawMessage(`{"n":1}`)}
+	ev.FillDefaults(time.Now())
+	ctx := context.Background()
+	first, err := b.Publish(ctx, ev, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := b.Publish(ctx, ev, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Duplicate || again.Sequence != first.Sequence {
+		t.Fatalf("re-sent id: got duplicate=%v seq=%d, want a duplicate of seq %d", again.Duplicate, again.Sequence, first.Sequence)
+	}
+	if n := streamCount(t, b, StreamMessages); n != 1 {
+		t.Fatalf("stream holds %d messages, want 1", n)
+	}
+	b.Close()
+
+	b = runBus(t, dir, Sync{Always: true})
+	if n := streamCount(t, b, StreamMessages); n != 1 {
+		t.Fatalf("after restart the stream holds %d messages, want 1", n)
+	}
+	s, _ := b.Stream(ctx, StreamMessages)
+	raw, err := s.GetMsg(ctx, first.Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := message.FromNATS(raw.Header, raw.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != ev.ID || got.Type != ev.Type || string(got.Data) != `{"n":1}` || raw.Header.Get(message.HeaderNode) != "n1" {
+		t.Fatalf("stored message differs: %+v", got)
+	}
+}
+
+func TestParseSync(t *testing.T) {
+	for in, want := range map[string]Sync{"always": {Always: true}, "interval:1s": {Interval: time.Second}, "interval:250ms": {Interval: 250 * time.Millisecond}} {
+		got, err := ParseSync(in)
+		if err != nil || got != want {
+			t.Errorf("ParseSync(%q) = %v, %v; want %v", in, got, err, want)
+		}
+		if got.String() != in {
+			t.Errorf("Sync %v prints %q, want %q", got, got.String(), in)
+		}
+	}
+	for _, bad := range []string{"", "sometimes", "interval:", "interval:-1s", "interval:abc"} {
+		if _, err := ParseSync(bad); err == nil {
+			t.Errorf("ParseSync(%q) accepted", bad)
+		}
+	}
+}
+
+func TestStreamsAreIdempotentAndInternalOnesAsync(t *testing.T) {
+	b := runBus(t, t.TempDir(), Sync{Interval: time.Second})
+	if err := b.ensureStreams(context.Background()); err != nil {
+		t.Fatalf("second ensureStreams: %v", err)
+	}
+	s, err := b.Stream(context.Background(), StreamTracking)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pm := s.CachedInfo().Config.PersistMode; pm != jetstream.AsyncPersistMode {
+		t.Fatalf("TRACKING persist mode %v, want async", pm)
+	}
+	if b.ClientURL() != "" {
+		t.Fatalf("embedded bus listens on %s without --nats-listen", b.ClientURL())
+	}
+}

@@ -1,0 +1,95 @@
+// Package bus is Causeway's message bus: NATS JetStream, either an embedded server running
+// inside the process or an external cluster, with the streams the platform needs created
+// idempotently on start.
+package bus
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Stream names and subjects.
+const (
+	// StreamMessages holds every accepted canonical message, on subjects SubjectMessages+type.
+	StreamMessages = "MESSAGES"
+	// SubjectMessages prefixes the subject of a message of a given type.
+	SubjectMessages = "cw.msg."
+	// StreamTracking holds tracking events (delivered, retried, …) for the tracking index.
+	StreamTracking = "TRACKING"
+	// SubjectTracking prefixes tracking events.
+	SubjectTracking = "cw.track."
+)
+
+// Sync is the fsync policy of the embedded server's file storage.
+type Sync struct {
+	// Always fsyncs every write before it is acknowledged.
+	Always bool
+	// Interval is how often data is fsynced when Always is false.
+	Interval time.Duration
+}
+
+// String gives the policy in the form ParseSync reads.
+func (s Sync) String() string {
+	if s.Always {
+		return "always"
+	}
+	return "interval:" + s.Interval.String()
+}
+
+// ParseSync reads "always" or "interval:DURATION" (for example "interval:1s").
+func ParseSync(s string) (Sync, error) {
+	if s == "always" {
+		return Sync{Always: true}, nil
+	}
+	if d, ok := strings.CutPrefix(s, "interval:"); ok {
+		iv, err := time.ParseDuration(d)
+		if err != nil || iv <= 0 {
+			return Sync{}, fmt.Errorf("sync %q: the interval must be a positive duration such as 1s", s)
+		}
+		return Sync{Interval: iv}, nil
+	}
+	return Sync{}, fmt.Errorf("sync %q: expected \"always\" or \"interval:DURATION\"", s)
+}
+
+// Options configures the bus.
+type Options struct {
+	// DataDir is where the embedded server keeps its file storage (DataDir/nats).
+	DataDir string
+	// URL, when set, connects to an external NATS server or cluster instead of starting the
+	// embedded one.
+	URL string
+	// Listen, when set, makes the embedded server accept client connections on this address
+	// (host:port); by default it has no TCP listener at all.
+	Listen string
+	// Sync is the embedded server's fsync policy; the zero value means always.
+	Sync Sync
+	// Replicas is the stream replica count on an external cluster (1 on the embedded server).
+	Replicas int
+	// DedupWindow is how long a message id is remembered for de-duplication.
+	DedupWindow time.Duration
+	// MaxAge is how long accepted messages are kept in the MESSAGES stream.
+	MaxAge time.Duration
+	// MaxMessageBytes is the largest data payload a message may carry.
+	MaxMessageBytes int
+	// NodeName names this node in logs and tracking events.
+	NodeName string
+}
+
+func (o *Options) setDefaults() {
+	if o.Sync == (Sync{}) {
+		o.Sync.Always = true
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	if o.DedupWindow <= 0 {
+		o.DedupWindow = 2 * time.Minute
+	}
+	if o.MaxAge <= 0 {
+		o.MaxAge = 7 * 24 * time.Hour
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = 1 << 20
+	}
+}

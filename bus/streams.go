@@ -1,0 +1,61 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// streamConfigs are the streams Causeway needs. MESSAGES is what an outside producer's
+// acknowledgement depends on, so it follows the server's sync policy (fsync before ack by
+// default). TRACKING is re-derivable bookkeeping and opts out with the async persist mode:
+// see docs/durability.md.
+func (b *Bus) streamConfigs() []jetstream.StreamConfig {
+	return []jetstream.StreamConfig{
+		{
+			Name:        StreamMessages,
+			Description: "Causeway: every accepted canonical message",
+			Subjects:    []string{SubjectMessages + ">"},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			Discard:     jetstream.DiscardOld,
+			MaxAge:      b.opts.MaxAge,
+			Duplicates:  b.opts.DedupWindow,
+			MaxMsgSize:  int32(b.opts.MaxMessageBytes + headerOverhead),
+			Replicas:    b.opts.Replicas,
+		},
+		{
+			Name:        StreamTracking,
+			Description: "Causeway: tracking events of messages",
+			Subjects:    []string{SubjectTracking + ">"},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			Discard:     jetstream.DiscardOld,
+			MaxAge:      b.opts.MaxAge,
+			Duplicates:  b.opts.DedupWindow,
+			Replicas:    b.opts.Replicas,
+			PersistMode: jetstream.AsyncPersistMode,
+		},
+	}
+}
+
+// ensureStreams creates the streams, or updates them to the configured settings, so that a
+// restart with new options (a longer retention, say) takes effect without manual steps.
+func (b *Bus) ensureStreams(ctx context.Context) error {
+	for _, cfg := range b.streamConfigs() {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		_, err := b.js.CreateOrUpdateStream(ctx, cfg)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("bus: stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+// Stream returns a handle on one of Causeway's streams.
+func (b *Bus) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	return b.js.Stream(ctx, name)
+}

@@ -1,0 +1,330 @@
+// Package ingest is the front door of the bus: POST /v1/messages takes CloudEvents in the
+// structured, batch and HTTP binary content modes, checks every attribute and the data
+// against its MessageType's schema, and answers 202 only once JetStream has acknowledged
+// (and, by default, fsynced) every message.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/causeway/causeway/bus"
+	"github.com/causeway/causeway/message"
+	"github.com/causeway/causeway/problem"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Media types accepted by the endpoint.
+const (
+	ContentTypeStructured = "application/cloudevents+json"
+	ContentTypeBatch      = "application/cloudevents-batch+json"
+	ContentTypeJSON       = "application/json"
+)
+
+// ErrUnknownType is what a Catalog returns for a type no MessageType declares.
+var ErrUnknownType = errors.New("unknown message type")
+
+// Violation is one way the data fails its schema, located by a JSON pointer into the data.
+type Violation struct{ Pointer, Message string }
+
+// Catalog checks message data against the declared MessageTypes.
+type Catalog interface {
+	// Check validates data (nil for none) against the schema of the MessageType typ. It
+	// returns ErrUnknownType (possibly wrapped, with the known names) when there is none.
+	Check(typ string, data []byte) ([]Violation, error)
+}
+
+// Publisher is the part of the bus ingestion needs.
+type Publisher interface {
+	PublishAsync(ev *message.Event, node string) (jetstream.PubAckFuture, error)
+}
+
+// Options configures the handler.
+type Options struct {
+	// MaxMessageBytes bounds the body of a single message and each item of a batch.
+	MaxMessageBytes int64
+	// MaxBatchBytes bounds the body of a batch.
+	MaxBatchBytes int64
+	// MaxBatchItems bounds the number of messages in one batch.
+	MaxBatchItems int
+	// AckTimeout is how long to wait for the bus to acknowledge a request's messages.
+	AckTimeout time.Duration
+	// Node names this node in the messages it accepts.
+	Node string
+}
+
+// Handler serves POST /v1/messages.
+type Handler struct {
+	catalog Catalog
+	bus     Publisher
+	opts    Options
+	log     *slog.Logger
+	metrics *Metrics
+	now     func() time.Time
+}
+
+// New returns the ingestion handler.
+func New(c Catalog, p Publisher, opts Options, log *slog.Logger, m *Metrics) *Handler {
+	if opts.MaxMessageBytes <= 0 {
+		opts.MaxMessageBytes = 1 << 20
+	}
+	if opts.MaxBatchBytes <= 0 {
+		opts.MaxBatchBytes = 10 << 20
+	}
+	if opts.MaxBatchItems <= 0 {
+		opts.MaxBatchItems = 1000
+	}
+	if opts.AckTimeout <= 0 {
+		opts.AckTimeout = 10 * time.Second
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	return &Handler{catalog: c, bus: p, opts: opts, log: log.With("component", "ingest"), metrics: m, now: time.Now}
+}
+
+// mode is the content mode of a request.
+type mode int
+
+const (
+	modeStructured mode = iota
+	modeBatch
+	modeBinary
+)
+
+func (m mode) String() string {
+	return [...]string{"structured", "batch", "binary"}[m]
+}
+
+// accepted is the 202 body.
+type accepted struct {
+	IDs []string `json:"ids"`
+}
+
+// ServeHTTP ingests one request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	md, ok := h.mode(w, r)
+	if !ok {
+		return
+	}
+	events, ok := h.decode(w, r, md)
+	if !ok {
+		return
+	}
+	ids, ok := h.publish(w, r, events)
+	if !ok {
+		return
+	}
+	for _, ev := range events {
+		h.metrics.accepted(ev.Type)
+	}
+	writeJSON(w, http.StatusAccepted, accepted{IDs: ids})
+	h.metrics.requestDuration.WithLabelValues(md.String()).Observe(time.Since(start).Seconds())
+}
+
+// mode picks the content mode from the request headers, answering 415 for a media type
+// that is none of them.
+func (h *Handler) mode(w http.ResponseWriter, r *http.Request) (mode, bool) {
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if ct != "" && err != nil {
+		h.reject(w, r, http.StatusUnsupportedMediaType, "unsupported-media-type", fmt.Sprintf("Content-Type %q cannot be parsed: %v", ct, err), "", nil)
+		return 0, false
+	}
+	switch {
+	case mt == ContentTypeStructured:
+		return modeStructured, true
+	case mt == ContentTypeBatch:
+		return modeBatch, true
+	case message.IsHTTPBinary(r.Header):
+		if mt != "" && !message.IsJSONContentType(mt) {
+			h.reject(w, r, http.StatusUnsupportedMediaType, "unsupported-media-type",
+				fmt.Sprintf("binary-mode data of type %q: Causeway messages carry JSON data (application/json or a +json type) checked against their MessageType", mt), "", nil)
+			return 0, false
+		}
+		return modeBinary, true
+	case mt == ContentTypeJSON:
+		return modeStructured, true
+	}
+	h.reject(w, r, http.StatusUnsupportedMediaType, "unsupported-media-type",
+		fmt.Sprintf("Content-Type %q is not accepted: send %s (one event), %s (a JSON array of events), %s, or the CloudEvents binary mode (ce-* headers)", ct, ContentTypeStructured, ContentTypeBatch, ContentTypeJSON), "", nil)
+	return 0, false
+}
+
+// decode reads the body within its size limit and turns it into checked events, answering
+// 400, 413 or 422 when it cannot.
+func (h *Handler) decode(w http.ResponseWriter, r *http.Request, md mode) ([]*message.Event, bool) {
+	limit, flag := h.opts.MaxMessageBytes, "--max-message-bytes"
+	if md == modeBatch {
+		limit, flag = h.opts.MaxBatchBytes, "--max-batch-bytes"
+	}
+	if r.ContentLength > limit {
+		h.reject(w, r, http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("body of %d bytes exceeds the limit of %d bytes (%s)", r.ContentLength, limit, flag), "", nil)
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			h.reject(w, r, http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("body exceeds the limit of %d bytes (%s)", limit, flag), "", nil)
+		} else {
+			h.reject(w, r, http.StatusBadRequest, "unreadable-body", "reading the body: "+err.Error(), "", nil)
+		}
+		return nil, false
+	}
+	var events []*message.Event
+	switch md {
+	case modeStructured:
+		var ev *message.Event
+		ev, err = message.DecodeStructured(body, "")
+		events = []*message.Event{ev}
+	case modeBatch:
+		events, err = message.DecodeBatch(body)
+		if err == nil && len(events) == 0 {
+			h.reject(w, r, http.StatusUnprocessableEntity, "empty-batch", "the batch holds no events", "", nil)
+			return nil, false
+		}
+		if err == nil && len(events) > h.opts.MaxBatchItems {
+			h.reject(w, r, http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("the batch holds %d events; at most %d are accepted at once (--max-batch-items)", len(events), h.opts.MaxBatchItems), "", nil)
+			return nil, false
+		}
+	case modeBinary:
+		var ev *message.Event
+		ev, err = message.DecodeHTTPBinary(r.Header, body)
+		events = []*message.Event{ev}
+	}
+	if err != nil {
+		h.decodeError(w, r, err)
+		return nil, false
+	}
+	if problems := h.check(events, md == modeBatch); len(problems) > 0 {
+		reason := "invalid"
+		for _, p := range problems {
+			if strings.Contains(p.Pointer, "/data") {
+				reason = "schema"
+				break
+			}
+		}
+		h.reject(w, r, http.StatusUnprocessableEntity, "invalid-message", summarize(problems), reason, problems)
+		return nil, false
+	}
+	return events, true
+}
+
+func (h *Handler) decodeError(w http.ResponseWriter, r *http.Request, err error) {
+	var se *message.SyntaxError
+	var fe message.FieldErrors
+	switch {
+	case errors.As(err, &se):
+		h.reject(w, r, http.StatusBadRequest, "malformed-json", se.Error(), "malformed", nil)
+	case errors.As(err, &fe):
+		h.reject(w, r, http.StatusUnprocessableEntity, "invalid-message", summarize(fe), "invalid", fe)
+	default:
+		h.reject(w, r, http.StatusBadRequest, "bad-request", err.Error(), "malformed", nil)
+	}
+}
+
+// check fills each event's defaults and collects every problem: missing attributes, an
+// undeclared type, data over the size limit, and schema violations.
+func (h *Handler) check(events []*message.Event, batch bool) message.FieldErrors {
+	now := h.now()
+	var problems message.FieldErrors
+	for i, ev := range events {
+		prefix := ""
+		if batch {
+			prefix = "/" + strconv.Itoa(i)
+		}
+		ev.FillDefaults(now)
+		if p := ev.Check(prefix); len(p) > 0 {
+			problems = append(problems, p...)
+			continue
+		}
+		if int64(len(ev.Data)) > h.opts.MaxMessageBytes {
+			problems = append(problems, message.FieldError{Pointer: prefix + "/data", Detail: fmt.Sprintf("data of %d bytes exceeds the limit of %d bytes (--max-message-bytes)", len(ev.Data), h.opts.MaxMessageBytes)})
+			continue
+		}
+		violations, err := h.catalog.Check(ev.Type, ev.Data)
+		if err != nil {
+			problems = append(problems, message.FieldError{Pointer: prefix + "/type", Detail: err.Error()})
+			continue
+		}
+		for _, v := range violations {
+			problems = append(problems, message.FieldError{Pointer: prefix + "/data" + v.Pointer, Detail: v.Message})
+		}
+	}
+	return problems
+}
+
+// publish sends every event asynchronously, so they are pipelined, and then waits for all
+// acknowledgements. It answers 503 when the bus does not confirm them: the body lists the
+// ids, so a client that resends with the same ids cannot create duplicates.
+func (h *Handler) publish(w http.ResponseWriter, r *http.Request, events []*message.Event) ([]string, bool) {
+	start := time.Now()
+	ids := make([]string, len(events))
+	futures := make([]jetstream.PubAckFuture, 0, len(events))
+	var failed error
+	for i, ev := range events {
+		ids[i] = ev.ID
+		f, err := h.bus.PublishAsync(ev, h.opts.Node)
+		if err != nil {
+			failed = err
+			break
+		}
+		futures = append(futures, f)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.opts.AckTimeout)
+	defer cancel()
+	for _, f := range futures {
+		if _, err := bus.Wait(ctx, f); err != nil && failed == nil {
+			failed = err
+		}
+	}
+	h.metrics.publishDuration.WithLabelValues(bus.StreamMessages).Observe(time.Since(start).Seconds())
+	if failed != nil {
+		h.log.Error("bus did not acknowledge messages", "count", len(events), "err", failed)
+		p := problem.New(http.StatusServiceUnavailable, "bus-unavailable",
+			"the bus did not acknowledge every message ("+failed.Error()+"); some may be stored: resend the same messages with these ids, and duplicates will be dropped")
+		p.IDs = ids
+		w.Header().Set("Retry-After", "1")
+		p.Write(w, r)
+		for range events {
+			h.metrics.rejected("unavailable")
+		}
+		return nil, false
+	}
+	return ids, true
+}
+
+// reject answers a problem and counts the rejection.
+func (h *Handler) reject(w http.ResponseWriter, r *http.Request, status int, slug, detail, reason string, fe message.FieldErrors) {
+	p := problem.New(status, slug, detail)
+	for _, e := range fe {
+		p.Errors = append(p.Errors, problem.FieldError{Pointer: e.Pointer, Detail: e.Detail})
+	}
+	p.Write(w, r)
+	if reason == "" {
+		reason = slug
+	}
+	h.metrics.rejected(reason)
+}
+
+// summarize gives the problems in one detail line, short enough to read in a log.
+func summarize(fe message.FieldErrors) string {
+	const show = 3
+	if len(fe) <= show {
+		return fe.Error()
+	}
+	return fmt.Sprintf("%s; and %d more problems (see errors)", fe[:show].Error(), len(fe)-show)
+}

@@ -1,0 +1,173 @@
+// Package store is Causeway's tracking read model: an index of every accepted message and
+// the timeline of what happened to it, derived from the bus. It is rebuilt from the streams
+// if lost, so it is a cache of the bus, never the system of record.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	_ "modernc.org/sqlite" // the pure-Go SQLite driver
+)
+
+// ErrNotFound is returned for an id the index does not know.
+var ErrNotFound = errors.New("not found")
+
+// Message is the index entry of one accepted message.
+type Message struct {
+	ID            string
+	Type          string
+	Source        string
+	Subject       string
+	CorrelationID string
+	Stream        string
+	Sequence      uint64
+	AcceptedAt    time.Time
+	Node          string
+}
+
+// Event is one entry of a message's tracking timeline.
+type Event struct {
+	MessageID string    `json:"-"`
+	Event     string    `json:"event"`
+	Time      time.Time `json:"time"`
+	Node      string    `json:"node,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+	// Stream and Sequence locate the bus entry the event was derived from; together they
+	// make indexing idempotent when the indexer sees an entry twice.
+	Stream   string `json:"-"`
+	Sequence uint64 `json:"-"`
+}
+
+// SQLite is the embedded tracking store.
+type SQLite struct {
+	db *sql.DB
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS messages (
+	id TEXT PRIMARY KEY,
+	type TEXT NOT NULL,
+	source TEXT NOT NULL,
+	subject TEXT NOT NULL DEFAULT '',
+	correlation_id TEXT NOT NULL DEFAULT '',
+	stream TEXT NOT NULL,
+	seq INTEGER NOT NULL,
+	accepted_at INTEGER NOT NULL,
+	node TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS messages_correlation ON messages(correlation_id);
+CREATE TABLE IF NOT EXISTS events (
+	message_id TEXT NOT NULL,
+	event TEXT NOT NULL,
+	at INTEGER NOT NULL,
+	node TEXT NOT NULL DEFAULT '',
+	detail TEXT NOT NULL DEFAULT '',
+	stream TEXT NOT NULL,
+	seq INTEGER NOT NULL,
+	PRIMARY KEY (stream, seq, event)
+);
+CREATE INDEX IF NOT EXISTS events_message ON events(message_id, at);
+`
+
+// OpenSQLite opens (creating if needed) the tracking database at path. WAL mode lets
+// readers answer lookups while the indexer writes.
+func OpenSQLite(path string) (*SQLite, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if _, err := db.Exec(schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: create schema in %s: %w", path, err)
+	}
+	return &SQLite{db: db}, nil
+}
+
+// Close closes the database.
+func (s *SQLite) Close() error { return s.db.Close() }
+
+// Index records a batch of accepted messages and timeline events in one transaction.
+// Entries already present are left as they are, so replaying a stream is harmless.
+func (s *SQLite) Index(ctx context.Context, msgs []Message, events []Event) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if len(msgs) > 0 {
+		st, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO messages(id,type,source,subject,correlation_id,stream,seq,accepted_at,node) VALUES(?,?,?,?,?,?,?,?,?)`)
+		if err != nil {
+			return fmt.Errorf("store: prepare: %w", err)
+		}
+		for _, m := range msgs {
+			if _, err := st.ExecContext(ctx, m.ID, m.Type, m.Source, m.Subject, m.CorrelationID, m.Stream, int64(m.Sequence), m.AcceptedAt.UnixNano(), m.Node); err != nil {
+				return fmt.Errorf("store: index message %s: %w", m.ID, err)
+			}
+		}
+		st.Close()
+	}
+	if len(events) > 0 {
+		st, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO events(message_id,event,at,node,detail,stream,seq) VALUES(?,?,?,?,?,?,?)`)
+		if err != nil {
+			return fmt.Errorf("store: prepare: %w", err)
+		}
+		for _, e := range events {
+			if _, err := st.ExecContext(ctx, e.MessageID, e.Event, e.Time.UnixNano(), e.Node, e.Detail, e.Stream, int64(e.Sequence)); err != nil {
+				return fmt.Errorf("store: index event of %s: %w", e.MessageID, err)
+			}
+		}
+		st.Close()
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// Message returns the index entry of a message and its timeline in time order.
+func (s *SQLite) Message(ctx context.Context, id string) (*Message, []Event, error) {
+	var m Message
+	var seq, at int64
+	err := s.db.QueryRowContext(ctx, `SELECT id,type,source,subject,correlation_id,stream,seq,accepted_at,node FROM messages WHERE id=?`, id).
+		Scan(&m.ID, &m.Type, &m.Source, &m.Subject, &m.CorrelationID, &m.Stream, &seq, &at, &m.Node)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: message %s: %w", id, err)
+	}
+	m.Sequence, m.AcceptedAt = uint64(seq), time.Unix(0, at).UTC()
+	rows, err := s.db.QueryContext(ctx, `SELECT event,at,node,detail,stream,seq FROM events WHERE message_id=? ORDER BY at, seq`, id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: timeline of %s: %w", id, err)
+	}
+	defer rows.Close()
+	var events []Event
+	for rows.Next() {
+		e := Event{MessageID: id}
+		var at, seq int64
+		if err := rows.Scan(&e.Event, &at, &e.Node, &e.Detail, &e.Stream, &seq); err != nil {
+			return nil, nil, fmt.Errorf("store: timeline of %s: %w", id, err)
+		}
+		e.Time, e.Sequence = time.Unix(0, at).UTC(), uint64(seq)
+		events = append(events, e)
+	}
+	return &m, events, rows.Err()
+}
+
+// Count returns how many messages the index holds.
+func (s *SQLite) Count(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM messages`).Scan(&n)
+	return n, err
+}
