@@ -109,3 +109,16 @@ func TestStreamsAreIdempotentAndInternalOnesAsync(t *testing.T) {
 		t.Fatalf("embedded bus listens on %s without --nats-listen", b.ClientURL())
 	}
 }
+
+// TestSyncPolicyReachesTheServer checks that the fsync policy the node is given is the one the
+// JetStream server applies: the guarantee of a 202 rests on it.
+func TestSyncPolicyReachesTheServer(t *testing.T) {
+	always := runBus(t, t.TempDir(), Sync{})
+	if cfg := always.srv.JetStreamConfig(); cfg == nil || !cfg.SyncAlways {
+		t.Fatalf("default sync policy: server has %+v, want sync_always", cfg)
+	}
+	lax := runBus(t, t.TempDir(), Sync{Interval: 3 * time.Second})
+	if cfg := lax.srv.JetStreamConfig(); cfg == nil || cfg.SyncAlways || cfg.SyncInterval != 3*time.Second {
+		t.Fatalf("interval:3s: server has %+v", cfg)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 )
@@ -31,7 +32,7 @@ func (e *Event) ToNATS(subject string) *nats.Msg {
 		if value == "" || name == "datacontenttype" {
 			return
 		}
-		m.Header[headerPrefix+name] = []string{value}
+		m.Header[headerPrefix+name] = []string{encodeHeaderValue(value)}
 	})
 	m.Header[headerPrefix+"retrycount"] = []string{strconv.Itoa(e.RetryCount)}
 	if e.DataContentType != "" {
@@ -57,7 +58,11 @@ func FromNATS(h nats.Header, data []byte) (*Event, error) {
 		if !ok {
 			continue
 		}
-		if err := ev.setAttr(attr, values[0]); err != nil {
+		value, err := decodeHeaderValue(values[0])
+		if err != nil {
+			return nil, fmt.Errorf("message on the bus: header %s: %w", name, err)
+		}
+		if err := ev.setAttr(attr, value); err != nil {
 			return nil, fmt.Errorf("message on the bus: header %s: %w", name, err)
 		}
 	}
@@ -90,18 +95,29 @@ func DecodeHTTPBinary(h http.Header, body []byte) (*Event, error) {
 		if err != nil {
 			value = values[0]
 		}
+		if !utf8.ValidString(value) {
+			// The HTTP binding requires this; JSON could not carry the bytes either.
+			problems = append(problems, FieldError{Pointer: "/" + attr, Detail: fmt.Sprintf("header %s: value is not valid UTF-8 once percent-decoded", name)})
+			continue
+		}
 		if err := ev.setAttr(attr, value); err != nil {
 			problems = append(problems, FieldError{Pointer: "/" + attr, Detail: fmt.Sprintf("header %s: %v", name, err)})
 		}
 	}
 	ev.DataContentType = h.Get("Content-Type")
-	if len(bytes.TrimSpace(body)) > 0 {
+	// Data is the JSON value itself, without the whitespace around it, as in the structured
+	// mode; syntax errors still give offsets in the body as sent.
+	trimmed := bytes.TrimSpace(body)
+	if !utf8.ValidString(ev.DataContentType) {
+		problems = append(problems, FieldError{Pointer: "/datacontenttype", Detail: "Content-Type is not valid UTF-8"})
+	} else if len(trimmed) > 0 {
 		if ev.DataContentType != "" && !IsJSONContentType(ev.DataContentType) {
 			problems = append(problems, FieldError{Pointer: "/datacontenttype", Detail: fmt.Sprintf("Content-Type %q is not JSON: Causeway messages carry JSON data checked against their MessageType", ev.DataContentType)})
 		} else if !json.Valid(body) {
 			return nil, syntaxError(json.Unmarshal(body, new(any)), body)
-		} else {
-			ev.Data = json.RawMessage(body)
+		} else if !isJSONNull(trimmed) {
+			// JSON null is no data, as in the structured mode.
+			ev.Data = json.RawMessage(trimmed)
 		}
 	}
 	if len(problems) > 0 {
@@ -109,4 +125,39 @@ func DecodeHTTPBinary(h http.Header, body []byte) (*Event, error) {
 		return nil, problems
 	}
 	return ev, nil
+}
+
+// encodeHeaderValue protects what a NATS header would not carry unchanged: the client trims
+// leading and trailing white space. '%' and the spaces at either end are percent-encoded, so
+// every value comes back exactly as it was sent; values without them (nearly all) are
+// returned as they are.
+func encodeHeaderValue(v string) string {
+	if v == "" || (!strings.Contains(v, "%") && v[0] != ' ' && v[len(v)-1] != ' ') {
+		return v
+	}
+	v = strings.ReplaceAll(v, "%", "%25")
+	lead := len(v) - len(strings.TrimLeft(v, " "))
+	trail := len(v) - len(strings.TrimRight(v, " "))
+	if lead == len(v) {
+		return strings.Repeat("%20", len(v))
+	}
+	return strings.Repeat("%20", lead) + v[lead:len(v)-trail] + strings.Repeat("%20", trail)
+}
+
+// decodeHeaderValue reverses encodeHeaderValue.
+func decodeHeaderValue(v string) (string, error) {
+	if !strings.Contains(v, "%") {
+		return v, nil
+	}
+	return url.PathUnescape(v)
+}
+
+// Attribute returns the decoded value of one CloudEvents attribute from the headers of a
+// message on the bus, for readers that need a single attribute without decoding the event.
+func Attribute(h nats.Header, name string) string {
+	v, err := decodeHeaderValue(h.Get(headerPrefix + name))
+	if err != nil {
+		return h.Get(headerPrefix + name)
+	}
+	return v
 }

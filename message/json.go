@@ -126,7 +126,7 @@ func fromAttributes(raw map[string]json.RawMessage, prefix string) (*Event, erro
 			bad("data_base64", "an event carries data or data_base64, not both")
 		} else if data, err := decodeBase64JSON(dataBase64); err != nil {
 			bad("data_base64", "%v", err)
-		} else {
+		} else if !isJSONNull(data) {
 			ev.Data = data
 		}
 	}
@@ -149,12 +149,22 @@ func decodeBase64JSON(value json.RawMessage) (json.RawMessage, error) {
 	if !json.Valid(b) {
 		return nil, errors.New("data_base64 must hold JSON: Causeway messages carry JSON data checked against their MessageType")
 	}
-	return b, nil
+	// Data is the JSON value itself, without the whitespace around it, as in the data member.
+	return bytes.TrimSpace(b), nil
 }
 
 // setAttr assigns one attribute given in its string form, checking its syntax.
 func (e *Event) setAttr(name, value string) error {
+	if i := controlChar(value); i >= 0 {
+		// CloudEvents 1.0 disallows control characters in String attributes, and a line
+		// break could not survive a header on the bus anyway.
+		return fmt.Errorf("attribute %q holds a control character at position %d, which CloudEvents does not allow", name, i)
+	}
 	switch name {
+	case "data":
+		// Data is the payload in every format; as an attribute it would collide with the
+		// data member of the structured format.
+		return errors.New(`"data" is the event's data, not an attribute`)
 	case "id":
 		e.ID = value
 	case "source":
@@ -358,4 +368,15 @@ func escapePointer(s string) string {
 		return s
 	}
 	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
+}
+
+// controlChar returns the byte index of the first control character (U+0000–U+001F,
+// U+007F–U+009F) in s, or -1.
+func controlChar(s string) int {
+	for i, r := range s {
+		if r < 0x20 || (r >= 0x7f && r <= 0x9f) {
+			return i
+		}
+	}
+	return -1
 }

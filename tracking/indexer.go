@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/bus"
+	"github.com/causeway/causeway/message"
 	"github.com/causeway/causeway/store"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -150,15 +151,15 @@ func (ix *Indexer) index(ctx context.Context, stream string, batch []jetstream.M
 		switch stream {
 		case bus.StreamMessages:
 			h := m.Headers()
-			id := h.Get("ce-id")
+			id := message.Attribute(h, "id")
 			if id == "" {
 				ix.log.Warn("message without id on the bus", "seq", md.Sequence.Stream)
 				continue
 			}
-			node := h.Get("Causeway-Node")
+			node := h.Get(message.HeaderNode)
 			msgs = append(msgs, store.Message{
-				ID: id, Type: h.Get("ce-type"), Source: h.Get("ce-source"), Subject: h.Get("ce-subject"),
-				CorrelationID: h.Get("ce-correlationid"), Stream: stream, Sequence: md.Sequence.Stream,
+				ID: id, Type: message.Attribute(h, "type"), Source: message.Attribute(h, "source"), Subject: message.Attribute(h, "subject"),
+				CorrelationID: message.Attribute(h, "correlationid"), Stream: stream, Sequence: md.Sequence.Stream,
 				AcceptedAt: md.Timestamp, Node: node,
 			})
 			events = append(events, store.Event{MessageID: id, Event: "accepted", Time: md.Timestamp, Node: node, Stream: stream, Sequence: md.Sequence.Stream})
