@@ -1,0 +1,72 @@
+// Package system implements the System kind: one external system the platform talks to. For
+// now a System says where it lives; connectors, operations, health probes and delivery
+// policies are added to the spec as the platform grows.
+package system
+
+import (
+	"regexp"
+	"strings"
+
+	"github.com/causeway/causeway/config"
+)
+
+// Kind is the kind name of system definitions.
+const Kind = "System"
+
+// LocationCloud is the location of a system the platform reaches directly.
+const LocationCloud = "cloud"
+
+// agentPrefix starts the location of a system reached through an on-premises agent.
+const agentPrefix = "agent:"
+
+const kindDoc = `A System describes one external system the platform exchanges messages with, such as a
+web shop, an ERP or a CRM, and where it lives: reachable directly from the platform, or only
+through an agent running inside the network that hosts it.`
+
+const kindExample = `apiVersion: causeway/v1
+kind: System
+metadata:
+  name: erp
+  description: The ERP system in the Rotterdam plant, reached through the plant's agent
+  labels:
+    team: finance
+spec:
+  location: agent:rotterdam`
+
+// Spec is the spec of a System.
+type Spec struct {
+	// Location is "cloud" or "agent:<name>".
+	Location string `yaml:"location" default:"cloud" doc:"Where the system lives: cloud when the platform reaches it directly, or agent:<name> when only the on-premises agent of that name can reach it; the name is a DNS label (lowercase letters, digits and '-', at most 63 characters)." example:"agent:rotterdam"`
+}
+
+var _ config.Validator = (*Spec)(nil)
+
+// Register adds the System kind to a registry.
+func Register(r *config.Registry) error {
+	return r.Register(config.Kind{Name: Kind, Doc: kindDoc, Example: kindExample, New: func() any { return new(Spec) }})
+}
+
+// dnsLabel is an RFC 1123 label, the form agent names take so that they can appear in host
+// names and subjects.
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+// Validate checks the location.
+func (s *Spec) Validate(ctx *config.Context) error {
+	if s.Location == LocationCloud {
+		return nil
+	}
+	name, ok := strings.CutPrefix(s.Location, agentPrefix)
+	switch {
+	case !ok:
+		ctx.Errorf("location", "invalid location %q: use %q or \"agent:<name>\"", s.Location, LocationCloud)
+	case !dnsLabel.MatchString(name):
+		ctx.Errorf("location", "invalid agent name %q: use lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters", name)
+	}
+	return ctx.Err()
+}
+
+// Agent returns the name of the agent that reaches the system, and false for a system in
+// the cloud.
+func (s *Spec) Agent() (string, bool) {
+	return strings.CutPrefix(s.Location, agentPrefix)
+}
