@@ -10,10 +10,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver
 )
+
+// EventAccepted is the first entry of every timeline: the message was stored on the bus.
+const EventAccepted = "accepted"
 
 // ErrNotFound is returned for an id the index does not know.
 var ErrNotFound = errors.New("not found")
@@ -152,7 +156,9 @@ func (s *SQLite) Message(ctx context.Context, id string) (*Message, []Event, err
 		return nil, nil, fmt.Errorf("store: timeline of %s: %w", id, err)
 	}
 	defer rows.Close()
-	var events []Event
+	// The accepted entry is the message's own index row: storing it again as an event row
+	// would double the index's writes for every message.
+	events := []Event{{MessageID: id, Event: EventAccepted, Time: m.AcceptedAt, Node: m.Node, Stream: m.Stream, Sequence: m.Sequence}}
 	for rows.Next() {
 		e := Event{MessageID: id}
 		var at, seq int64
@@ -162,7 +168,11 @@ func (s *SQLite) Message(ctx context.Context, id string) (*Message, []Event, err
 		e.Time, e.Sequence = time.Unix(0, at).UTC(), uint64(seq)
 		events = append(events, e)
 	}
-	return &m, events, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("store: timeline of %s: %w", id, err)
+	}
+	slices.SortStableFunc(events, func(a, b Event) int { return a.Time.Compare(b.Time) })
+	return &m, events, nil
 }
 
 // Count returns how many messages the index holds.

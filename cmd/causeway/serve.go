@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/causeway/causeway/bus"
+	"github.com/causeway/causeway/kinds"
+	"github.com/causeway/causeway/platform"
+	"github.com/causeway/causeway/telemetry"
+	"github.com/spf13/cobra"
+)
+
+func init() { commands = append(commands, newServeCmd) }
+
+func newServeCmd() *cobra.Command {
+	var (
+		o                   platform.Options
+		sync                string
+		logFormat, logLevel string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the platform: embedded bus, ingestion and management API",
+		Long: `Run a Causeway node. It loads the definitions in --config, starts the embedded
+NATS JetStream bus with its storage under --data (or connects to --nats), and serves
+ingestion on --http-addr and the management API and metrics on --admin-addr.
+
+A message is acknowledged (202) only once the bus has stored it; with the default
+--sync always that means fsynced to disk. --sync interval:1s trades that for speed: a
+power loss (not a crash of the process) may then lose up to the last second of
+acknowledged messages.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := telemetry.NewLogger(os.Stderr, logFormat, logLevel)
+			if err != nil {
+				return err
+			}
+			if o.Sync, err = bus.ParseSync(sync); err != nil {
+				return err
+			}
+			o.Logger = log
+			o.Registry = kinds.Default()
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return platform.Run(ctx, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.ConfigDir, "config", ".", "directory of definition files")
+	f.StringVar(&o.DataDir, "data", "./data", "data directory: bus storage and tracking index")
+	f.StringVar(&o.Env, "env", "", "environment name: loads environments/NAME.yaml from the config directory")
+	f.StringVar(&o.SecretsDir, "secrets-dir", "", "directory of secret files for ${secret:NAME}")
+	f.StringVar(&o.HTTPAddr, "http-addr", ":8080", "public listener: ingestion, APIs, webhooks")
+	f.StringVar(&o.AdminAddr, "admin-addr", "127.0.0.1:8081", "admin listener: management API, /metrics")
+	f.StringVar(&o.NATSURL, "nats", "", "URL of an external NATS server or cluster instead of the embedded bus")
+	f.StringVar(&o.NATSListen, "nats-listen", "", "give the embedded bus a client listener on this address (none by default)")
+	f.StringVar(&sync, "sync", "always", `fsync policy of the embedded bus: "always" or "interval:DURATION"`)
+	f.IntVar(&o.Replicas, "replicas", 1, "stream replicas on an external cluster")
+	f.DurationVar(&o.DedupWindow, "dedup-window", 2*time.Minute, "how long a message id is remembered to drop re-sent duplicates")
+	f.DurationVar(&o.Retention, "retention", 7*24*time.Hour, "how long accepted messages are kept on the bus")
+	f.Int64Var(&o.MaxMessageBytes, "max-message-bytes", 1<<20, "largest single message body (and data of a batch item)")
+	f.Int64Var(&o.MaxBatchBytes, "max-batch-bytes", 10<<20, "largest batch body")
+	f.IntVar(&o.MaxBatchItems, "max-batch-items", 1000, "most messages in one batch")
+	f.StringVar(&o.Node, "node", "", "name of this node (default: the host name)")
+	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
+	f.StringVar(&logFormat, "log-format", "auto", "log format: auto, json or text")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return withEnv(cmd)
+}

@@ -1,0 +1,99 @@
+package platform
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/causeway/causeway/bus"
+	"github.com/causeway/causeway/message"
+	"github.com/causeway/causeway/problem"
+	"github.com/causeway/causeway/store"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// admin serves the management API on the admin listener.
+type admin struct {
+	p        *Platform
+	messages jetstream.Stream
+}
+
+func newAdmin(ctx context.Context, p *Platform) (*admin, error) {
+	s, err := p.bus.Stream(ctx, bus.StreamMessages)
+	if err != nil {
+		return nil, err
+	}
+	return &admin{p: p, messages: s}, nil
+}
+
+func (a *admin) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/messages/{id}", a.getMessage)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.p.reg, promhttp.HandlerOpts{Registry: a.p.reg}))
+	a.p.health(mux)
+	mux.HandleFunc("/", problem.NotFound)
+	return mux
+}
+
+// messageView is the body of GET /v1/messages/{id}.
+type messageView struct {
+	ID         string         `json:"id"`
+	Type       string         `json:"type"`
+	Source     string         `json:"source"`
+	Stream     string         `json:"stream"`
+	Sequence   uint64         `json:"sequence"`
+	AcceptedAt time.Time      `json:"acceptedAt"`
+	Node       string         `json:"node,omitempty"`
+	Message    *message.Event `json:"message"`
+	// Retained is false when the stream no longer holds the message (past its retention);
+	// the index entry and timeline remain.
+	Retained bool          `json:"retained"`
+	Timeline []store.Event `json:"timeline"`
+}
+
+func (a *admin) getMessage(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	m, events, err := a.p.store.Message(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		problem.Write(w, r, http.StatusNotFound, "message-not-found", "no message with id "+strconv.Quote(id)+" has been accepted (or it is not indexed yet)")
+		return
+	}
+	if err != nil {
+		a.p.log.Error("message lookup", "id", id, "err", err)
+		problem.Write(w, r, http.StatusInternalServerError, "internal", "the tracking store could not be read")
+		return
+	}
+	view := messageView{ID: m.ID, Type: m.Type, Source: m.Source, Stream: m.Stream, Sequence: m.Sequence,
+		AcceptedAt: m.AcceptedAt, Node: m.Node, Timeline: events}
+	if view.Timeline == nil {
+		view.Timeline = []store.Event{}
+	}
+	raw, err := a.messages.GetMsg(r.Context(), m.Sequence)
+	switch {
+	case err == nil:
+		ev, derr := message.FromNATS(raw.Header, raw.Data)
+		if derr == nil && ev.ID == m.ID {
+			view.Message, view.Retained = ev, true
+		}
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+	default:
+		a.p.log.Warn("message body lookup", "id", id, "seq", m.Sequence, "err", err)
+	}
+	writeJSON(w, http.StatusOK, view)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		problem.Write(w, nil, http.StatusInternalServerError, "internal", "encoding the response failed")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}

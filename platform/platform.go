@@ -1,0 +1,245 @@
+// Package platform assembles a running Causeway node: it loads the definitions, opens the
+// bus and the tracking store, starts the indexer, and serves the http listener (ingestion,
+// later gateway APIs and webhooks) and the admin listener (management API, metrics).
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/causeway/causeway/bus"
+	"github.com/causeway/causeway/config"
+	"github.com/causeway/causeway/ingest"
+	"github.com/causeway/causeway/store"
+	"github.com/causeway/causeway/tracking"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Options configures a node. The zero values of the optional fields are sane defaults.
+type Options struct {
+	// ConfigDir holds the definitions; DataDir the bus storage and the tracking index.
+	ConfigDir, DataDir string
+	// Env and SecretsDir are passed to the definition loader.
+	Env, SecretsDir string
+	// Registry lists the resource kinds the loader knows.
+	Registry *config.Registry
+	// HTTPAddr and AdminAddr are the listen addresses (":8080", "127.0.0.1:8081").
+	HTTPAddr, AdminAddr string
+	// NATSURL selects an external bus; NATSListen gives the embedded one a client port.
+	NATSURL, NATSListen string
+	// Sync is the embedded bus's fsync policy (zero: always).
+	Sync bus.Sync
+	// Replicas is the stream replica count on an external cluster.
+	Replicas int
+	// DedupWindow and Retention tune the MESSAGES stream.
+	DedupWindow, Retention time.Duration
+	// MaxMessageBytes, MaxBatchBytes and MaxBatchItems bound ingestion.
+	MaxMessageBytes, MaxBatchBytes int64
+	MaxBatchItems                  int
+	// Node names this node; the host name by default.
+	Node string
+	// ShutdownTimeout bounds how long in-flight requests may take to finish on shutdown.
+	ShutdownTimeout time.Duration
+	// Logger receives the node's logs.
+	Logger *slog.Logger
+}
+
+// Platform is a running node.
+type Platform struct {
+	opts    Options
+	log     *slog.Logger
+	cfg     *config.Config
+	bus     *bus.Bus
+	store   *store.SQLite
+	indexer *tracking.Indexer
+	reg     *prometheus.Registry
+
+	httpLn, adminLn net.Listener
+	httpSrv         *http.Server
+	adminSrv        *http.Server
+	ready           atomic.Bool
+	serveErr        chan error
+}
+
+// New loads the definitions and starts everything except the listeners' serving loops, which
+// Start begins. On error, whatever was started is stopped again.
+func New(ctx context.Context, opts Options) (_ *Platform, err error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Node == "" {
+		opts.Node, _ = os.Hostname()
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 30 * time.Second
+	}
+	if opts.HTTPAddr == "" {
+		opts.HTTPAddr = ":8080"
+	}
+	if opts.AdminAddr == "" {
+		opts.AdminAddr = "127.0.0.1:8081"
+	}
+	if opts.MaxMessageBytes <= 0 {
+		opts.MaxMessageBytes = 1 << 20
+	}
+	p := &Platform{opts: opts, log: opts.Logger, reg: prometheus.NewRegistry(), serveErr: make(chan error, 2)}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	p.cfg, err = config.Load(opts.ConfigDir, config.Options{Registry: opts.Registry, Env: opts.Env, SecretsDir: opts.SecretsDir})
+	if err != nil {
+		return nil, fmt.Errorf("definitions in %s:\n%w", opts.ConfigDir, err)
+	}
+	cat := newCatalog(p.cfg)
+	if opts.DataDir == "" {
+		return nil, errors.New("a data directory is required (--data)")
+	}
+	p.bus, err = bus.Open(ctx, bus.Options{
+		DataDir: opts.DataDir, URL: opts.NATSURL, Listen: opts.NATSListen, Sync: opts.Sync,
+		Replicas: opts.Replicas, DedupWindow: opts.DedupWindow, MaxAge: opts.Retention,
+		MaxMessageBytes: int(opts.MaxMessageBytes), NodeName: opts.Node,
+	}, p.log)
+	if err != nil {
+		return nil, err
+	}
+	p.reg.MustRegister(bus.NewCollector(p.bus))
+	p.store, err = store.OpenSQLite(filepath.Join(opts.DataDir, "tracking.db"))
+	if err != nil {
+		return nil, err
+	}
+	p.indexer = tracking.NewIndexer(p.bus.JetStream(), p.store, p.log, tracking.NewMetrics(p.reg))
+	if err := p.indexer.Start(ctx); err != nil {
+		return nil, err
+	}
+
+	ing := ingest.New(cat, p.bus, ingest.Options{
+		MaxMessageBytes: opts.MaxMessageBytes, MaxBatchBytes: opts.MaxBatchBytes, MaxBatchItems: opts.MaxBatchItems, Node: opts.Node,
+	}, p.log, ingest.NewMetrics(p.reg))
+	admin, err := newAdmin(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	p.httpSrv = newServer(p.httpRoutes(ing), p.log)
+	p.adminSrv = newServer(admin.routes(), p.log)
+	if p.httpLn, err = net.Listen("tcp", opts.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("http listener: %w", err)
+	}
+	if p.adminLn, err = net.Listen("tcp", opts.AdminAddr); err != nil {
+		return nil, fmt.Errorf("admin listener: %w", err)
+	}
+	return p, nil
+}
+
+func newServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// HTTPAddr is the address the http listener is bound to.
+func (p *Platform) HTTPAddr() string { return p.httpLn.Addr().String() }
+
+// AdminAddr is the address the admin listener is bound to.
+func (p *Platform) AdminAddr() string { return p.adminLn.Addr().String() }
+
+// Bus returns the node's bus.
+func (p *Platform) Bus() *bus.Bus { return p.bus }
+
+// Config returns the loaded definitions.
+func (p *Platform) Config() *config.Config { return p.cfg }
+
+// Start serves both listeners in the background and marks the node ready.
+func (p *Platform) Start() {
+	for _, s := range []struct {
+		srv *http.Server
+		ln  net.Listener
+	}{{p.httpSrv, p.httpLn}, {p.adminSrv, p.adminLn}} {
+		go func() {
+			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				p.serveErr <- err
+			}
+		}()
+	}
+	p.ready.Store(true)
+	p.log.Info("causeway ready", "http", p.HTTPAddr(), "admin", p.AdminAddr(), "node", p.opts.Node,
+		"resources", len(p.cfg.All()), "sync", p.opts.Sync.String())
+}
+
+// Wait blocks until ctx ends or a listener fails.
+func (p *Platform) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-p.serveErr:
+		return err
+	}
+}
+
+// Shutdown stops taking requests, lets in-flight ones finish (within ShutdownTimeout), and
+// then stops the indexer, the bus and the store in that order.
+func (p *Platform) Shutdown() error {
+	p.ready.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), p.opts.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	for _, s := range []*http.Server{p.httpSrv, p.adminSrv} {
+		if s != nil {
+			if err := s.Shutdown(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	p.close()
+	p.log.Info("causeway stopped")
+	return errors.Join(errs...)
+}
+
+// close releases everything New opened, in reverse order; it is safe on a partial start.
+func (p *Platform) close() {
+	for _, ln := range []net.Listener{p.httpLn, p.adminLn} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+	if p.indexer != nil {
+		p.indexer.Stop()
+	}
+	if p.bus != nil {
+		p.bus.Close()
+	}
+	if p.store != nil {
+		_ = p.store.Close()
+	}
+	if p.cfg != nil {
+		p.cfg.Cleanup()
+	}
+}
+
+// Run starts a node and serves until ctx ends, then shuts it down.
+func Run(ctx context.Context, opts Options) error {
+	p, err := New(ctx, opts)
+	if err != nil {
+		return err
+	}
+	p.Start()
+	werr := p.Wait(ctx)
+	return errors.Join(werr, p.Shutdown())
+}

@@ -1,0 +1,40 @@
+package platform
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/causeway/causeway/problem"
+)
+
+// httpRoutes is the public listener: ingestion and health. Gateway APIs and webhooks are
+// added here as they are configured.
+func (p *Platform) httpRoutes(ingest http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/messages", ingest)
+	p.health(mux)
+	mux.HandleFunc("/", problem.NotFound)
+	return mux
+}
+
+// health adds /healthz (the process is alive) and /readyz (the node can take work: bus
+// connected with JetStream answering, definitions loaded, listeners serving).
+func (p *Platform) health(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !p.ready.Load() {
+			problem.Write(w, r, http.StatusServiceUnavailable, "not-ready", "the node is starting or stopping")
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := p.bus.Ready(ctx); err != nil {
+			problem.Write(w, r, http.StatusServiceUnavailable, "not-ready", err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+}
