@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver
@@ -100,6 +101,10 @@ func OpenSQLite(path string) (*SQLite, error) {
 // Close closes the database.
 func (s *SQLite) Close() error { return s.db.Close() }
 
+// rowsPerInsert is how many rows one INSERT statement carries. A statement per row costs a
+// round through database/sql and the SQLite VM each; a hundred rows share one.
+const rowsPerInsert = 100
+
 // Index records a batch of accepted messages and timeline events in one transaction.
 // Entries already present are left as they are, so replaying a stream is harmless.
 func (s *SQLite) Index(ctx context.Context, msgs []Message, events []Event) error {
@@ -108,34 +113,48 @@ func (s *SQLite) Index(ctx context.Context, msgs []Message, events []Event) erro
 		return fmt.Errorf("store: begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	if len(msgs) > 0 {
-		st, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO messages(id,type,source,subject,correlation_id,stream,seq,accepted_at,node) VALUES(?,?,?,?,?,?,?,?,?)`)
-		if err != nil {
-			return fmt.Errorf("store: prepare: %w", err)
+	args := make([]any, 0, rowsPerInsert*9)
+	for chunk := range slices.Chunk(msgs, rowsPerInsert) {
+		args = args[:0]
+		for _, m := range chunk {
+			args = append(args, m.ID, m.Type, m.Source, m.Subject, m.CorrelationID, m.Stream, int64(m.Sequence), m.AcceptedAt.UnixNano(), m.Node)
 		}
-		for _, m := range msgs {
-			if _, err := st.ExecContext(ctx, m.ID, m.Type, m.Source, m.Subject, m.CorrelationID, m.Stream, int64(m.Sequence), m.AcceptedAt.UnixNano(), m.Node); err != nil {
-				return fmt.Errorf("store: index message %s: %w", m.ID, err)
-			}
+		q := insertSQL("messages(id,type,source,subject,correlation_id,stream,seq,accepted_at,node)", 9, len(chunk))
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("store: index %d messages from %s: %w", len(chunk), chunk[0].ID, err)
 		}
-		st.Close()
 	}
-	if len(events) > 0 {
-		st, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO events(message_id,event,at,node,detail,stream,seq) VALUES(?,?,?,?,?,?,?)`)
-		if err != nil {
-			return fmt.Errorf("store: prepare: %w", err)
+	for chunk := range slices.Chunk(events, rowsPerInsert) {
+		args = args[:0]
+		for _, e := range chunk {
+			args = append(args, e.MessageID, e.Event, e.Time.UnixNano(), e.Node, e.Detail, e.Stream, int64(e.Sequence))
 		}
-		for _, e := range events {
-			if _, err := st.ExecContext(ctx, e.MessageID, e.Event, e.Time.UnixNano(), e.Node, e.Detail, e.Stream, int64(e.Sequence)); err != nil {
-				return fmt.Errorf("store: index event of %s: %w", e.MessageID, err)
-			}
+		q := insertSQL("events(message_id,event,at,node,detail,stream,seq)", 7, len(chunk))
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("store: index %d events of %s: %w", len(chunk), chunk[0].MessageID, err)
 		}
-		st.Close()
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	return nil
+}
+
+// insertSQL builds "INSERT OR IGNORE INTO table(cols) VALUES (?,…),(?,…)…" for rows rows of
+// cols columns.
+func insertSQL(table string, cols, rows int) string {
+	var b strings.Builder
+	b.WriteString("INSERT OR IGNORE INTO ")
+	b.WriteString(table)
+	b.WriteString(" VALUES ")
+	row := "(" + strings.Repeat("?,", cols-1) + "?)"
+	for i := range rows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(row)
+	}
+	return b.String()
 }
 
 // Message returns the index entry of a message and its timeline in time order.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -51,5 +52,33 @@ func TestIndexIsIdempotentAndTimelineOrdered(t *testing.T) {
 	defer s.Close()
 	if n, _ := s.Count(ctx); n != 1 {
 		t.Fatalf("after reopen: count %d", n)
+	}
+}
+
+// TestIndexManyRows crosses the rows-per-statement boundary, with duplicates inside and
+// across batches, as a redelivered stream would produce.
+func TestIndexManyRows(t *testing.T) {
+	s, err := OpenSQLite(filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	var msgs []Message
+	for i := range 2*rowsPerInsert + 7 {
+		msgs = append(msgs, Message{ID: fmt.Sprintf("m%04d", i), Type: "t", Source: "s", Stream: "MESSAGES", Sequence: uint64(i + 1), AcceptedAt: time.Unix(int64(i), 0)})
+	}
+	if err := s.Index(ctx, msgs[:150], nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Index(ctx, msgs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.Count(ctx); n != int64(len(msgs)) {
+		t.Fatalf("count %d, want %d", n, len(msgs))
+	}
+	m, _, err := s.Message(ctx, "m0206")
+	if err != nil || m.Sequence != 207 {
+		t.Fatalf("last row: %+v %v", m, err)
 	}
 }
