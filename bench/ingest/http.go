@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/causeway/causeway/bus"
+	"github.com/causeway/causeway/kinds"
+	"github.com/causeway/causeway/platform"
+)
+
+// definitions is the MessageType the HTTP scenarios send: a realistic schema, so that the
+// measured path includes schema validation.
+const definitions = `apiVersion: causeway/v1
+kind: MessageType
+metadata:
+  name: order.created
+  description: An order was placed
+spec:
+  schema:
+    type: object
+    required: [orderId, customer, items, total]
+    properties:
+      orderId: {type: string, minLength: 1}
+      customer:
+        type: object
+        required: [id, email]
+        properties:
+          id: {type: string}
+          email: {type: string}
+          name: {type: string}
+      items:
+        type: array
+        minItems: 1
+        items:
+          type: object
+          required: [sku, qty]
+          properties:
+            sku: {type: string}
+            qty: {type: integer, minimum: 1}
+            price: {type: number}
+      total: {type: number}
+      currency: {type: string, enum: [EUR, USD, GBP]}
+      channel: {type: string}
+`
+
+// httpIngest runs a Causeway node in this process and posts to it from clients concurrent
+// clients, each sending batch messages per request (batch 1: single structured events).
+func httpIngest(ctx context.Context, dir string, policy bus.Sync, d time.Duration, clients, batch int) (*result, error) {
+	cfgDir := filepath.Join(dir, "config")
+	if err := os.MkdirAll(cfgDir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(cfgDir, "types.yaml"), []byte(definitions), 0o644); err != nil {
+		return nil, err
+	}
+	p, err := platform.New(ctx, platform.Options{
+		ConfigDir: cfgDir, DataDir: filepath.Join(dir, "data"), Registry: kinds.Default(),
+		HTTPAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Sync: policy, Node: "bench",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.Start()
+	defer p.Shutdown()
+
+	return drive("http://"+p.HTTPAddr()+"/v1/messages", d, clients, batch)
+}
+
+// httpNoop is the HTTP reference: a server on the same kind of listener that reads each
+// request body and answers 202 with an id, doing nothing else. What the same clients reach
+// against it is the most any HTTP ingestion could reach on this machine.
+func httpNoop(d time.Duration, clients, batch int) (*result, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write([]byte(`{"ids":["01JD3S5Q5Z8W3JQ0X9T3V8M6QK"]}`))
+	})}
+	go srv.Serve(ln) //nolint:errcheck // ends with Close below
+	defer srv.Close()
+	return drive("http://"+ln.Addr().String()+"/v1/messages", d, clients, batch)
+}
+
+// drive posts to url from clients concurrent clients for d, each request carrying batch
+// events (1: a single structured event), and records each request's latency.
+func drive(url string, d time.Duration, clients, batch int) (*result, error) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
+	contentType := "application/cloudevents+json"
+	if batch > 1 {
+		contentType = "application/cloudevents-batch+json"
+	}
+	results := make([]*result, clients)
+	errs := make(chan error, clients)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := &result{}
+			results[c] = r
+			var body bytes.Buffer
+			for n := 0; time.Since(start) < d; n++ {
+				body.Reset()
+				if batch > 1 {
+					body.WriteByte('[')
+				}
+				for i := range batch {
+					if i > 0 {
+						body.WriteByte(',')
+					}
+					fmt.Fprintf(&body, `{"specversion":"1.0","id":"c%d-%d-%d","source":"bench","type":"order.created","data":%s}`, c, n, i, payload)
+				}
+				if batch > 1 {
+					body.WriteByte(']')
+				}
+				t0 := time.Now()
+				resp, err := client.Post(url, contentType, bytes.NewReader(body.Bytes()))
+				if err != nil {
+					errs <- err
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted {
+					errs <- fmt.Errorf("HTTP %d", resp.StatusCode)
+					return
+				}
+				r.latencies = append(r.latencies, time.Since(t0))
+				r.messages += batch
+			}
+		}()
+	}
+	wg.Wait()
+	total := &result{elapsed: time.Since(start)}
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, err
+	}
+	for _, r := range results {
+		total.merge(r)
+	}
+	return total, nil
+}

@@ -1,0 +1,157 @@
+// Command ingest measures Causeway's message ingestion against raw JetStream publishing in
+// the same run on the same machine, and prints a Markdown table of messages per second and
+// latency percentiles, each beside its reference as a ratio.
+//
+//	go run ./bench/ingest -duration 5s
+//
+// Scenarios: raw JetStream publish with fsync always, one synchronous publisher and one
+// pipelined (asynchronous) publisher; raw asynchronous publish without fsync (the ceiling);
+// and Causeway's POST /v1/messages with single messages from 64 concurrent clients and with
+// batches of 100, each with --sync always and with --sync interval:1s.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	"github.com/causeway/causeway/bus"
+)
+
+func main() {
+	var c benchConfig
+	flag.DurationVar(&c.duration, "duration", 5*time.Second, "how long each scenario runs")
+	flag.IntVar(&c.clients, "clients", 64, "concurrent HTTP clients for single-message ingestion")
+	flag.IntVar(&c.batchClients, "batch-clients", 8, "concurrent HTTP clients for batch ingestion")
+	flag.IntVar(&c.batchSize, "batch", 100, "messages per batch")
+	flag.IntVar(&c.window, "window", 256, "in-flight publishes of the pipelined raw reference")
+	flag.StringVar(&c.only, "only", "", "comma-separated scenario names to run (default all)")
+	flag.StringVar(&c.dir, "dir", "", "scratch directory (default: a new temporary one)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if err := run(c, os.Stdout); err != nil {
+		pprof.StopCPUProfile()
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type benchConfig struct {
+	duration              time.Duration
+	clients, batchClients int
+	batchSize, window     int
+	only, dir             string
+}
+
+func (c benchConfig) wants(name string) bool {
+	if c.only == "" {
+		return true
+	}
+	for _, n := range strings.Split(c.only, ",") {
+		if strings.TrimSpace(n) == name {
+			return true
+		}
+	}
+	return false
+}
+
+// scenario is one measured run.
+type scenario struct {
+	name, what string
+	ref        string // name of the reference scenario, "" for references
+	httpRef    string // name of the HTTP reference scenario, if any
+	run        func(ctx context.Context, dir string) (*result, error)
+}
+
+func run(c benchConfig, out io.Writer) error {
+	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	root := c.dir
+	if root == "" {
+		var err error
+		if root, err = os.MkdirTemp("", "causeway-bench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(root)
+	}
+	always, interval := bus.Sync{Always: true}, bus.Sync{Interval: time.Second}
+	ceiling := bus.Sync{Interval: 2 * time.Minute}
+	scenarios := []scenario{
+		{name: "raw-sync", what: "raw JetStream publish, fsync always, 1 synchronous publisher", run: func(ctx context.Context, dir string) (*result, error) {
+			return rawSync(ctx, dir, always, c.duration)
+		}},
+		{name: "raw-async", what: fmt.Sprintf("raw JetStream publish, fsync always, pipelined (%d in flight)", c.window), run: func(ctx context.Context, dir string) (*result, error) {
+			return rawAsync(ctx, dir, always, c.duration, c.window)
+		}},
+		{name: "raw-nofsync", what: fmt.Sprintf("raw JetStream publish, no fsync, pipelined (%d in flight): the ceiling", c.window), run: func(ctx context.Context, dir string) (*result, error) {
+			return rawAsync(ctx, dir, ceiling, c.duration, c.window)
+		}},
+		{name: "http-noop-single", what: fmt.Sprintf("HTTP reference: a handler that only reads the body and answers 202, single messages, %d clients", c.clients), run: func(ctx context.Context, dir string) (*result, error) {
+			return httpNoop(c.duration, c.clients, 1)
+		}},
+		{name: "http-noop-batch", what: fmt.Sprintf("HTTP reference: the same, batches of %d, %d clients", c.batchSize, c.batchClients), run: func(ctx context.Context, dir string) (*result, error) {
+			return httpNoop(c.duration, c.batchClients, c.batchSize)
+		}},
+		{name: "http-single-always", httpRef: "http-noop-single", ref: "raw-async", what: fmt.Sprintf("Causeway HTTP, single messages, %d clients, --sync always", c.clients), run: func(ctx context.Context, dir string) (*result, error) {
+			return httpIngest(ctx, dir, always, c.duration, c.clients, 1)
+		}},
+		{name: "http-batch-always", httpRef: "http-noop-batch", ref: "raw-async", what: fmt.Sprintf("Causeway HTTP, batches of %d, %d clients, --sync always", c.batchSize, c.batchClients), run: func(ctx context.Context, dir string) (*result, error) {
+			return httpIngest(ctx, dir, always, c.duration, c.batchClients, c.batchSize)
+		}},
+		{name: "http-single-interval", httpRef: "http-noop-single", ref: "raw-nofsync", what: fmt.Sprintf("Causeway HTTP, single messages, %d clients, --sync interval:1s", c.clients), run: func(ctx context.Context, dir string) (*result, error) {
+			return httpIngest(ctx, dir, interval, c.duration, c.clients, 1)
+		}},
+		{name: "http-batch-interval", httpRef: "http-noop-batch", ref: "raw-nofsync", what: fmt.Sprintf("Causeway HTTP, batches of %d, %d clients, --sync interval:1s", c.batchSize, c.batchClients), run: func(ctx context.Context, dir string) (*result, error) {
+			return httpIngest(ctx, dir, interval, c.duration, c.batchClients, c.batchSize)
+		}},
+	}
+	results := map[string]*result{}
+	fmt.Fprintf(out, "Ingestion benchmark, %s, %d CPUs, %s per scenario, %s\n\n", runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU(), c.duration, time.Now().UTC().Format(time.RFC3339))
+	fmt.Fprintln(out, "| scenario | msg/s | p50 | p99 | vs bus reference | vs HTTP reference |")
+	fmt.Fprintln(out, "|---|---:|---:|---:|---|---|")
+	for i, s := range scenarios {
+		if !c.wants(s.name) {
+			continue
+		}
+		dir := fmt.Sprintf("%s/%d-%s", root, i, s.name)
+		ctx, cancel := context.WithTimeout(context.Background(), c.duration+2*time.Minute)
+		r, err := s.run(ctx, dir)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		_ = os.RemoveAll(dir)
+		results[s.name] = r
+		vs := "reference"
+		if s.ref != "" {
+			if ref := results[s.ref]; ref != nil && ref.rate() > 0 {
+				vs = fmt.Sprintf("%.0f%% of %s", 100*r.rate()/ref.rate(), s.ref)
+			} else {
+				vs = "(reference " + s.ref + " not run)"
+			}
+		}
+		vsHTTP := ""
+		if ref := results[s.httpRef]; ref != nil && ref.rate() > 0 {
+			vsHTTP = fmt.Sprintf("%.0f%% of %s", 100*r.rate()/ref.rate(), s.httpRef)
+		}
+		fmt.Fprintf(out, "| %s: %s | %.0f | %s | %s | %s | %s |\n", s.name, s.what, r.rate(), fmtDur(r.percentile(50)), fmtDur(r.percentile(99)), vs, vsHTTP)
+	}
+	return nil
+}

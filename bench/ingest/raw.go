@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/causeway/causeway/bus"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// payload is a realistic order event's data, the same in every scenario.
+const payload = `{"orderId":"A-100234","customer":{"id":"C-88412","email":"jane.doe@example.com","name":"Jane Doe"},"items":[{"sku":"SKU-4411","qty":2,"price":19.9},{"sku":"SKU-1002","qty":1,"price":129}],"total":168.8,"currency":"EUR","channel":"web"}`
+
+// openRaw starts an embedded bus with Causeway's streams; the raw scenarios publish to a
+// stream of their own with the same settings as MESSAGES, so that only the platform's own
+// work is missing from them.
+func openRaw(ctx context.Context, dir string, policy bus.Sync) (*bus.Bus, jetstream.JetStream, error) {
+	b, err := bus.Open(ctx, bus.Options{DataDir: dir, Sync: policy, NodeName: "bench"}, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	js := b.JetStream()
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "RAW", Subjects: []string{"raw.>"}, Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute}); err != nil {
+		b.Close()
+		return nil, nil, err
+	}
+	return b, js, nil
+}
+
+// rawSync publishes one message at a time, waiting for each acknowledgement.
+func rawSync(ctx context.Context, dir string, policy bus.Sync, d time.Duration) (*result, error) {
+	b, js, err := openRaw(ctx, dir, policy)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	r := &result{}
+	data := []byte(payload)
+	start := time.Now()
+	for i := 0; time.Since(start) < d; i++ {
+		t0 := time.Now()
+		if _, err := js.Publish(ctx, "raw.order.created", data, jetstream.WithMsgID(fmt.Sprint("m", i))); err != nil {
+			return nil, err
+		}
+		r.latencies = append(r.latencies, time.Since(t0))
+		r.messages++
+	}
+	r.elapsed = time.Since(start)
+	return r, nil
+}
+
+// rawAsync keeps window publishes in flight and records each one's time to acknowledgement.
+func rawAsync(ctx context.Context, dir string, policy bus.Sync, d time.Duration, window int) (*result, error) {
+	b, js, err := openRaw(ctx, dir, policy)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	type inflight struct {
+		f  jetstream.PubAckFuture
+		t0 time.Time
+	}
+	pending := make(chan inflight, window)
+	done := make(chan *result)
+	go func() {
+		r := &result{}
+		for p := range pending {
+			select {
+			case <-p.f.Ok():
+				r.latencies = append(r.latencies, time.Since(p.t0))
+				r.messages++
+			case <-p.f.Err():
+			}
+		}
+		done <- r
+	}()
+	data := []byte(payload)
+	start := time.Now()
+	for i := 0; time.Since(start) < d; i++ {
+		f, err := js.PublishAsync("raw.order.created", data, jetstream.WithMsgID(fmt.Sprint("m", i)))
+		if err != nil {
+			close(pending)
+			<-done
+			return nil, err
+		}
+		pending <- inflight{f: f, t0: time.Now()}
+	}
+	close(pending)
+	r := <-done
+	r.elapsed = time.Since(start)
+	return r, nil
+}
