@@ -187,9 +187,17 @@ func (ix *Indexer) index(ctx context.Context, stream string, batch []jetstream.M
 	// A store failure is retried with backoff rather than skipped: the entries stay
 	// unacknowledged, and the index must not get holes.
 	for attempt := 0; ; attempt++ {
-		err := ix.store.Index(ctx, msgs, events)
+		// The write itself is not cancelled by Stop: a batch that has been read is
+		// finished, so a clean shutdown leaves nothing for the next start to redo.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		err := ix.store.Index(wctx, msgs, events)
+		cancel()
 		if err == nil {
 			break
+		}
+		if ctx.Err() != nil {
+			// Stopping: the entries stay unacknowledged and are indexed after the restart.
+			return
 		}
 		ix.metrics.indexErrors.Inc()
 		ix.log.Error("tracking index write failed; retrying", "stream", stream, "entries", len(batch), "err", err)
