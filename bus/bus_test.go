@@ -3,6 +3,8 @@ package bus
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,5 +122,16 @@ func TestSyncPolicyReachesTheServer(t *testing.T) {
 	lax := runBus(t, t.TempDir(), Sync{Interval: 3 * time.Second})
 	if cfg := lax.srv.JetStreamConfig(); cfg == nil || cfg.SyncAlways || cfg.SyncInterval != 3*time.Second {
 		t.Fatalf("interval:3s: server has %+v", cfg)
+	}
+}
+
+// TestServerLoggerNeverExits checks that the embedded server's fatal log level is logged and
+// returns: a library must never end the platform's process.
+func TestServerLoggerNeverExits(t *testing.T) {
+	var buf strings.Builder
+	l := &natsLogger{log: slog.New(slog.NewTextHandler(&buf, nil))}
+	l.Fatalf("store %s failed", "x")
+	if !strings.Contains(buf.String(), "level=ERROR") || !strings.Contains(buf.String(), "store x failed") {
+		t.Fatalf("fatal message not logged as an error: %q", buf.String())
 	}
 }

@@ -306,3 +306,21 @@ func TestBadDefinitionsStopTheStart(t *testing.T) {
 		t.Fatalf("a failed start left files in the data directory: %v", entries)
 	}
 }
+
+// TestBusDownAnswers503WithIDs cuts the node's bus connection: ingestion must say 503 with
+// the ids (so the client can resend without duplicates), and readiness must drop.
+func TestBusDownAnswers503WithIDs(t *testing.T) {
+	p := runPlatform(t)
+	p.Bus().Conn().Close()
+	a := do(t, "POST", "http://"+p.HTTPAddr()+"/v1/messages", "application/cloudevents+json",
+		`{"id":"down-1","source":"webshop","type":"order.created","data":{"orderId":"A-1","items":[{"sku":"S","qty":1}]}}`)
+	if a.status != 503 || a.body["type"] != "urn:causeway:problem:bus-unavailable" || a.header.Get("Retry-After") == "" {
+		t.Fatalf("bus down: %d %s", a.status, a.raw)
+	}
+	if ids, _ := a.body["ids"].([]any); len(ids) != 1 || ids[0] != "down-1" {
+		t.Fatalf("503 must list the ids: %s", a.raw)
+	}
+	if r := do(t, "GET", "http://"+p.HTTPAddr()+"/readyz", "", ""); r.status != 503 {
+		t.Fatalf("readyz with the bus down: %d", r.status)
+	}
+}
