@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -9,8 +10,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/causeway/causeway/bus"
@@ -53,47 +58,110 @@ spec:
       channel: {type: string}
 `
 
-// httpIngest runs a Causeway node in this process and posts to it from clients concurrent
-// clients, each sending batch messages per request (batch 1: single structured events).
+// httpIngest starts a Causeway node in a process of its own and posts to it from clients
+// concurrent clients in this process, each sending batch messages per request (batch 1:
+// single structured events). The node runs apart from the load, as it does for real
+// producers, so that the Go scheduler of one process does not mix the two.
 func httpIngest(ctx context.Context, dir string, policy bus.Sync, d time.Duration, clients, batch int) (*result, error) {
-	cfgDir := filepath.Join(dir, "config")
-	if err := os.MkdirAll(cfgDir, 0o755); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(cfgDir, "types.yaml"), []byte(definitions), 0o644); err != nil {
-		return nil, err
-	}
-	p, err := platform.New(ctx, platform.Options{
-		ConfigDir: cfgDir, DataDir: filepath.Join(dir, "data"), Registry: kinds.Default(),
-		HTTPAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Sync: policy, Node: "bench",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	url, stop, err := startChild(ctx, "node", dir, policy)
 	if err != nil {
 		return nil, err
 	}
-	p.Start()
-	defer p.Shutdown()
-
-	return drive("http://"+p.HTTPAddr()+"/v1/messages", d, clients, batch)
+	defer stop()
+	return drive(url, d, clients, batch)
 }
 
-// httpNoop is the HTTP reference: a server on the same kind of listener that reads each
-// request body and answers 202 with an id, doing nothing else. What the same clients reach
-// against it is the most any HTTP ingestion could reach on this machine.
-func httpNoop(d time.Duration, clients, batch int) (*result, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// httpNoop is the HTTP reference: a server process that reads each request body and answers
+// 202 with an id, doing nothing else. What the same clients reach against it is the most
+// any HTTP ingestion could reach on this machine.
+func httpNoop(ctx context.Context, dir string, d time.Duration, clients, batch int) (*result, error) {
+	url, stop, err := startChild(ctx, "noop", dir, bus.Sync{})
 	if err != nil {
 		return nil, err
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusAccepted)
-		_, _ = w.Write([]byte(`{"ids":["01JD3S5Q5Z8W3JQ0X9T3V8M6QK"]}`))
-	})}
-	go srv.Serve(ln) //nolint:errcheck // ends with Close below
-	defer srv.Close()
-	return drive("http://"+ln.Addr().String()+"/v1/messages", d, clients, batch)
+	defer stop()
+	return drive(url, d, clients, batch)
+}
+
+// startChild runs this program again in the given role and returns the ingestion URL it
+// reports, and a function that stops it with SIGTERM.
+func startChild(ctx context.Context, role, dir string, policy bus.Sync) (string, func(), error) {
+	args := []string{"-role", role, "-dir", dir}
+	if role == "node" {
+		args = append(args, "-sync", policy.String())
+	}
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		stop()
+		return "", nil, fmt.Errorf("%s process: %w", role, err)
+	}
+	url, ok := strings.CutPrefix(strings.TrimSpace(line), "READY ")
+	if !ok {
+		stop()
+		return "", nil, fmt.Errorf("%s process said %q", role, line)
+	}
+	return url, stop, nil
+}
+
+// serveChild is the child side of startChild: it serves until SIGTERM.
+func serveChild(role, dir, syncPolicy string) error {
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer cancel()
+	switch role {
+	case "noop":
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusAccepted)
+			_, _ = w.Write([]byte(`{"ids":["01JD3S5Q5Z8W3JQ0X9T3V8M6QK"]}`))
+		})}
+		go srv.Serve(ln) //nolint:errcheck // ends with Close below
+		fmt.Printf("READY http://%s/v1/messages\n", ln.Addr())
+		<-ctx.Done()
+		return srv.Close()
+	case "node":
+		policy, err := bus.ParseSync(syncPolicy)
+		if err != nil {
+			return err
+		}
+		cfgDir := filepath.Join(dir, "config")
+		if err := os.MkdirAll(cfgDir, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(cfgDir, "types.yaml"), []byte(definitions), 0o644); err != nil {
+			return err
+		}
+		p, err := platform.New(ctx, platform.Options{
+			ConfigDir: cfgDir, DataDir: filepath.Join(dir, "data"), Registry: kinds.Default(),
+			HTTPAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Sync: policy, Node: "bench",
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		})
+		if err != nil {
+			return err
+		}
+		p.Start()
+		fmt.Printf("READY http://%s/v1/messages\n", p.HTTPAddr())
+		<-ctx.Done()
+		return p.Shutdown()
+	}
+	return fmt.Errorf("unknown role %q", role)
 }
 
 // drive posts to url from clients concurrent clients for d, each request carrying batch

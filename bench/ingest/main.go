@@ -6,8 +6,10 @@
 //
 // Scenarios: raw JetStream publish with fsync always, one synchronous publisher and one
 // pipelined (asynchronous) publisher; raw asynchronous publish without fsync (the ceiling);
-// and Causeway's POST /v1/messages with single messages from 64 concurrent clients and with
-// batches of 100, each with --sync always and with --sync interval:1s.
+// a no-op HTTP server driven by the same clients (the HTTP reference); and Causeway's POST
+// /v1/messages with single messages from 64 concurrent clients and with batches of 100, each
+// with --sync always and with --sync interval:1s. Servers run in processes of their own,
+// started from this program, and the clients in this one.
 package main
 
 import (
@@ -35,7 +37,16 @@ func main() {
 	flag.StringVar(&c.only, "only", "", "comma-separated scenario names to run (default all)")
 	flag.StringVar(&c.dir, "dir", "", "scratch directory (default: a new temporary one)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	role := flag.String("role", "", "internal: run as the node or no-op server process of a scenario")
+	syncPolicy := flag.String("sync", "always", "internal: the node process's sync policy")
 	flag.Parse()
+	if *role != "" {
+		if err := serveChild(*role, c.dir, *syncPolicy); err != nil {
+			fmt.Fprintln(os.Stderr, "bench "+*role+":", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err == nil {
@@ -104,10 +115,10 @@ func run(c benchConfig, out io.Writer) error {
 			return rawAsync(ctx, dir, ceiling, c.duration, c.window)
 		}},
 		{name: "http-noop-single", what: fmt.Sprintf("HTTP reference: a handler that only reads the body and answers 202, single messages, %d clients", c.clients), run: func(ctx context.Context, dir string) (*result, error) {
-			return httpNoop(c.duration, c.clients, 1)
+			return httpNoop(ctx, dir, c.duration, c.clients, 1)
 		}},
 		{name: "http-noop-batch", what: fmt.Sprintf("HTTP reference: the same, batches of %d, %d clients", c.batchSize, c.batchClients), run: func(ctx context.Context, dir string) (*result, error) {
-			return httpNoop(c.duration, c.batchClients, c.batchSize)
+			return httpNoop(ctx, dir, c.duration, c.batchClients, c.batchSize)
 		}},
 		{name: "http-single-always", httpRef: "http-noop-single", ref: "raw-async", what: fmt.Sprintf("Causeway HTTP, single messages, %d clients, --sync always", c.clients), run: func(ctx context.Context, dir string) (*result, error) {
 			return httpIngest(ctx, dir, always, c.duration, c.clients, 1)
