@@ -209,6 +209,7 @@ func (h *Handler) decode(w http.ResponseWriter, r *http.Request, md mode) ([]*me
 		h.decodeError(w, r, err)
 		return nil, false
 	}
+	inheritTrace(events, r.Header)
 	if problems := h.check(events, md == modeBatch); len(problems) > 0 {
 		reason := "invalid"
 		for _, p := range problems {
@@ -318,6 +319,9 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, status int, slu
 		reason = slug
 	}
 	h.metrics.rejected(reason)
+	// Refusals are the client's problem, not the node's: debug level keeps a misbehaving
+	// client from flooding the logs, while the metric above counts every one.
+	h.log.Debug("message refused", "status", status, "reason", reason, "detail", detail, "remote", r.RemoteAddr)
 }
 
 // summarize gives the problems in one detail line, short enough to read in a log.
@@ -327,4 +331,42 @@ func summarize(fe message.FieldErrors) string {
 		return fe.Error()
 	}
 	return fmt.Sprintf("%s; and %d more problems (see errors)", fe[:show].Error(), len(fe)-show)
+}
+
+// inheritTrace gives events without their own trace context the W3C trace context of the
+// HTTP request that carried them, so that a trace started by the producer continues through
+// the bus to whatever handles the message.
+func inheritTrace(events []*message.Event, h http.Header) {
+	tp := h.Get("Traceparent")
+	if !validTraceparent(tp) {
+		return
+	}
+	ts := h.Get("Tracestate")
+	for _, ev := range events {
+		if ev.TraceParent == "" {
+			ev.TraceParent, ev.TraceState = tp, ts
+		}
+	}
+}
+
+// validTraceparent checks the W3C traceparent form version-traceid-parentid-flags
+// ("00-<32 hex>-<16 hex>-<2 hex>"), refusing the all-zero ids the standard declares invalid.
+func validTraceparent(s string) bool {
+	if len(s) < 55 || s[2] != '-' || s[35] != '-' || s[52] != '-' {
+		return false
+	}
+	hex := func(p string) bool {
+		zero := true
+		for i := 0; i < len(p); i++ {
+			c := p[i]
+			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+				return false
+			}
+			if c != '0' {
+				zero = false
+			}
+		}
+		return !zero
+	}
+	return s[:2] != "ff" && hex(s[3:35]) && hex(s[36:52]) && (hex(s[53:55]) || s[53:55] == "00")
 }
