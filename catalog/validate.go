@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/causeway/causeway/internal/jsonscan"
 )
 
 // Type is one declared message type.
@@ -45,7 +48,7 @@ func (t *Type) Validate(data []byte) error {
 	var v any
 	if data != nil {
 		var err error
-		if v, err = jsonschema.UnmarshalJSON(bytes.NewReader(data)); err != nil {
+		if v, err = decodeData(data); err != nil {
 			return fmt.Errorf("%w: data of %q: %v", ErrInvalidJSON, t.Name, err)
 		}
 	}
@@ -58,6 +61,36 @@ func (t *Type) Validate(data []byte) error {
 		return fmt.Errorf("validating data of %q: %w", t.Name, err)
 	}
 	return newValidationError(t.Name, ve)
+}
+
+// errTrailing is the error jsonschema.UnmarshalJSON gives for data that holds more than one
+// JSON value.
+var errTrailing = errors.New("invalid character after top-level value")
+
+// decodeData decodes data for the schema: the value jsonschema.UnmarshalJSON returns, and on
+// failure the same error text. UnmarshalJSON reads the data as a stream with a json.Decoder
+// (numbers as json.Number), which costs reflection and an allocation for nearly every token;
+// jsonscan builds the same value directly from the bytes.
+func decodeData(data []byte) (any, error) {
+	s := jsonscan.NewScanner(data)
+	v, err := s.Decode()
+	if err != nil {
+		var se *jsonscan.SyntaxError
+		if errors.As(err, &se) && se.Truncated {
+			// A stream decoder meets the end of the data as io.EOF, and reports it so when
+			// the data is only whitespace and as io.ErrUnexpectedEOF when it ends inside
+			// the value.
+			if len(bytes.Trim(data, " \t\r\n")) == 0 {
+				return nil, io.EOF
+			}
+			return nil, io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	if s.End() != nil {
+		return nil, errTrailing
+	}
+	return v, nil
 }
 
 // Violation is one way the data fails its schema.

@@ -110,6 +110,8 @@ func DecodeHTTPBinary(h http.Header, body []byte) (*Event, error) {
 	trimmed := bytes.TrimSpace(body)
 	if !utf8.ValidString(ev.DataContentType) {
 		problems = append(problems, FieldError{Pointer: "/datacontenttype", Detail: "Content-Type is not valid UTF-8"})
+	} else if i := controlChar(ev.DataContentType); i >= 0 {
+		problems = append(problems, FieldError{Pointer: "/datacontenttype", Detail: fmt.Sprintf("Content-Type holds a control character at position %d, which CloudEvents does not allow", i)})
 	} else if len(trimmed) > 0 {
 		if ev.DataContentType != "" && !IsJSONContentType(ev.DataContentType) {
 			problems = append(problems, FieldError{Pointer: "/datacontenttype", Detail: fmt.Sprintf("Content-Type %q is not JSON: Causeway messages carry JSON data checked against their MessageType", ev.DataContentType)})

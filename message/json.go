@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/causeway/causeway/internal/jsonscan"
 )
 
 // DecodeStructured decodes one event in the CloudEvents structured JSON format. It checks
@@ -16,46 +19,81 @@ import (
 // after defaults are filled. The pointers in field errors are prefixed by prefix (a batch
 // passes "/3").
 func DecodeStructured(body []byte, prefix string) (*Event, error) {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(body, &raw); err != nil {
+	s := jsonscan.NewScanner(body)
+	k, err := s.Peek()
+	if err != nil {
 		return nil, syntaxError(err, body)
 	}
-	if raw == nil {
-		return nil, &SyntaxError{Offset: -1, Msg: "expected a JSON object, got null"}
+	if k != jsonscan.Object {
+		return nil, shapeError(&s, k, body, "a JSON object")
 	}
-	return fromAttributes(raw, prefix)
+	ev, problems, err := decodeEvent(&s)
+	if err == nil {
+		err = s.End()
+	}
+	if err != nil {
+		return nil, syntaxError(err, body)
+	}
+	if len(problems) > 0 {
+		return nil, prefixed(problems, prefix)
+	}
+	return ev, nil
 }
 
 // DecodeBatch decodes a batch in the CloudEvents JSON batch format: a JSON array of
 // structured events. Every item is decoded, so that all problems are reported at once.
 func DecodeBatch(body []byte) ([]*Event, error) {
-	var items []json.RawMessage
-	if err := json.Unmarshal(body, &items); err != nil {
+	s := jsonscan.NewScanner(body)
+	k, err := s.Peek()
+	if err != nil {
 		return nil, syntaxError(err, body)
 	}
-	if items == nil {
-		// encoding/json accepts null for a slice; a batch must still be an array.
-		return nil, &SyntaxError{Offset: -1, Msg: "expected a JSON array, got null"}
+	if k != jsonscan.Array {
+		return nil, shapeError(&s, k, body, "a JSON array")
 	}
-	events := make([]*Event, 0, len(items))
+	if err := s.EnterArray(); err != nil {
+		return nil, syntaxError(err, body)
+	}
+	// Not nil even for an empty batch, which is an empty slice rather than no answer.
+	events := []*Event{}
 	var problems FieldErrors
-	for i, item := range items {
-		prefix := "/" + strconv.Itoa(i)
-		var raw map[string]json.RawMessage
-		if err := json.Unmarshal(item, &raw); err != nil || raw == nil {
-			problems = append(problems, FieldError{Pointer: prefix, Detail: "expected a JSON object (a structured CloudEvent)"})
+	for i := 0; ; i++ {
+		more, err := s.NextElement()
+		if err != nil {
+			return nil, syntaxError(err, body)
+		}
+		if !more {
+			break
+		}
+		k, err := s.Peek()
+		if err != nil {
+			return nil, syntaxError(err, body)
+		}
+		if k != jsonscan.Object {
+			if _, err := s.Skip(); err != nil {
+				return nil, syntaxError(err, body)
+			}
+			problems = append(problems, FieldError{Pointer: itemPointer(i), Detail: "expected a JSON object (a structured CloudEvent)"})
 			continue
 		}
-		ev, err := fromAttributes(raw, prefix)
-		var fe FieldErrors
-		switch {
-		case errors.As(err, &fe):
-			problems = append(problems, fe...)
-		case err != nil:
-			return nil, err
-		default:
+		ev, fe, err := decodeEvent(&s)
+		if err != nil {
+			return nil, syntaxError(err, body)
+		}
+		if len(fe) > 0 {
+			problems = append(problems, prefixed(fe, itemPointer(i))...)
+			continue
+		}
+		if problems == nil {
+			// Once an item has a problem the batch is refused, so later events are not
+			// collected.
 			events = append(events, ev)
 		}
+	}
+	// Like encoding/json, which checked the whole body before decoding any of it, report a
+	// syntax error anywhere in the body rather than the problems of the items before it.
+	if err := s.End(); err != nil {
+		return nil, syntaxError(err, body)
 	}
 	if len(problems) > 0 {
 		return nil, problems
@@ -63,7 +101,27 @@ func DecodeBatch(body []byte) ([]*Event, error) {
 	return events, nil
 }
 
+func itemPointer(i int) string { return "/" + strconv.Itoa(i) }
+
+// prefixed puts prefix before the pointer of every problem. Problems are collected without
+// it, so that a valid event in a batch does not cost building its prefix.
+func prefixed(problems FieldErrors, prefix string) FieldErrors {
+	if prefix != "" {
+		for i := range problems {
+			problems[i].Pointer = prefix + problems[i].Pointer
+		}
+	}
+	return problems
+}
+
+// syntaxError turns an error from decoding JSON into a *SyntaxError. The structured and
+// batch decoders use jsonscan; the binary mode still checks its body with encoding/json.
+// Both report the same texts and offsets, so clients see the same errors either way.
 func syntaxError(err error, body []byte) error {
+	var js *jsonscan.SyntaxError
+	if errors.As(err, &js) {
+		return &SyntaxError{Offset: js.Offset, Msg: js.Msg}
+	}
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
 		return &SyntaxError{Offset: se.Offset, Msg: se.Error()}
@@ -88,21 +146,66 @@ func expectedShape(goType string) string {
 	return goType
 }
 
-// fromAttributes turns the members of a structured event into an Event, collecting every
-// attribute problem rather than stopping at the first.
-func fromAttributes(raw map[string]json.RawMessage, prefix string) (*Event, error) {
+// shapeError reports a body whose top-level value, of kind k, at the scanner, is not the
+// expected shape. The whole body is checked first, because a syntax error anywhere takes
+// precedence. The offset is where encoding/json reported such a mismatch: just inside an
+// object or array, or just after a scalar. A null body has no offset, as encoding/json
+// accepted it and it was refused only afterwards.
+func shapeError(s *jsonscan.Scanner, k jsonscan.Kind, body []byte, want string) error {
+	start := s.Offset()
+	raw, err := s.Skip()
+	if err == nil {
+		err = s.End()
+	}
+	if err != nil {
+		return syntaxError(err, body)
+	}
+	if k == jsonscan.Null {
+		return &SyntaxError{Offset: -1, Msg: "expected " + want + ", got null"}
+	}
+	offset := start + len(raw)
+	if k == jsonscan.Object || k == jsonscan.Array {
+		offset = start + 1
+	}
+	return &SyntaxError{Offset: int64(offset), Msg: "expected " + want + ", got " + k.String()}
+}
+
+// decodeEvent reads the structured event at the scanner, an object, visiting its members
+// once. It returns the event, or the attribute problems with pointers relative to the event
+// ("/time"), or an error when the JSON itself is malformed.
+//
+// A member that repeats a name replaces the earlier one, as in the map encoding/json built
+// (the last value wins): the earlier one's problem is dropped, an empty extension removes
+// the value set before, and data and data_base64 are judged by their last value.
+func decodeEvent(s *jsonscan.Scanner) (*Event, FieldErrors, error) {
+	if err := s.EnterObject(); err != nil {
+		return nil, nil, err
+	}
 	ev := &Event{}
 	var problems FieldErrors
 	bad := func(name, format string, args ...any) {
-		problems = append(problems, FieldError{Pointer: prefix + "/" + escapePointer(name), Detail: fmt.Sprintf(format, args...)})
+		problems = append(problems, FieldError{Pointer: "/" + escapePointer(name), Detail: fmt.Sprintf(format, args...)})
 	}
-	var dataBase64 json.RawMessage
-	for name, value := range raw {
+	var data, dataBase64 []byte
+	for {
+		key, more, err := s.NextMember()
+		if err != nil {
+			return nil, nil, err
+		}
+		if !more {
+			break
+		}
+		value, err := s.Skip()
+		if err != nil {
+			return nil, nil, err
+		}
+		name := memberName(key)
+		if len(problems) > 0 {
+			problems = dropProblem(problems, "/"+escapePointer(name))
+		}
 		switch name {
 		case "data":
-			if !isJSONNull(value) {
-				ev.Data = value
-			}
+			data = value
 			continue
 		case "data_base64":
 			dataBase64 = value
@@ -112,41 +215,108 @@ func fromAttributes(raw map[string]json.RawMessage, prefix string) (*Event, erro
 			bad(name, "invalid attribute name %q: CloudEvents attribute names are lower-case letters and digits only", name)
 			continue
 		}
-		s, ok := scalarString(value)
+		str, ok := scalarString(value)
 		if !ok {
 			bad(name, "attribute %q must be a string, a boolean or an integer", name)
 			continue
 		}
-		if err := ev.setAttr(name, s); err != nil {
+		if str == "" && ev.Extensions != nil {
+			// setAttr ignores an empty extension; here it must also undo an earlier
+			// member of the same name.
+			delete(ev.Extensions, name)
+		}
+		if err := ev.setAttr(name, str); err != nil {
 			bad(name, "%v", err)
 		}
+	}
+	if len(ev.Extensions) == 0 {
+		// Extensions is nil when there are none, even if a repeated member emptied it.
+		ev.Extensions = nil
+	}
+	if data != nil && !isJSONNull(data) {
+		// A copy, so that the event does not keep the whole body alive or change with it.
+		ev.Data = append(json.RawMessage(nil), data...)
 	}
 	if dataBase64 != nil && !isJSONNull(dataBase64) {
 		if ev.Data != nil {
 			bad("data_base64", "an event carries data or data_base64, not both")
-		} else if data, err := decodeBase64JSON(dataBase64); err != nil {
+		} else if decoded, err := decodeBase64JSON(dataBase64); err != nil {
 			bad("data_base64", "%v", err)
-		} else if !isJSONNull(data) {
-			ev.Data = data
+		} else if !isJSONNull(decoded) {
+			ev.Data = decoded
 		}
 	}
 	if len(problems) > 0 {
 		sortProblems(problems)
-		return nil, problems
+		return nil, problems, nil
 	}
-	return ev, nil
+	return ev, nil, nil
 }
 
-func decodeBase64JSON(value json.RawMessage) (json.RawMessage, error) {
-	var s string
-	if err := json.Unmarshal(value, &s); err != nil {
+// dropProblem removes the problem at pointer, which a later member of the same name
+// replaces.
+func dropProblem(problems FieldErrors, pointer string) FieldErrors {
+	return slices.DeleteFunc(problems, func(p FieldError) bool { return p.Pointer == pointer })
+}
+
+// memberName returns a member's name. The names of the attributes Causeway knows come from
+// constants, so that only extension names cost an allocation.
+func memberName(key jsonscan.Key) string {
+	if !key.Plain {
+		return key.String()
+	}
+	switch string(key.Raw) {
+	case "id":
+		return "id"
+	case "source":
+		return "source"
+	case "specversion":
+		return "specversion"
+	case "type":
+		return "type"
+	case "subject":
+		return "subject"
+	case "time":
+		return "time"
+	case "datacontenttype":
+		return "datacontenttype"
+	case "dataschema":
+		return "dataschema"
+	case "data":
+		return "data"
+	case "data_base64":
+		return "data_base64"
+	case "kind":
+		return "kind"
+	case "retrycount":
+		return "retrycount"
+	case "correlationid":
+		return "correlationid"
+	case "causationid":
+		return "causationid"
+	case "target":
+		return "target"
+	case "operation":
+		return "operation"
+	case "traceparent":
+		return "traceparent"
+	case "tracestate":
+		return "tracestate"
+	}
+	return string(key.Raw)
+}
+
+// decodeBase64JSON decodes a data_base64 member, a JSON value other than null, into the
+// JSON data it carries.
+func decodeBase64JSON(value []byte) (json.RawMessage, error) {
+	if value[0] != '"' {
 		return nil, errors.New("data_base64 must be a base64 string")
 	}
-	b, err := base64.StdEncoding.DecodeString(s)
+	b, err := base64.StdEncoding.DecodeString(jsonscan.Unquote(value[1 : len(value)-1]))
 	if err != nil {
 		return nil, fmt.Errorf("data_base64 is not valid base64: %v", err)
 	}
-	if !json.Valid(b) {
+	if !jsonscan.Valid(b) {
 		return nil, errors.New("data_base64 must hold JSON: Causeway messages carry JSON data checked against their MessageType")
 	}
 	// Data is the JSON value itself, without the whitespace around it, as in the data member.
@@ -323,21 +493,21 @@ func writeJSONString(b *bytes.Buffer, s string) {
 	b.Write(enc)
 }
 
-// scalarString returns the string form of a JSON string, boolean or integer.
-func scalarString(v json.RawMessage) (string, bool) {
-	v = bytes.TrimSpace(v)
+// scalarString returns the string form of a JSON string, boolean or integer, given the
+// value's bytes as the scanner returned them (valid JSON without surrounding whitespace).
+func scalarString(v []byte) (string, bool) {
 	if len(v) == 0 {
 		return "", false
 	}
 	switch v[0] {
 	case '"':
-		var s string
-		if err := json.Unmarshal(v, &s); err != nil {
-			return "", false
-		}
-		return s, true
-	case 't', 'f':
-		return string(v), string(v) == "true" || string(v) == "false"
+		return jsonscan.Unquote(v[1 : len(v)-1]), true
+	case 't':
+		// A value the scanner accepted that starts with t is true; the constant saves
+		// allocating a copy of it.
+		return "true", true
+	case 'f':
+		return "false", true
 	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 		if _, err := strconv.ParseInt(string(v), 10, 64); err != nil {
 			return "", false
