@@ -214,11 +214,11 @@ func leaves(e *jsonschema.ValidationError, out []Violation) []Violation {
 	switch k := e.ErrorKind.(type) {
 	case *kind.Required:
 		for _, p := range k.Missing {
-			out = append(out, Violation{Pointer: ptr + "/" + escape(p), Message: "missing property"})
+			out = append(out, Violation{Pointer: ptr + "/" + escape(p), Message: fmt.Sprintf("required property %q is missing", p)})
 		}
 	case *kind.DependentRequired:
 		for _, p := range k.Missing {
-			out = append(out, Violation{Pointer: ptr + "/" + escape(p), Message: fmt.Sprintf("missing property, required when %q is present", k.Prop)})
+			out = append(out, Violation{Pointer: ptr + "/" + escape(p), Message: fmt.Sprintf("property %q is missing; it is required when %q is present", p, k.Prop)})
 		}
 	case *kind.AdditionalProperties:
 		for _, p := range k.Properties {

@@ -193,7 +193,7 @@ func TestValidate(t *testing.T) {
 		want       []catalog.Violation
 	}{
 		{"missing required", `{"orderId": "o-1", "customer": {"email": "a@b.c"}, "items": [{"sku": "a", "qty": 1}]}`,
-			[]catalog.Violation{{Pointer: "/total", Message: "missing property"}}},
+			[]catalog.Violation{{Pointer: "/total", Message: `required property "total" is missing`}}},
 		{"wrong types", `{"orderId": 1, "customer": {"email": "a@b.c"}, "items": [{"sku": "a", "qty": 1}], "total": "12"}`,
 			[]catalog.Violation{{Pointer: "/orderId", Message: "got number, want string"}, {Pointer: "/total", Message: "got string, want number"}}},
 		{"enum", `{"orderId": "o", "customer": {"email": "a@b.c"}, "items": [{"sku": "a", "qty": 1}], "total": 1, "status": "lost"}`,
@@ -201,7 +201,7 @@ func TestValidate(t *testing.T) {
 		{"nested array", `{"orderId": "o", "customer": {"email": "a@b.c"}, "items": [{"sku": "a", "qty": 1}, {"qty": 0}, {"sku": 7, "qty": 2}], "total": 1}`,
 			[]catalog.Violation{
 				{Pointer: "/items/1/qty", Message: "minimum: got 0, want 1"},
-				{Pointer: "/items/1/sku", Message: "missing property"},
+				{Pointer: "/items/1/sku", Message: `required property "sku" is missing`},
 				{Pointer: "/items/2/sku", Message: "got number, want string"},
 			}},
 		{"format and extra property", `{"orderId": "o", "customer": {"email": "not an email"}, "items": [{"sku": "a", "qty": 1}], "total": 1, "note": "x"}`,
@@ -231,7 +231,7 @@ func TestValidate(t *testing.T) {
 func TestValidationErrorMessage(t *testing.T) {
 	typ := orderType(t)
 	err := typ.Validate([]byte(`{"orderId": "o", "customer": {}, "items": [{"qty": 1}], "total": -1}`))
-	want := `data does not match schema of "order.created": /customer/email: missing property; /items/0/sku: missing property; /total: minimum: got -1, want 0`
+	want := `data does not match schema of "order.created": /customer/email: required property "email" is missing; /items/0/sku: required property "sku" is missing; /total: minimum: got -1, want 0`
 	if err == nil || err.Error() != want {
 		t.Errorf("got  %v\nwant %s", err, want)
 	}
