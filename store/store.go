@@ -65,7 +65,7 @@ CREATE TABLE IF NOT EXISTS messages (
 	seq INTEGER NOT NULL,
 	accepted_at INTEGER NOT NULL,
 	node TEXT NOT NULL DEFAULT ''
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_correlation ON messages(correlation_id);
 CREATE TABLE IF NOT EXISTS events (
 	message_id TEXT NOT NULL,

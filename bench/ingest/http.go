@@ -83,10 +83,16 @@ func httpNoop(ctx context.Context, dir string, d time.Duration, clients, batch i
 	return drive(url, d, clients, batch)
 }
 
+// nodeProfile, when set, makes each server process write a CPU profile next to it.
+var nodeProfile string
+
 // startChild runs this program again in the given role and returns the ingestion URL it
 // reports, and a function that stops it with SIGTERM.
 func startChild(ctx context.Context, role, dir string, policy bus.Sync) (string, func(), error) {
 	args := []string{"-role", role, "-dir", dir}
+	if nodeProfile != "" {
+		args = append(args, "-cpuprofile", nodeProfile+"."+filepath.Base(dir))
+	}
 	if role == "node" {
 		args = append(args, "-sync", policy.String())
 	}

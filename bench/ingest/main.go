@@ -36,18 +36,24 @@ func main() {
 	flag.IntVar(&c.window, "window", 256, "in-flight publishes of the pipelined raw reference")
 	flag.StringVar(&c.only, "only", "", "comma-separated scenario names to run (default all)")
 	flag.StringVar(&c.dir, "dir", "", "scratch directory (default: a new temporary one)")
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the load to this file, and of each server process to FILE.<scenario dir>")
 	role := flag.String("role", "", "internal: run as the node or no-op server process of a scenario")
 	syncPolicy := flag.String("sync", "always", "internal: the node process's sync policy")
 	flag.Parse()
+	nodeProfile = *cpuProfile
 	if *role != "" {
+		if *cpuProfile != "" {
+			if f, err := os.Create(*cpuProfile); err == nil && pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
 		if err := serveChild(*role, c.dir, *syncPolicy); err != nil {
 			fmt.Fprintln(os.Stderr, "bench "+*role+":", err)
 			os.Exit(1)
 		}
 		return
 	}
-	if *cpuProfile != "" {
+	if *cpuProfile != "" && *role == "" {
 		f, err := os.Create(*cpuProfile)
 		if err == nil {
 			err = pprof.StartCPUProfile(f)
