@@ -124,6 +124,7 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 	if err := p.indexer.Start(ctx); err != nil {
 		return nil, err
 	}
+	p.reg.MustRegister(tracking.NewLagCollector(p.indexer))
 
 	ing := ingest.New(cat, p.bus, ingest.Options{
 		MaxMessageBytes: opts.MaxMessageBytes, MaxBatchBytes: opts.MaxBatchBytes, MaxBatchItems: opts.MaxBatchItems, Node: opts.Node,

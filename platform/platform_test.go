@@ -268,7 +268,8 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 		}
 	}
 	url := "http://" + p.HTTPAddr() + "/v1/messages"
-	do(t, "POST", url, "application/cloudevents+json", goodOrder)
+	do(t, "POST", url, "application/cloudevents+json", `{"id":"metrics-1","source":"webshop","type":"order.created","data":{"orderId":"A-1","items":[{"sku":"S","qty":1}]}}`)
+	waitMessage(t, p, "metrics-1") // indexed, so the index metrics have moved
 	do(t, "POST", url, "application/cloudevents+json", `{"source":"s"}`)
 	do(t, "POST", url, "text/csv", `a,b`)
 	m := do(t, "GET", "http://"+p.AdminAddr()+"/metrics", "", "")
@@ -279,7 +280,8 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 		`causeway_ingest_request_duration_seconds_count{mode="structured"} 1`,
 		`causeway_bus_publish_duration_seconds_count{stream="MESSAGES"} 1`,
 		`causeway_stream_messages{stream="MESSAGES"} 1`,
-		`causeway_stream_consumer_pending{consumer="causeway-tracking-index",stream="MESSAGES"}`,
+		`causeway_tracking_indexed_total{stream="MESSAGES"} 1`,
+		`causeway_tracking_index_lag{stream="MESSAGES"} 0`,
 	} {
 		if !strings.Contains(m.raw, want) {
 			t.Errorf("metrics lack %s", want)

@@ -2,6 +2,9 @@ package platform
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -37,5 +40,32 @@ func TestTrackingEventsJoinTheTimeline(t *testing.T) {
 			t.Fatalf("tracking event not indexed: %v", tl)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestIndexRebuildsFromTheBus deletes the tracking index of a stopped node: on the next start
+// the indexer reads the streams from their start and every message can be looked up again.
+func TestIndexRebuildsFromTheBus(t *testing.T) {
+	data := t.TempDir()
+	p := runPlatform(t, func(o *Options) { o.DataDir = data })
+	for i := range 5 {
+		a := do(t, "POST", "http://"+p.HTTPAddr()+"/v1/messages", "application/cloudevents+json",
+			fmt.Sprintf(`{"id":"rb-%d","source":"webshop","type":"order.created","data":{"orderId":"A","items":[{"sku":"S","qty":1}]}}`, i))
+		if a.status != 202 {
+			t.Fatalf("post: %d %s", a.status, a.raw)
+		}
+	}
+	waitMessage(t, p, "rb-4")
+	if err := p.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"tracking.db", "tracking.db-wal", "tracking.db-shm"} {
+		if err := os.Remove(filepath.Join(data, f)); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	p2 := runPlatform(t, func(o *Options) { o.DataDir = data })
+	for i := range 5 {
+		waitMessage(t, p2, fmt.Sprintf("rb-%d", i))
 	}
 }

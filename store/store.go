@@ -78,6 +78,10 @@ CREATE TABLE IF NOT EXISTS events (
 	PRIMARY KEY (stream, seq, event)
 );
 CREATE INDEX IF NOT EXISTS events_message ON events(message_id, at);
+CREATE TABLE IF NOT EXISTS positions (
+	stream TEXT PRIMARY KEY,
+	seq INTEGER NOT NULL
+) WITHOUT ROWID;
 `
 
 // OpenSQLite opens (creating if needed) the tracking database at path. WAL mode lets
@@ -105,14 +109,19 @@ func (s *SQLite) Close() error { return s.db.Close() }
 // round through database/sql and the SQLite VM each; a hundred rows share one.
 const rowsPerInsert = 100
 
-// Index records a batch of accepted messages and timeline events in one transaction.
-// Entries already present are left as they are, so replaying a stream is harmless.
-func (s *SQLite) Index(ctx context.Context, msgs []Message, events []Event) error {
+// Index records a batch read from one stream, up to and including stream sequence seq, in
+// one transaction together with that position. The index and its position therefore never
+// disagree: after any crash the indexer resumes right after the last batch that committed.
+// Entries already present are left as they are, so reading a stream again is harmless.
+func (s *SQLite) Index(ctx context.Context, stream string, seq uint64, msgs []Message, events []Event) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if _, err := tx.ExecContext(ctx, `INSERT INTO positions(stream,seq) VALUES(?,?) ON CONFLICT(stream) DO UPDATE SET seq=excluded.seq`, stream, int64(seq)); err != nil {
+		return fmt.Errorf("store: position of %s: %w", stream, err)
+	}
 	args := make([]any, 0, rowsPerInsert*9)
 	for chunk := range slices.Chunk(msgs, rowsPerInsert) {
 		args = args[:0]
@@ -192,6 +201,19 @@ func (s *SQLite) Message(ctx context.Context, id string) (*Message, []Event, err
 	}
 	slices.SortStableFunc(events, func(a, b Event) int { return a.Time.Compare(b.Time) })
 	return &m, events, nil
+}
+
+// Position returns the last stream sequence indexed from stream, 0 when none.
+func (s *SQLite) Position(ctx context.Context, stream string) (uint64, error) {
+	var seq int64
+	err := s.db.QueryRowContext(ctx, `SELECT seq FROM positions WHERE stream=?`, stream).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: position of %s: %w", stream, err)
+	}
+	return uint64(seq), nil
 }
 
 // Count returns how many messages the index holds.

@@ -1,7 +1,8 @@
-// Package tracking keeps the tracking index: it consumes the bus's streams through durable
-// consumers and writes what it reads into the store. Because the index is derived from the
-// streams, a crash between accepting a message and indexing it loses nothing: the consumer
-// resumes where its last acknowledgement left it, and re-indexing an entry is harmless.
+// Package tracking keeps the tracking index: it reads the bus's streams and writes what it
+// reads into the store, together with the stream position it has reached. Because the index
+// is derived from the streams, a crash between accepting a message and indexing it loses
+// nothing: the indexer resumes right after the position stored with the last batch that
+// committed, and re-indexing an entry is harmless.
 package tracking
 
 import (
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/causeway/causeway/bus"
@@ -18,9 +20,6 @@ import (
 	"github.com/causeway/causeway/store"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// ConsumerName is the durable consumer the indexer uses on each stream.
-const ConsumerName = "causeway-tracking-index"
 
 // maxBatch bounds how many entries go into one store transaction.
 const maxBatch = 1000
@@ -30,7 +29,10 @@ const lingerTime = 20 * time.Millisecond
 
 // Store is what the indexer writes to.
 type Store interface {
-	Index(ctx context.Context, msgs []store.Message, events []store.Event) error
+	// Index writes a batch read from stream up to sequence seq, and the position, at once.
+	Index(ctx context.Context, stream string, seq uint64, msgs []store.Message, events []store.Event) error
+	// Position returns the last sequence indexed from stream.
+	Position(ctx context.Context, stream string) (uint64, error)
 }
 
 // Event is a tracking event as published on the TRACKING stream.
@@ -52,7 +54,18 @@ type Indexer struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	ccs    []jetstream.ConsumeContext
+
+	// positions holds, per stream, the last sequence written to the store.
+	positions sync.Map // stream name -> *atomic.Uint64
 }
+
+func (ix *Indexer) position(stream string) *atomic.Uint64 {
+	p, _ := ix.positions.LoadOrStore(stream, new(atomic.Uint64))
+	return p.(*atomic.Uint64)
+}
+
+// Position returns the last sequence of stream the index holds.
+func (ix *Indexer) Position(stream string) uint64 { return ix.position(stream).Load() }
 
 // NewIndexer returns an indexer; Start begins consuming.
 func NewIndexer(js jetstream.JetStream, st Store, log *slog.Logger, m *Metrics) *Indexer {
@@ -62,46 +75,73 @@ func NewIndexer(js jetstream.JetStream, st Store, log *slog.Logger, m *Metrics) 
 	return &Indexer{js: js, store: st, log: log.With("component", "tracking-index"), metrics: m}
 }
 
-// Start creates the durable consumers (idempotently) and begins indexing in the background.
+// Start begins indexing each stream in the background, right after its stored position.
+//
+// The indexer reads through ordered consumers, which keep no state on the server: the
+// position lives in the store, written in the same transaction as the index rows. That
+// costs the bus no acknowledgements and no consumer-state writes (which, with fsync before
+// every acknowledgement, would compete with accepting messages), and it makes a deleted
+// index rebuild itself from the streams.
 func (ix *Indexer) Start(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	ix.cancel = cancel
-	for _, stream := range []string{bus.StreamMessages, bus.StreamTracking} {
-		cons, err := ix.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
-			Durable:       ConsumerName,
-			Description:   "Causeway: indexes the stream into the tracking store",
-			AckPolicy:     jetstream.AckAllPolicy,
-			AckWait:       time.Minute,
-			MaxAckPending: 20 * maxBatch,
-			DeliverPolicy: jetstream.DeliverAllPolicy,
-		})
-		if err != nil {
+	for _, name := range []string{bus.StreamMessages, bus.StreamTracking} {
+		if err := ix.startStream(ctx, runCtx, name); err != nil {
 			ix.Stop()
-			return fmt.Errorf("tracking: consumer on %s: %w", stream, err)
+			return err
 		}
-		ch := make(chan jetstream.Msg, maxBatch)
-		// The handler waits for room in the batch channel, which pushes back on the
-		// consumer instead of buffering without bound; it gives up once stopped.
-		cc, err := cons.Consume(func(m jetstream.Msg) {
-			select {
-			case ch <- m:
-			case <-runCtx.Done():
-			}
-		},
-			jetstream.PullMaxMessages(maxBatch),
-			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-				if !errors.Is(err, jetstream.ErrNoHeartbeat) {
-					ix.log.Warn("consume", "stream", stream, "err", err)
-				}
-			}))
-		if err != nil {
-			ix.Stop()
-			return fmt.Errorf("tracking: consume %s: %w", stream, err)
-		}
-		ix.ccs = append(ix.ccs, cc)
-		ix.wg.Add(1)
-		go ix.run(runCtx, stream, ch)
 	}
+	return nil
+}
+
+func (ix *Indexer) startStream(ctx, runCtx context.Context, name string) error {
+	pos, err := ix.store.Position(ctx, name)
+	if err != nil {
+		return fmt.Errorf("tracking: %w", err)
+	}
+	stream, err := ix.js.Stream(ctx, name)
+	if err != nil {
+		return fmt.Errorf("tracking: stream %s: %w", name, err)
+	}
+	cfg := jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		// The index needs only the attributes of a message, which travel in headers;
+		// tracking events carry their content in the body.
+		HeadersOnly: name == bus.StreamMessages,
+	}
+	if last := stream.CachedInfo().State.LastSeq; pos > last {
+		// The stream is behind the index: it was deleted and created again. Index it anew
+		// from its start; entries already indexed are ignored.
+		ix.log.Warn("stream is behind the tracking index; indexing it from its start", "stream", name, "indexed", pos, "stream_last", last)
+	} else if pos > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, pos+1
+	}
+	cons, err := stream.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("tracking: consumer on %s: %w", name, err)
+	}
+	ch := make(chan jetstream.Msg, maxBatch)
+	// The handler waits for room in the batch channel, which pushes back on the consumer
+	// instead of buffering without bound; it gives up once stopped.
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		select {
+		case ch <- m:
+		case <-runCtx.Done():
+		}
+	},
+		jetstream.PullMaxMessages(maxBatch),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+				ix.log.Warn("consume", "stream", name, "err", err)
+			}
+		}))
+	if err != nil {
+		return fmt.Errorf("tracking: consume %s: %w", name, err)
+	}
+	ix.ccs = append(ix.ccs, cc)
+	ix.position(name).Store(pos)
+	ix.wg.Add(1)
+	go ix.run(runCtx, name, ch)
 	return nil
 }
 
@@ -116,8 +156,8 @@ func (ix *Indexer) Stop() {
 	ix.wg.Wait()
 }
 
-// run takes whatever has arrived (at least one entry, at most maxBatch), writes it in one
-// transaction and acknowledges the last entry, which with AckAll acknowledges the batch.
+// run takes whatever has arrived (at least one entry, at most maxBatch) and writes it, with
+// the position of its last entry, in one transaction.
 func (ix *Indexer) run(ctx context.Context, stream string, ch <-chan jetstream.Msg) {
 	defer ix.wg.Done()
 	batch := make([]jetstream.Msg, 0, maxBatch)
@@ -152,12 +192,14 @@ func (ix *Indexer) run(ctx context.Context, stream string, ch <-chan jetstream.M
 func (ix *Indexer) index(ctx context.Context, stream string, batch []jetstream.Msg) {
 	var msgs []store.Message
 	var events []store.Event
+	var last uint64
 	for _, m := range batch {
 		md, err := m.Metadata()
 		if err != nil {
 			ix.log.Error("entry without metadata", "stream", stream, "err", err)
 			continue
 		}
+		last = md.Sequence.Stream
 		switch stream {
 		case bus.StreamMessages:
 			h := m.Headers()
@@ -190,7 +232,7 @@ func (ix *Indexer) index(ctx context.Context, stream string, batch []jetstream.M
 		// The write itself is not cancelled by Stop: a batch that has been read is
 		// finished, so a clean shutdown leaves nothing for the next start to redo.
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		err := ix.store.Index(wctx, msgs, events)
+		err := ix.store.Index(wctx, stream, last, msgs, events)
 		cancel()
 		if err == nil {
 			break
@@ -207,9 +249,7 @@ func (ix *Indexer) index(ctx context.Context, stream string, batch []jetstream.M
 		case <-time.After(min(time.Duration(attempt+1)*200*time.Millisecond, 5*time.Second)):
 		}
 	}
-	if err := batch[len(batch)-1].Ack(); err != nil {
-		ix.log.Warn("ack of indexed batch failed; it will be indexed again", "stream", stream, "err", err)
-	}
+	ix.position(stream).Store(last)
 	ix.metrics.indexed.WithLabelValues(stream).Add(float64(len(batch)))
 }
 

@@ -1,6 +1,12 @@
 package tracking
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"context"
+	"time"
+
+	"github.com/causeway/causeway/bus"
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the indexer's Prometheus metrics.
 type Metrics struct {
@@ -24,4 +30,38 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		reg.MustRegister(m.indexed, m.indexErrors)
 	}
 	return m
+}
+
+// LagCollector reports how far the tracking index is behind each stream: the stream's last
+// sequence minus the last sequence indexed, read at scrape time.
+type LagCollector struct {
+	ix  *Indexer
+	lag *prometheus.Desc
+}
+
+// NewLagCollector returns the collector for ix; register it with a Prometheus registry.
+func NewLagCollector(ix *Indexer) *LagCollector {
+	return &LagCollector{ix: ix, lag: prometheus.NewDesc("causeway_tracking_index_lag",
+		"Stream entries not yet in the tracking index: how long after its 202 a message may not be found yet.", []string{"stream"}, nil)}
+}
+
+// Describe implements prometheus.Collector.
+func (c *LagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.lag }
+
+// Collect implements prometheus.Collector.
+func (c *LagCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, name := range []string{bus.StreamMessages, bus.StreamTracking} {
+		s, err := c.ix.js.Stream(ctx, name)
+		if err != nil {
+			continue
+		}
+		last := s.CachedInfo().State.LastSeq
+		lag := float64(0)
+		if pos := c.ix.Position(name); last > pos {
+			lag = float64(last - pos)
+		}
+		ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, lag, name)
+	}
 }

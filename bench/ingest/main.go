@@ -117,6 +117,9 @@ func run(c benchConfig, out io.Writer) error {
 		{name: "raw-async", what: fmt.Sprintf("raw JetStream publish, fsync always, pipelined (%d in flight)", c.window), run: func(ctx context.Context, dir string) (*result, error) {
 			return rawAsync(ctx, dir, always, c.duration, c.window)
 		}},
+		{name: "raw-concurrent", what: fmt.Sprintf("raw JetStream publish, fsync always, %d concurrent synchronous publishers", c.clients), run: func(ctx context.Context, dir string) (*result, error) {
+			return rawConcurrent(ctx, dir, always, c.duration, c.clients)
+		}},
 		{name: "raw-nofsync", what: fmt.Sprintf("raw JetStream publish, no fsync, pipelined (%d in flight): the ceiling", c.window), run: func(ctx context.Context, dir string) (*result, error) {
 			return rawAsync(ctx, dir, ceiling, c.duration, c.window)
 		}},
