@@ -63,19 +63,48 @@ spec:
 // single structured events). The node runs apart from the load, as it does for real
 // producers, so that the Go scheduler of one process does not mix the two.
 func httpIngest(ctx context.Context, dir string, policy bus.Sync, d time.Duration, clients, batch int) (*result, error) {
-	url, stop, err := startChild(ctx, "node", dir, policy)
+	url, admin, stop, err := startChild(ctx, "node", dir, policy)
 	if err != nil {
 		return nil, err
 	}
 	defer stop()
-	return drive(url, d, clients, batch)
+	r, err := drive(url, d, clients, batch)
+	if err != nil {
+		return nil, err
+	}
+	// Ingestion is only sustainable if the tracking index keeps up with it: report how long
+	// after the load ended the last accepted message could be looked up.
+	r.indexCatchUp, err = waitIndexed(admin, 2*time.Minute)
+	return r, err
+}
+
+// waitIndexed polls the node's metrics until the tracking index has caught up with the
+// MESSAGES stream, and returns how long that took.
+func waitIndexed(admin string, limit time.Duration) (time.Duration, error) {
+	start := time.Now()
+	var lastErr error
+	for time.Since(start) < limit {
+		resp, err := http.Get(admin + "/metrics")
+		if err != nil {
+			lastErr = err
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), "causeway_tracking_index_lag{stream=\"MESSAGES\"} 0\n") {
+			return time.Since(start), nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return 0, fmt.Errorf("the tracking index did not catch up within %s (last error: %v)", limit, lastErr)
 }
 
 // httpNoop is the HTTP reference: a server process that reads each request body and answers
 // 202 with an id, doing nothing else. What the same clients reach against it is the most
 // any HTTP ingestion could reach on this machine.
 func httpNoop(ctx context.Context, dir string, d time.Duration, clients, batch int) (*result, error) {
-	url, stop, err := startChild(ctx, "noop", dir, bus.Sync{})
+	url, _, stop, err := startChild(ctx, "noop", dir, bus.Sync{})
 	if err != nil {
 		return nil, err
 	}
@@ -86,9 +115,9 @@ func httpNoop(ctx context.Context, dir string, d time.Duration, clients, batch i
 // nodeProfile, when set, makes each server process write a CPU profile next to it.
 var nodeProfile string
 
-// startChild runs this program again in the given role and returns the ingestion URL it
-// reports, and a function that stops it with SIGTERM.
-func startChild(ctx context.Context, role, dir string, policy bus.Sync) (string, func(), error) {
+// startChild runs this program again in the given role and returns the ingestion URL and
+// the admin URL it reports, and a function that stops it with SIGTERM.
+func startChild(ctx context.Context, role, dir string, policy bus.Sync) (string, string, func(), error) {
 	args := []string{"-role", role, "-dir", dir}
 	if nodeProfile != "" {
 		args = append(args, "-cpuprofile", nodeProfile+"."+filepath.Base(dir))
@@ -100,10 +129,10 @@ func startChild(ctx context.Context, role, dir string, policy bus.Sync) (string,
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return "", nil, err
+		return "", "", nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		return "", "", nil, err
 	}
 	stop := func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -112,14 +141,14 @@ func startChild(ctx context.Context, role, dir string, policy bus.Sync) (string,
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
 		stop()
-		return "", nil, fmt.Errorf("%s process: %w", role, err)
+		return "", "", nil, fmt.Errorf("%s process: %w", role, err)
 	}
-	url, ok := strings.CutPrefix(strings.TrimSpace(line), "READY ")
-	if !ok {
+	fields := strings.Fields(line)
+	if len(fields) != 3 || fields[0] != "READY" {
 		stop()
-		return "", nil, fmt.Errorf("%s process said %q", role, line)
+		return "", "", nil, fmt.Errorf("%s process said %q", role, line)
 	}
-	return url, stop, nil
+	return fields[1], fields[2], stop, nil
 }
 
 // serveChild is the child side of startChild: it serves until SIGTERM.
@@ -139,7 +168,7 @@ func serveChild(role, dir, syncPolicy string) error {
 			_, _ = w.Write([]byte(`{"ids":["01JD3S5Q5Z8W3JQ0X9T3V8M6QK"]}`))
 		})}
 		go srv.Serve(ln) //nolint:errcheck // ends with Close below
-		fmt.Printf("READY http://%s/v1/messages\n", ln.Addr())
+		fmt.Printf("READY http://%s/v1/messages -\n", ln.Addr())
 		<-ctx.Done()
 		return srv.Close()
 	case "node":
@@ -163,7 +192,7 @@ func serveChild(role, dir, syncPolicy string) error {
 			return err
 		}
 		p.Start()
-		fmt.Printf("READY http://%s/v1/messages\n", p.HTTPAddr())
+		fmt.Printf("READY http://%s/v1/messages http://%s\n", p.HTTPAddr(), p.AdminAddr())
 		<-ctx.Done()
 		return p.Shutdown()
 	}

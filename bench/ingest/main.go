@@ -144,8 +144,8 @@ func run(c benchConfig, out io.Writer) error {
 	}
 	results := map[string]*result{}
 	fmt.Fprintf(out, "Ingestion benchmark, %s, %d CPUs, %s per scenario, %s\n\n", runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU(), c.duration, time.Now().UTC().Format(time.RFC3339))
-	fmt.Fprintln(out, "| scenario | msg/s | p50 | p99 | vs bus reference | vs HTTP reference |")
-	fmt.Fprintln(out, "|---|---:|---:|---:|---|---|")
+	fmt.Fprintln(out, "| scenario | msg/s | p50 | p99 | vs bus reference | vs HTTP reference | index caught up |")
+	fmt.Fprintln(out, "|---|---:|---:|---:|---|---|---:|")
 	for i, s := range scenarios {
 		if !c.wants(s.name) {
 			continue
@@ -171,7 +171,11 @@ func run(c benchConfig, out io.Writer) error {
 		if ref := results[s.httpRef]; ref != nil && ref.rate() > 0 {
 			vsHTTP = fmt.Sprintf("%.0f%% of %s", 100*r.rate()/ref.rate(), s.httpRef)
 		}
-		fmt.Fprintf(out, "| %s: %s | %.0f | %s | %s | %s | %s |\n", s.name, s.what, r.rate(), fmtDur(r.percentile(50)), fmtDur(r.percentile(99)), vs, vsHTTP)
+		caughtUp := ""
+		if strings.HasPrefix(s.name, "http-") && !strings.HasPrefix(s.name, "http-noop") {
+			caughtUp = fmtDur(r.indexCatchUp) + " after"
+		}
+		fmt.Fprintf(out, "| %s: %s | %.0f | %s | %s | %s | %s | %s |\n", s.name, s.what, r.rate(), fmtDur(r.percentile(50)), fmtDur(r.percentile(99)), vs, vsHTTP, caughtUp)
 	}
 	return nil
 }

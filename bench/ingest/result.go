@@ -12,6 +12,8 @@ type result struct {
 	messages  int
 	elapsed   time.Duration
 	latencies []time.Duration
+	// indexCatchUp is how long after the load the tracking index had every message.
+	indexCatchUp time.Duration
 }
 
 func (r *result) rate() float64 {
