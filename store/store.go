@@ -52,7 +52,16 @@ type Event struct {
 // SQLite is the embedded tracking store.
 type SQLite struct {
 	db *sql.DB
+	// fullMessages and fullEvents insert rowsPerInsert rows at once. Prepared once: parsing
+	// a statement with hundreds of parameters costs more than running it.
+	fullMessages, fullEvents *sql.Stmt
 }
+
+// Columns of the two indexed tables, in insert order.
+const (
+	messageColumns = "messages(id,type,source,subject,correlation_id,stream,seq,accepted_at,node)"
+	eventColumns   = "events(message_id,event,at,node,detail,stream,seq)"
+)
 
 const schema = `
 CREATE TABLE IF NOT EXISTS messages (
@@ -66,7 +75,6 @@ CREATE TABLE IF NOT EXISTS messages (
 	accepted_at INTEGER NOT NULL,
 	node TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS messages_correlation ON messages(correlation_id);
 CREATE TABLE IF NOT EXISTS events (
 	message_id TEXT NOT NULL,
 	event TEXT NOT NULL,
@@ -99,11 +107,23 @@ func OpenSQLite(path string) (*SQLite, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: create schema in %s: %w", path, err)
 	}
-	return &SQLite{db: db}, nil
+	s := &SQLite{db: db}
+	if s.fullMessages, err = db.Prepare(insertSQL(messageColumns, 9, rowsPerInsert)); err == nil {
+		s.fullEvents, err = db.Prepare(insertSQL(eventColumns, 7, rowsPerInsert))
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: prepare inserts in %s: %w", path, err)
+	}
+	return s, nil
 }
 
 // Close closes the database.
-func (s *SQLite) Close() error { return s.db.Close() }
+func (s *SQLite) Close() error {
+	s.fullMessages.Close()
+	s.fullEvents.Close()
+	return s.db.Close()
+}
 
 // rowsPerInsert is how many rows one INSERT statement carries. A statement per row costs a
 // round through database/sql and the SQLite VM each; a hundred rows share one.
@@ -128,8 +148,7 @@ func (s *SQLite) Index(ctx context.Context, stream string, seq uint64, msgs []Me
 		for _, m := range chunk {
 			args = append(args, m.ID, m.Type, m.Source, m.Subject, m.CorrelationID, m.Stream, int64(m.Sequence), m.AcceptedAt.UnixNano(), m.Node)
 		}
-		q := insertSQL("messages(id,type,source,subject,correlation_id,stream,seq,accepted_at,node)", 9, len(chunk))
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		if _, err := s.insert(ctx, tx, s.fullMessages, messageColumns, 9, len(chunk), args); err != nil {
 			return fmt.Errorf("store: index %d messages from %s: %w", len(chunk), chunk[0].ID, err)
 		}
 	}
@@ -138,8 +157,7 @@ func (s *SQLite) Index(ctx context.Context, stream string, seq uint64, msgs []Me
 		for _, e := range chunk {
 			args = append(args, e.MessageID, e.Event, e.Time.UnixNano(), e.Node, e.Detail, e.Stream, int64(e.Sequence))
 		}
-		q := insertSQL("events(message_id,event,at,node,detail,stream,seq)", 7, len(chunk))
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		if _, err := s.insert(ctx, tx, s.fullEvents, eventColumns, 7, len(chunk), args); err != nil {
 			return fmt.Errorf("store: index %d events of %s: %w", len(chunk), chunk[0].MessageID, err)
 		}
 	}
@@ -147,6 +165,15 @@ func (s *SQLite) Index(ctx context.Context, stream string, seq uint64, msgs []Me
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	return nil
+}
+
+// insert runs a multi-row insert: the prepared statement for a full chunk, a statement of
+// its own for the shorter last one.
+func (s *SQLite) insert(ctx context.Context, tx *sql.Tx, full *sql.Stmt, table string, cols, rows int, args []any) (sql.Result, error) {
+	if rows == rowsPerInsert {
+		return tx.StmtContext(ctx, full).ExecContext(ctx, args...)
+	}
+	return tx.ExecContext(ctx, insertSQL(table, cols, rows), args...)
 }
 
 // insertSQL builds "INSERT OR IGNORE INTO table(cols) VALUES (?,…),(?,…)…" for rows rows of
