@@ -42,6 +42,7 @@ func stopUnderLoad(t *testing.T, sig syscall.Signal) {
 	var (
 		mu       sync.Mutex
 		acked    = map[string]bool{}
+		inDoubt  []string // messages with their own ids that got no answer
 		attempts atomic.Int64
 		stop     = make(chan struct{})
 		wg       sync.WaitGroup
@@ -70,6 +71,16 @@ func stopUnderLoad(t *testing.T, sig syscall.Signal) {
 						batch += fmt.Sprintf(`{"source":"e2e","type":"order.created","data":{"orderId":"b%d-%d-%d","total":%d}}`, c, i, j, j)
 					}
 					status, body, err = postJSON(url, "application/cloudevents-batch+json", batch+"]")
+				} else if c%4 == 1 {
+					// A producer that chooses its ids, as an at-least-once producer should:
+					// what it could not get an answer for, it sends again after the restart.
+					msg := fmt.Sprintf(`{"id":"own-%d-%d","source":"e2e","type":"order.created","data":{"orderId":"o%d-%d","total":%d}}`, c, i, c, i, i)
+					status, body, err = postJSON(url, "application/cloudevents+json", msg)
+					if err != nil {
+						mu.Lock()
+						inDoubt = append(inDoubt, msg)
+						mu.Unlock()
+					}
 				} else {
 					status, body, err = postJSON(url, "application/cloudevents+json",
 						fmt.Sprintf(`{"source":"e2e","type":"order.created","data":{"orderId":"s%d-%d","total":%d}}`, c, i, i))
@@ -121,6 +132,18 @@ func stopUnderLoad(t *testing.T, sig syscall.Signal) {
 	t.Logf("%d requests sent, %d messages acknowledged before %v", attempts.Load(), ackedCount, sig)
 
 	n2 := startNode(t, cfg, data)
+
+	// Messages that got no answer are sent again with the same ids: whether or not the first
+	// attempt was stored before the stop, each must end up stored once.
+	for _, msg := range inDoubt {
+		status, body, err := postJSON("http://"+n2.http+"/v1/messages", "application/cloudevents+json", msg)
+		if err != nil || status != http.StatusAccepted {
+			t.Fatalf("resending after restart: %d %v %v", status, body, err)
+		}
+		acked[body["ids"].([]any)[0].(string)] = true
+	}
+	ackedCount = len(acked)
+	t.Logf("%d messages without an answer sent again after the restart", len(inDoubt))
 
 	// Every acknowledged id is in the stream, and no id is stored twice.
 	nc, err := nats.Connect("nats://" + n2.nats)

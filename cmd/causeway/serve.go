@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/signal"
 	"syscall"
@@ -35,6 +36,11 @@ power loss (not a crash of the process) may then lose up to the last second of
 acknowledged messages.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.ConfigDir == "" {
+				// No default: serving whatever YAML happens to lie in the working directory
+				// would be a surprise, and a wrong directory should be an error, not a guess.
+				return errors.New("--config DIR (or CAUSEWAY_CONFIG) is required: the directory of definition files")
+			}
 			log, err := telemetry.NewLogger(os.Stderr, logFormat, logLevel)
 			if err != nil {
 				return err
@@ -50,7 +56,7 @@ acknowledged messages.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.ConfigDir, "config", ".", "directory of definition files")
+	f.StringVar(&o.ConfigDir, "config", "", "directory of definition files (required)")
 	f.StringVar(&o.DataDir, "data", "./data", "data directory: bus storage and tracking index")
 	f.StringVar(&o.Env, "env", "", "environment name: loads environments/NAME.yaml from the config directory")
 	f.StringVar(&o.SecretsDir, "secrets-dir", "", "directory of secret files for ${secret:NAME}")
