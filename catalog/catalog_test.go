@@ -114,7 +114,7 @@ func TestProvisionProblems(t *testing.T) {
 		{"file with bad schema", map[string]string{"sub/t.yaml": head + "spec: {schemaFile: ../schemas/t.schema.yaml}\n", "schemas/t.schema.yaml": "type: object\nproperties:\n  a: {type: strin}\n"},
 			`schemas/t.schema.yaml:3:13: invalid JSON Schema at /properties/a/type: value must be one of 'array', 'boolean', 'integer', 'null', 'number', 'object', 'string' (schemaFile of MessageType "t")`},
 		{"owner undefined", map[string]string{"t.yaml": head + "spec: {owner: erp, schema: true}\n"},
-			`t.yaml:4:15: System "erp" is not defined`},
+			`t.yaml:4:15: spec.owner: System "erp" is not defined`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := load(t, tc.files)

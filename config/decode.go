@@ -24,6 +24,7 @@ var (
 // refUse is a value that names another resource, checked once every file is read.
 type refUse struct {
 	kind, name string
+	path       string // the field that holds the reference, e.g. "spec.owner"
 	pos        Position
 }
 
@@ -182,7 +183,7 @@ func (d *decoder) checkValue(n *node, s, path string, f *fieldInfo) {
 		return
 	}
 	if f.ref != "" && s != "" {
-		d.refs = append(d.refs, refUse{kind: f.ref, name: s, pos: n.pos})
+		d.refs = append(d.refs, refUse{kind: f.ref, name: s, path: path, pos: n.pos})
 	}
 }
 

@@ -395,6 +395,9 @@ func (l *loader) finish() (*Config, error) {
 				continue
 			}
 			msg := fmt.Sprintf("%s %q is not defined", ref.kind, ref.name)
+			if ref.path != "" {
+				msg = ref.path + ": " + msg
+			}
 			var names []string
 			for _, other := range l.cfg.byKind[ref.kind] {
 				names = append(names, other.Metadata.Name)

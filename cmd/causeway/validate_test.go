@@ -75,7 +75,7 @@ spec:
 	}
 	want := strings.Join([]string{
 		`systems.yaml:2:7: unknown kind "Sytem" (known kinds: MessageType, System)`,
-		`types.yaml:5:10: System "shop" is not defined`,
+		`types.yaml:5:10: spec.owner: System "shop" is not defined`,
 		`types.yaml:6:3: unknown field "shema" in MessageType spec (did you mean "schema"?)`,
 	}, "\n") + "\n"
 	if out != want {
