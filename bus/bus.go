@@ -63,7 +63,7 @@ func Open(ctx context.Context, opts Options, log *slog.Logger) (_ *Bus, err erro
 	if err != nil {
 		return nil, fmt.Errorf("bus: connect %s: %w", describeURL(url), err)
 	}
-	b.js, err = jetstream.New(b.nc, jetstream.WithPublishAsyncMaxPending(4096))
+	b.js, err = jetstream.New(b.nc, jetstream.WithPublishAsyncMaxPending(maxPending))
 	if err != nil {
 		return nil, fmt.Errorf("bus: jetstream: %w", err)
 	}

@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/causeway/causeway/message"
 	"github.com/nats-io/nats.go/jetstream"
@@ -10,6 +11,14 @@ import (
 
 // Subject returns the bus subject of a message type.
 func Subject(msgType string) string { return SubjectMessages + msgType }
+
+// maxPending bounds the publishes in flight on the connection. A publish beyond it waits for
+// room (up to stallWait) instead of failing: that is the back-pressure that keeps a burst
+// from turning into errors.
+const (
+	maxPending = 4096
+	stallWait  = 10 * time.Second
+)
 
 // PublishAsync sends an accepted message to the MESSAGES stream without waiting for the
 // acknowledgement, so that callers can pipeline many publishes and wait for all of them.
@@ -19,7 +28,7 @@ func (b *Bus) PublishAsync(ev *message.Event, node string) (jetstream.PubAckFutu
 	if node != "" {
 		m.Header[message.HeaderNode] = []string{node}
 	}
-	f, err := b.js.PublishMsgAsync(m, jetstream.WithExpectStream(StreamMessages))
+	f, err := b.js.PublishMsgAsync(m, jetstream.WithExpectStream(StreamMessages), jetstream.WithStallWait(stallWait))
 	if err != nil {
 		return nil, fmt.Errorf("bus: publish %s: %w", ev.ID, err)
 	}

@@ -326,3 +326,45 @@ func TestBusDownAnswers503WithIDs(t *testing.T) {
 		t.Fatalf("readyz with the bus down: %d", r.status)
 	}
 }
+
+// TestManyLargeBatchesAtOnce sends more messages at once than the bus client keeps in flight
+// (eight batches of 1,000 with fsync always): ingestion must wait for room, not fail.
+func TestManyLargeBatchesAtOnce(t *testing.T) {
+	p := runPlatform(t, func(o *Options) { o.Sync = bus.Sync{Always: true}; o.MaxBatchBytes = 10 << 20 })
+	url := "http://" + p.HTTPAddr() + "/v1/messages"
+	var b strings.Builder
+	b.WriteString("[")
+	for i := range 1000 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString(`{"source":"s","type":"order.created","data":{"orderId":"A","items":[{"sku":"S","qty":1}]}}`)
+	}
+	b.WriteString("]")
+	body := b.String()
+	errs := make(chan string, 8)
+	for range 8 {
+		go func() {
+			resp, err := http.Post(url, "application/cloudevents-batch+json", strings.NewReader(body))
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 202 {
+				errs <- fmt.Sprintf("%d %s", resp.StatusCode, raw)
+				return
+			}
+			errs <- ""
+		}()
+	}
+	for range 8 {
+		if e := <-errs; e != "" {
+			t.Fatalf("batch refused: %s", e)
+		}
+	}
+	if n := streamMessages(t, p); n != 8000 {
+		t.Fatalf("stream holds %d, want 8000", n)
+	}
+}
