@@ -137,6 +137,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // mode picks the content mode from the request headers, answering 415 for a media type
 // that is none of them.
 func (h *Handler) mode(w http.ResponseWriter, r *http.Request) (mode, bool) {
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		// A compressed body would otherwise be reported as malformed JSON, which would
+		// send the client looking in the wrong place.
+		h.reject(w, r, http.StatusUnsupportedMediaType, "unsupported-media-type", fmt.Sprintf("Content-Encoding %q is not supported: send the body uncompressed", ce), "", nil)
+		return 0, false
+	}
 	ct := r.Header.Get("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
 	if ct != "" && err != nil {

@@ -124,6 +124,7 @@ func TestIngestAnswers(t *testing.T) {
 		{name: "array as single", contentType: "application/cloudevents+json", body: `[1]`, status: 400, problemType: "malformed-json", detail: "JSON object"},
 		{name: "wrong media type", contentType: "text/plain", body: goodOrder, status: 415, problemType: "unsupported-media-type", detail: "text/plain"},
 		{name: "no media type", contentType: "", body: goodOrder, status: 415, problemType: "unsupported-media-type"},
+		{name: "compressed", contentType: "application/cloudevents+json", body: goodOrder, headers: []string{"Content-Encoding", "gzip"}, status: 415, problemType: "unsupported-media-type", detail: "gzip"},
 		{name: "too large", contentType: "application/cloudevents+json", body: big, status: 413, problemType: "too-large", detail: "--max-message-bytes"},
 		{name: "missing source", contentType: "application/cloudevents+json", body: `{"type":"order.created","data":{"orderId":"A","items":[{"sku":"S","qty":1}]}}`, status: 422, problemType: "invalid-message", pointer: "/source"},
 		{name: "unknown type", contentType: "application/cloudevents+json", body: `{"source":"s","type":"order.deleted","data":{}}`, status: 422, problemType: "invalid-message", pointer: "/type", detail: "order.created"},
