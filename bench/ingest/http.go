@@ -14,7 +14,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -207,56 +206,31 @@ func drive(url string, d time.Duration, clients, batch int) (*result, error) {
 	if batch > 1 {
 		contentType = "application/cloudevents-batch+json"
 	}
-	results := make([]*result, clients)
-	errs := make(chan error, clients)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := &result{}
-			results[c] = r
-			var body bytes.Buffer
-			for n := 0; time.Since(start) < d; n++ {
-				body.Reset()
-				if batch > 1 {
-					body.WriteByte('[')
-				}
-				for i := range batch {
-					if i > 0 {
-						body.WriteByte(',')
-					}
-					fmt.Fprintf(&body, `{"specversion":"1.0","id":"c%d-%d-%d","source":"bench","type":"order.created","data":%s}`, c, n, i, payload)
-				}
-				if batch > 1 {
-					body.WriteByte(']')
-				}
-				t0 := time.Now()
-				resp, err := client.Post(url, contentType, bytes.NewReader(body.Bytes()))
-				if err != nil {
-					errs <- err
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusAccepted {
-					errs <- fmt.Errorf("HTTP %d", resp.StatusCode)
-					return
-				}
-				r.latencies = append(r.latencies, time.Since(t0))
-				r.messages += batch
+	bodies := make([]bytes.Buffer, clients)
+	return fanOut(d, clients, func(c, n int) (int, error) {
+		body := &bodies[c]
+		body.Reset()
+		if batch > 1 {
+			body.WriteByte('[')
+		}
+		for i := range batch {
+			if i > 0 {
+				body.WriteByte(',')
 			}
-		}()
-	}
-	wg.Wait()
-	total := &result{elapsed: time.Since(start)}
-	close(errs)
-	if err := <-errs; err != nil {
-		return nil, err
-	}
-	for _, r := range results {
-		total.merge(r)
-	}
-	return total, nil
+			fmt.Fprintf(body, `{"specversion":"1.0","id":"c%d-%d-%d","source":"bench","type":"order.created","data":%s}`, c, n, i, payload)
+		}
+		if batch > 1 {
+			body.WriteByte(']')
+		}
+		resp, err := client.Post(url, contentType, bytes.NewReader(body.Bytes()))
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			return 0, fmt.Errorf("HTTP %d", resp.StatusCode)
+		}
+		return batch, nil
+	})
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/causeway/causeway/bus"
@@ -103,35 +102,8 @@ func rawConcurrent(ctx context.Context, dir string, policy bus.Sync, d time.Dura
 	}
 	defer b.Close()
 	data := []byte(payload)
-	results := make([]*result, clients)
-	errs := make(chan error, clients)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := &result{}
-			results[c] = r
-			for i := 0; time.Since(start) < d; i++ {
-				t0 := time.Now()
-				if _, err := js.Publish(ctx, "raw.order.created", data, jetstream.WithMsgID(fmt.Sprint("c", c, "-", i))); err != nil {
-					errs <- err
-					return
-				}
-				r.latencies = append(r.latencies, time.Since(t0))
-				r.messages++
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		return nil, err
-	}
-	total := &result{elapsed: time.Since(start)}
-	for _, r := range results {
-		total.merge(r)
-	}
-	return total, nil
+	return fanOut(d, clients, func(c, n int) (int, error) {
+		_, err := js.Publish(ctx, "raw.order.created", data, jetstream.WithMsgID(fmt.Sprint("c", c, "-", n)))
+		return 1, err
+	})
 }

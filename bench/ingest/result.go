@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -46,4 +47,42 @@ func fmtDur(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
 	}
+}
+
+// fanOut runs clients concurrent loops for d. Each iteration calls step with the client's
+// number and the iteration's, which does one request and returns how many messages it
+// carried; fanOut times it. The first error stops that client and is returned.
+func fanOut(d time.Duration, clients int, step func(c, n int) (int, error)) (*result, error) {
+	results := make([]*result, clients)
+	errs := make(chan error, clients)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := &result{}
+			results[c] = r
+			for n := 0; time.Since(start) < d; n++ {
+				t0 := time.Now()
+				k, err := step(c, n)
+				if err != nil {
+					errs <- err
+					return
+				}
+				r.latencies = append(r.latencies, time.Since(t0))
+				r.messages += k
+			}
+		}()
+	}
+	wg.Wait()
+	total := &result{elapsed: time.Since(start)}
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, err
+	}
+	for _, r := range results {
+		total.merge(r)
+	}
+	return total, nil
 }
