@@ -63,6 +63,9 @@ func Open(ctx context.Context, opts Options, log *slog.Logger) (_ *Bus, err erro
 	if err != nil {
 		return nil, fmt.Errorf("bus: connect %s: %w", describeURL(url), err)
 	}
+	if err := b.fitPayload(); err != nil {
+		return nil, err
+	}
 	b.js, err = jetstream.New(b.nc, jetstream.WithPublishAsyncMaxPending(maxPending))
 	if err != nil {
 		return nil, fmt.Errorf("bus: jetstream: %w", err)
@@ -132,6 +135,27 @@ func serverName(node string) string {
 	}
 	return "causeway-" + node
 }
+
+// fitPayload makes the message size limit fit the server's max_payload. The embedded server
+// is configured to fit; an external one has its own setting (1 MB by default), and a
+// message it cannot carry would otherwise only fail when someone sends one.
+func (b *Bus) fitPayload() error {
+	limit := b.nc.MaxPayload() - headerOverhead
+	if int64(b.opts.MaxMessageBytes) <= limit {
+		return nil
+	}
+	if limit < 1024 {
+		return fmt.Errorf("bus: the server's max_payload (%d bytes) leaves no room for messages after %d bytes for headers", b.nc.MaxPayload(), headerOverhead)
+	}
+	b.log.Warn("the NATS server carries smaller messages than --max-message-bytes; lowering the limit to fit",
+		"max_message_bytes", b.opts.MaxMessageBytes, "server_max_payload", b.nc.MaxPayload(), "effective_max_message_bytes", limit)
+	b.opts.MaxMessageBytes = int(limit)
+	return nil
+}
+
+// MaxMessageBytes is the largest message data the bus carries: the configured limit, or less
+// when an external server's max_payload is smaller.
+func (b *Bus) MaxMessageBytes() int64 { return int64(b.opts.MaxMessageBytes) }
 
 // ClientURL is the address external clients can use to reach the embedded server, or "" when
 // it has no listener (or the bus is external).

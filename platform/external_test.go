@@ -2,6 +2,7 @@ package platform
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,5 +58,42 @@ func TestExternalNATS(t *testing.T) {
 	}
 	if got := waitMessage(t, p, "ext-1"); got["retained"] != true {
 		t.Fatalf("lookup: %v", got)
+	}
+}
+
+// TestExternalNATSSmallerMaxPayload runs against the external server with a message limit
+// above its max_payload: the node starts, lowers its limit to fit, and answers 413 for a
+// message the server could not carry, instead of failing at publish time.
+func TestExternalNATSSmallerMaxPayload(t *testing.T) {
+	testutil.RequireService(t, "NATS with JetStream", externalNATS)
+	url := "nats://" + externalNATS
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverMax := nc.MaxPayload()
+	js, _ := jetstream.New(nc)
+	cleanup := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, s := range []string{bus.StreamMessages, bus.StreamTracking} {
+			_ = js.DeleteStream(ctx, s)
+		}
+	}
+	cleanup()
+	t.Cleanup(func() { cleanup(); nc.Close() })
+
+	p := runPlatform(t, func(o *Options) {
+		o.NATSURL = url
+		o.MaxMessageBytes = serverMax * 4
+		o.MaxBatchBytes = serverMax * 8
+	})
+	if got := p.Bus().MaxMessageBytes(); got >= serverMax {
+		t.Fatalf("effective limit %d not below the server's max_payload %d", got, serverMax)
+	}
+	big := `{"source":"s","type":"order.created","data":{"orderId":"` + strings.Repeat("x", int(serverMax)) + `","items":[{"sku":"S","qty":1}]}}`
+	a := do(t, "POST", "http://"+p.HTTPAddr()+"/v1/messages", "application/cloudevents+json", big)
+	if a.status != 413 {
+		t.Fatalf("a message over the server's max_payload: %d %s", a.status, a.raw[:min(len(a.raw), 300)])
 	}
 }

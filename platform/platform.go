@@ -127,7 +127,7 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 	p.reg.MustRegister(tracking.NewLagCollector(p.indexer))
 
 	ing := ingest.New(cat, p.bus, ingest.Options{
-		MaxMessageBytes: opts.MaxMessageBytes, MaxBatchBytes: opts.MaxBatchBytes, MaxBatchItems: opts.MaxBatchItems, Node: opts.Node,
+		MaxMessageBytes: p.bus.MaxMessageBytes(), MaxBatchBytes: opts.MaxBatchBytes, MaxBatchItems: opts.MaxBatchItems, Node: opts.Node,
 	}, p.log, ingest.NewMetrics(p.reg))
 	admin, err := newAdmin(ctx, p)
 	if err != nil {
