@@ -103,6 +103,7 @@ const (
 	modeBinary
 )
 
+// String names the mode, as the metrics label it.
 func (m mode) String() string {
 	return [...]string{"structured", "batch", "binary"}[m]
 }
