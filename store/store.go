@@ -88,6 +88,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_message ON events(message_id, at);
 CREATE TABLE IF NOT EXISTS positions (
 	stream TEXT PRIMARY KEY,
+	epoch TEXT NOT NULL,
 	seq INTEGER NOT NULL
 ) WITHOUT ROWID;
 `
@@ -129,18 +130,29 @@ func (s *SQLite) Close() error {
 // round through database/sql and the SQLite VM each; a hundred rows share one.
 const rowsPerInsert = 100
 
-// Index records a batch read from one stream, up to and including stream sequence seq, in
-// one transaction together with that position. The index and its position therefore never
-// disagree: after any crash the indexer resumes right after the last batch that committed.
-// Entries already present are left as they are, so reading a stream again is harmless.
-func (s *SQLite) Index(ctx context.Context, stream string, seq uint64, msgs []Message, events []Event) error {
+// Position is how far the index has read one stream.
+type Position struct {
+	Stream string
+	// Epoch identifies the incarnation of the stream (its creation time): a stream deleted
+	// and created again starts its sequences anew, and a position in the old one means
+	// nothing in the new one.
+	Epoch string
+	// Seq is the last stream sequence indexed.
+	Seq uint64
+}
+
+// Index records a batch read from one stream, up to and including pos, in one transaction
+// together with that position. The index and its position therefore never disagree: after
+// any crash the indexer resumes right after the last batch that committed. Entries already
+// present are left as they are, so reading a stream again is harmless.
+func (s *SQLite) Index(ctx context.Context, pos Position, msgs []Message, events []Event) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	if _, err := tx.ExecContext(ctx, `INSERT INTO positions(stream,seq) VALUES(?,?) ON CONFLICT(stream) DO UPDATE SET seq=excluded.seq`, stream, int64(seq)); err != nil {
-		return fmt.Errorf("store: position of %s: %w", stream, err)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO positions(stream,epoch,seq) VALUES(?,?,?) ON CONFLICT(stream) DO UPDATE SET epoch=excluded.epoch, seq=excluded.seq`, pos.Stream, pos.Epoch, int64(pos.Seq)); err != nil {
+		return fmt.Errorf("store: position of %s: %w", pos.Stream, err)
 	}
 	args := make([]any, 0, rowsPerInsert*9)
 	for chunk := range slices.Chunk(msgs, rowsPerInsert) {
@@ -230,17 +242,19 @@ func (s *SQLite) Message(ctx context.Context, id string) (*Message, []Event, err
 	return &m, events, nil
 }
 
-// Position returns the last stream sequence indexed from stream, 0 when none.
-func (s *SQLite) Position(ctx context.Context, stream string) (uint64, error) {
+// Position returns how far stream has been indexed; the zero Seq when not at all.
+func (s *SQLite) Position(ctx context.Context, stream string) (Position, error) {
+	pos := Position{Stream: stream}
 	var seq int64
-	err := s.db.QueryRowContext(ctx, `SELECT seq FROM positions WHERE stream=?`, stream).Scan(&seq)
+	err := s.db.QueryRowContext(ctx, `SELECT epoch, seq FROM positions WHERE stream=?`, stream).Scan(&pos.Epoch, &seq)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
+		return pos, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("store: position of %s: %w", stream, err)
+		return pos, fmt.Errorf("store: position of %s: %w", stream, err)
 	}
-	return uint64(seq), nil
+	pos.Seq = uint64(seq)
+	return pos, nil
 }
 
 // Count returns how many messages the index holds.

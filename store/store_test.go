@@ -22,7 +22,7 @@ func TestIndexIsIdempotentAndTimelineOrdered(t *testing.T) {
 		{MessageID: "m1", Event: "delivered", Time: t0.Add(time.Second), Stream: "TRACKING", Sequence: 3},
 	}
 	for range 2 { // the second time is a redelivery and must change nothing
-		if err := s.Index(ctx, "MESSAGES", 7, msgs, events); err != nil {
+		if err := s.Index(ctx, Position{Stream: "MESSAGES", Epoch: "e1", Seq: 7}, msgs, events); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -39,11 +39,11 @@ func TestIndexIsIdempotentAndTimelineOrdered(t *testing.T) {
 	if n, _ := s.Count(ctx); n != 1 {
 		t.Fatalf("count %d", n)
 	}
-	if pos, err := s.Position(ctx, "MESSAGES"); err != nil || pos != 7 {
-		t.Fatalf("position %d %v, want 7", pos, err)
+	if pos, err := s.Position(ctx, "MESSAGES"); err != nil || pos != (Position{Stream: "MESSAGES", Epoch: "e1", Seq: 7}) {
+		t.Fatalf("position %+v %v, want seq 7 of epoch e1", pos, err)
 	}
-	if pos, err := s.Position(ctx, "TRACKING"); err != nil || pos != 0 {
-		t.Fatalf("position of a stream never indexed: %d %v", pos, err)
+	if pos, err := s.Position(ctx, "TRACKING"); err != nil || pos.Seq != 0 || pos.Epoch != "" {
+		t.Fatalf("position of a stream never indexed: %+v %v", pos, err)
 	}
 	if _, _, err := s.Message(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown id: %v", err)
@@ -74,10 +74,10 @@ func TestIndexManyRows(t *testing.T) {
 	for i := range 2*rowsPerInsert + 7 {
 		msgs = append(msgs, Message{ID: fmt.Sprintf("m%04d", i), Type: "t", Source: "s", Stream: "MESSAGES", Sequence: uint64(i + 1), AcceptedAt: time.Unix(int64(i), 0)})
 	}
-	if err := s.Index(ctx, "MESSAGES", 150, msgs[:150], nil); err != nil {
+	if err := s.Index(ctx, Position{Stream: "MESSAGES", Seq: 150}, msgs[:150], nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Index(ctx, "MESSAGES", uint64(len(msgs)), msgs, nil); err != nil {
+	if err := s.Index(ctx, Position{Stream: "MESSAGES", Seq: uint64(len(msgs))}, msgs, nil); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := s.Count(ctx); n != int64(len(msgs)) {

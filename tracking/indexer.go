@@ -29,10 +29,10 @@ const lingerTime = 20 * time.Millisecond
 
 // Store is what the indexer writes to.
 type Store interface {
-	// Index writes a batch read from stream up to sequence seq, and the position, at once.
-	Index(ctx context.Context, stream string, seq uint64, msgs []store.Message, events []store.Event) error
-	// Position returns the last sequence indexed from stream.
-	Position(ctx context.Context, stream string) (uint64, error)
+	// Index writes a batch read up to pos, and the position, at once.
+	Index(ctx context.Context, pos store.Position, msgs []store.Message, events []store.Event) error
+	// Position returns how far stream has been indexed.
+	Position(ctx context.Context, stream string) (store.Position, error)
 }
 
 // Event is a tracking event as published on the TRACKING stream.
@@ -109,12 +109,17 @@ func (ix *Indexer) startStream(ctx, runCtx context.Context, name string) error {
 		// tracking events carry their content in the body.
 		HeadersOnly: name == bus.StreamMessages,
 	}
-	if last := stream.CachedInfo().State.LastSeq; pos > last {
-		// The stream is behind the index: it was deleted and created again. Index it anew
-		// from its start; entries already indexed are ignored.
-		ix.log.Warn("stream is behind the tracking index; indexing it from its start", "stream", name, "indexed", pos, "stream_last", last)
-	} else if pos > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, pos+1
+	// The stream's creation time tells its incarnations apart: one deleted and created
+	// again starts its sequences anew, and must be indexed from its start (entries already
+	// indexed are ignored).
+	epoch := stream.CachedInfo().Created.UTC().Format(time.RFC3339Nano)
+	seq := pos.Seq
+	switch {
+	case pos.Seq > 0 && pos.Epoch != epoch:
+		ix.log.Warn("stream was created again since it was indexed; indexing it from its start", "stream", name, "indexed", pos.Seq)
+		seq = 0
+	case pos.Seq > 0:
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, pos.Seq+1
 	}
 	cons, err := stream.OrderedConsumer(ctx, cfg)
 	if err != nil {
@@ -139,9 +144,9 @@ func (ix *Indexer) startStream(ctx, runCtx context.Context, name string) error {
 		return fmt.Errorf("tracking: consume %s: %w", name, err)
 	}
 	ix.ccs = append(ix.ccs, cc)
-	ix.position(name).Store(pos)
+	ix.position(name).Store(seq)
 	ix.wg.Add(1)
-	go ix.run(runCtx, name, ch)
+	go ix.run(runCtx, store.Position{Stream: name, Epoch: epoch}, ch)
 	return nil
 }
 
@@ -158,7 +163,7 @@ func (ix *Indexer) Stop() {
 
 // run takes whatever has arrived (at least one entry, at most maxBatch) and writes it, with
 // the position of its last entry, in one transaction.
-func (ix *Indexer) run(ctx context.Context, stream string, ch <-chan jetstream.Msg) {
+func (ix *Indexer) run(ctx context.Context, pos store.Position, ch <-chan jetstream.Msg) {
 	defer ix.wg.Done()
 	batch := make([]jetstream.Msg, 0, maxBatch)
 	for {
@@ -185,11 +190,12 @@ func (ix *Indexer) run(ctx context.Context, stream string, ch <-chan jetstream.M
 			}
 		}
 		linger.Stop()
-		ix.index(ctx, stream, batch)
+		ix.index(ctx, pos, batch)
 	}
 }
 
-func (ix *Indexer) index(ctx context.Context, stream string, batch []jetstream.Msg) {
+func (ix *Indexer) index(ctx context.Context, pos store.Position, batch []jetstream.Msg) {
+	stream := pos.Stream
 	var msgs []store.Message
 	var events []store.Event
 	var last uint64
@@ -232,7 +238,8 @@ func (ix *Indexer) index(ctx context.Context, stream string, batch []jetstream.M
 		// The write itself is not cancelled by Stop: a batch that has been read is
 		// finished, so a clean shutdown leaves nothing for the next start to redo.
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		err := ix.store.Index(wctx, stream, last, msgs, events)
+		pos.Seq = max(last, ix.Position(stream))
+		err := ix.store.Index(wctx, pos, msgs, events)
 		cancel()
 		if err == nil {
 			break

@@ -1,0 +1,134 @@
+package tracking
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/causeway/causeway/bus"
+	"github.com/causeway/causeway/message"
+	"github.com/causeway/causeway/store"
+)
+
+func openBus(t *testing.T, dir string) *bus.Bus {
+	t.Helper()
+	b, err := bus.Open(context.Background(), bus.Options{DataDir: dir, Sync: bus.Sync{Interval: time.Second}, NodeName: "t"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+func publish(t *testing.T, b *bus.Bus, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		ev := &message.Event{ID: id, Source: "s", Type: "order.created", Data: json.RawMessage(`{}`)}
+		ev.FillDefaults(time.Now())
+		if _, err := b.Publish(context.Background(), ev, "t"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitIndexed polls the store until every id is there.
+func waitIndexed(t *testing.T, st *store.SQLite, ids ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, id := range ids {
+		for {
+			_, _, err := st.Message(context.Background(), id)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, store.ErrNotFound) || time.Now().After(deadline) {
+				t.Fatalf("%s not indexed: %v", id, err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// TestResumesAfterItsPosition stops the indexer, publishes more, and starts a new one: it
+// indexes only what came after the stored position, and the position follows.
+func TestResumesAfterItsPosition(t *testing.T) {
+	b := openBus(t, t.TempDir())
+	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ix := NewIndexer(b.JetStream(), st, nil, NewMetrics(nil))
+	if err := ix.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, "a1", "a2", "a3")
+	waitIndexed(t, st, "a1", "a2", "a3")
+	ix.Stop()
+	if pos, _ := st.Position(context.Background(), bus.StreamMessages); pos.Seq != 3 || pos.Epoch == "" {
+		t.Fatalf("position %+v after three messages, want seq 3 with an epoch", pos)
+	}
+
+	publish(t, b, "b1", "b2")
+	ix2 := NewIndexer(b.JetStream(), st, nil, NewMetrics(nil))
+	if err := ix2.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer ix2.Stop()
+	waitIndexed(t, st, "b1", "b2")
+	if n, _ := st.Count(context.Background()); n != 5 {
+		t.Fatalf("index holds %d messages, want 5", n)
+	}
+	if got := ix2.Position(bus.StreamMessages); got != 5 {
+		t.Fatalf("indexer position %d, want 5", got)
+	}
+}
+
+// TestStreamRecreatedBehindTheIndex deletes the MESSAGES stream under an index that has read
+// it: the new stream's sequences start again at 1, and the indexer must index it from its
+// start, both when the new stream is still below the stored position and when it has
+// already grown past it (where sequence numbers alone cannot tell).
+func TestStreamRecreatedBehindTheIndex(t *testing.T) {
+	data := t.TempDir()
+	b := openBus(t, data)
+	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ix := NewIndexer(b.JetStream(), st, nil, NewMetrics(nil))
+	if err := ix.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var old []string
+	for i := range 10 {
+		old = append(old, fmt.Sprintf("old-%d", i))
+	}
+	publish(t, b, old...)
+	waitIndexed(t, st, old...)
+	ix.Stop()
+
+	for _, n := range []int{2, 25} {
+		if err := b.JetStream().DeleteStream(context.Background(), bus.StreamMessages); err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+		b = openBus(t, data)             // creates the streams again
+		time.Sleep(2 * time.Millisecond) // a creation time of its own
+		var ids []string
+		for i := range n {
+			ids = append(ids, fmt.Sprintf("new%d-%d", n, i))
+		}
+		publish(t, b, ids...)
+		ix := NewIndexer(b.JetStream(), st, nil, NewMetrics(nil))
+		if err := ix.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		waitIndexed(t, st, ids...)
+		ix.Stop()
+	}
+}
