@@ -273,8 +273,7 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 	waitMessage(t, p, "metrics-1") // indexed, so the index metrics have moved
 	do(t, "POST", url, "application/cloudevents+json", `{"source":"s"}`)
 	do(t, "POST", url, "text/csv", `a,b`)
-	m := do(t, "GET", "http://"+p.AdminAddr()+"/metrics", "", "")
-	for _, want := range []string{
+	wants := []string{
 		`causeway_ingest_messages_total{reason="",result="accepted",type="order.created"} 1`,
 		`causeway_ingest_messages_total{reason="invalid",result="rejected",type=""} 1`,
 		`causeway_ingest_messages_total{reason="unsupported-media-type",result="rejected",type=""} 1`,
@@ -283,10 +282,24 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 		`causeway_stream_messages{stream="MESSAGES"} 1`,
 		`causeway_tracking_indexed_total{stream="MESSAGES"} 1`,
 		`causeway_tracking_index_lag{stream="MESSAGES"} 0`,
-	} {
-		if !strings.Contains(m.raw, want) {
-			t.Errorf("metrics lack %s", want)
+	}
+	// The index metrics move a moment after the lookup succeeds; poll with a deadline.
+	var missing []string
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		m := do(t, "GET", "http://"+p.AdminAddr()+"/metrics", "", "")
+		missing = missing[:0]
+		for _, want := range wants {
+			if !strings.Contains(m.raw, want) {
+				missing = append(missing, want)
+			}
 		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, want := range missing {
+		t.Errorf("metrics lack %s", want)
 	}
 	if a := do(t, "GET", "http://"+p.HTTPAddr()+"/nowhere", "", ""); a.status != 404 || a.header.Get("Content-Type") != "application/problem+json" {
 		t.Errorf("unknown route: %d %s", a.status, a.raw)
