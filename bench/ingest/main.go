@@ -115,13 +115,16 @@ func run(c benchConfig, out io.Writer) error {
 			return rawSync(ctx, dir, always, c.duration)
 		}},
 		{name: "raw-async", what: fmt.Sprintf("raw JetStream publish, fsync always, pipelined (%d in flight)", c.window), run: func(ctx context.Context, dir string) (*result, error) {
-			return rawAsync(ctx, dir, always, c.duration, c.window)
+			return rawAsync(ctx, dir, always, c.duration, c.window, false)
 		}},
 		{name: "raw-concurrent", what: fmt.Sprintf("raw JetStream publish, fsync always, %d concurrent synchronous publishers", c.clients), run: func(ctx context.Context, dir string) (*result, error) {
 			return rawConcurrent(ctx, dir, always, c.duration, c.clients)
 		}},
 		{name: "raw-nofsync", what: fmt.Sprintf("raw JetStream publish, no fsync, pipelined (%d in flight): the ceiling", c.window), run: func(ctx context.Context, dir string) (*result, error) {
-			return rawAsync(ctx, dir, ceiling, c.duration, c.window)
+			return rawAsync(ctx, dir, ceiling, c.duration, c.window, false)
+		}},
+		{name: "raw-nofsync-tcp", what: fmt.Sprintf("raw JetStream publish, no fsync, pipelined (%d in flight), over loopback TCP: for comparison only", c.window), run: func(ctx context.Context, dir string) (*result, error) {
+			return rawAsync(ctx, dir, ceiling, c.duration, c.window, true)
 		}},
 		{name: "http-noop-single", what: fmt.Sprintf("HTTP reference: a handler that only reads the body and answers 202, single messages, %d clients", c.clients), run: func(ctx context.Context, dir string) (*result, error) {
 			return httpNoop(ctx, dir, c.duration, c.clients, 1)

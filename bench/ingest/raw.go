@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/bus"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -15,12 +16,30 @@ const payload = `{"orderId":"A-100234","customer":{"id":"C-88412","email":"jane.
 // openRaw starts an embedded bus with Causeway's streams; the raw scenarios publish to a
 // stream of their own with the same settings as MESSAGES, so that only the platform's own
 // work is missing from them.
-func openRaw(ctx context.Context, dir string, policy bus.Sync) (*bus.Bus, jetstream.JetStream, error) {
-	b, err := bus.Open(ctx, bus.Options{DataDir: dir, Sync: policy, NodeName: "bench"}, nil)
+//
+// With tcp, the publisher connects through a loopback TCP listener of the server, as a
+// client in another process would, instead of in-process.
+func openRaw(ctx context.Context, dir string, policy bus.Sync, tcp bool) (*bus.Bus, jetstream.JetStream, error) {
+	opts := bus.Options{DataDir: dir, Sync: policy, NodeName: "bench"}
+	if tcp {
+		opts.Listen = "127.0.0.1:0"
+	}
+	b, err := bus.Open(ctx, opts, nil)
 	if err != nil {
 		return nil, nil, err
 	}
 	js := b.JetStream()
+	if tcp {
+		nc, err := nats.Connect(b.ClientURL())
+		if err != nil {
+			b.Close()
+			return nil, nil, err
+		}
+		if js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096)); err != nil {
+			b.Close()
+			return nil, nil, err
+		}
+	}
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "RAW", Subjects: []string{"raw.>"}, Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute}); err != nil {
 		b.Close()
 		return nil, nil, err
@@ -30,7 +49,7 @@ func openRaw(ctx context.Context, dir string, policy bus.Sync) (*bus.Bus, jetstr
 
 // rawSync publishes one message at a time, waiting for each acknowledgement.
 func rawSync(ctx context.Context, dir string, policy bus.Sync, d time.Duration) (*result, error) {
-	b, js, err := openRaw(ctx, dir, policy)
+	b, js, err := openRaw(ctx, dir, policy, false)
 	if err != nil {
 		return nil, err
 	}
@@ -51,8 +70,8 @@ func rawSync(ctx context.Context, dir string, policy bus.Sync, d time.Duration) 
 }
 
 // rawAsync keeps window publishes in flight and records each one's time to acknowledgement.
-func rawAsync(ctx context.Context, dir string, policy bus.Sync, d time.Duration, window int) (*result, error) {
-	b, js, err := openRaw(ctx, dir, policy)
+func rawAsync(ctx context.Context, dir string, policy bus.Sync, d time.Duration, window int, tcp bool) (*result, error) {
+	b, js, err := openRaw(ctx, dir, policy, tcp)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +115,7 @@ func rawAsync(ctx context.Context, dir string, policy bus.Sync, d time.Duration,
 // for its acknowledgement: the publish pattern of concurrent single-message HTTP requests,
 // without HTTP.
 func rawConcurrent(ctx context.Context, dir string, policy bus.Sync, d time.Duration, clients int) (*result, error) {
-	b, js, err := openRaw(ctx, dir, policy)
+	b, js, err := openRaw(ctx, dir, policy, false)
 	if err != nil {
 		return nil, err
 	}
