@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/causeway/causeway/internal/testutil"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
@@ -136,7 +137,7 @@ func TestLoadJSONFile(t *testing.T) {
 		"bad.yaml":       "a: [1\n",
 		"schema.txt":     "{}",
 	}
-	writeTree(t, dir, files)
+	testutil.WriteFiles(t, dir, files)
 	j, err := LoadJSONFile(filepath.Join(dir, "ok.json"))
 	if err != nil {
 		t.Fatal(err)

@@ -2,25 +2,12 @@ package config
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// writeTree creates files under dir from a map of slash-separated relative paths.
-func writeTree(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for rel, content := range files {
-		path := filepath.Join(dir, filepath.FromSlash(rel))
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
+	"github.com/causeway/causeway/internal/testutil"
+)
 
 func target(name string) string {
 	return "apiVersion: causeway/v1\nkind: Target\nmetadata: {name: " + name + "}\n"
@@ -28,7 +15,7 @@ func target(name string) string {
 
 func TestLoadDirectoryTree(t *testing.T) {
 	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{
+	testutil.WriteFiles(t, dir, map[string]string{
 		"b.yaml":                   target("b"),
 		"a.yml":                    target("a1") + "---\n" + target("a2"),
 		"sub/deeper/c.yaml":        target("c"),
@@ -67,7 +54,7 @@ func TestLoadDirectoryTree(t *testing.T) {
 // path), so that a relative directory argument gives relative paths in messages.
 func TestLoadPathsInMessages(t *testing.T) {
 	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{"defs/sub/bad.yaml": "apiVersion: v2\nkind: Target\nmetadata: {name: x}\n"})
+	testutil.WriteFiles(t, dir, map[string]string{"defs/sub/bad.yaml": "apiVersion: v2\nkind: Target\nmetadata: {name: x}\n"})
 	t.Chdir(dir)
 	_, err := Load("defs/", Options{Registry: testRegistry(t)})
 	want := `defs/sub/bad.yaml:1:13: apiVersion: expected "causeway/v1", got "v2"`
@@ -82,7 +69,7 @@ func TestLoadDirectoryProblems(t *testing.T) {
 	if _, err := Load(filepath.Join(dir, "missing"), Options{Registry: reg}); err == nil || !strings.Contains(err.Error(), "missing: cannot read definitions: no such file or directory") {
 		t.Errorf("missing directory: %v", err)
 	}
-	writeTree(t, dir, map[string]string{"file.yaml": target("a")})
+	testutil.WriteFiles(t, dir, map[string]string{"file.yaml": target("a")})
 	if _, err := Load(filepath.Join(dir, "file.yaml"), Options{Registry: reg}); err == nil || !strings.Contains(err.Error(), "not a directory") {
 		t.Errorf("file instead of directory: %v", err)
 	}
@@ -90,7 +77,7 @@ func TestLoadDirectoryProblems(t *testing.T) {
 		t.Errorf("no registry: %v", err)
 	}
 	// Every problem in every file is reported, sorted by file and position.
-	writeTree(t, dir, map[string]string{
+	testutil.WriteFiles(t, dir, map[string]string{
 		"z.yaml": "apiVersion: causeway/v1\nkind: Sytem\nmetadata: {name: z}\n",
 		"b.yaml": "kind: Target\nmetadata: {name: b}\n---\nkind: Target\nmetadata: {name: Bad}\n",
 	})
@@ -113,7 +100,7 @@ func TestLoadDirectoryProblems(t *testing.T) {
 
 func TestLoadEnvironmentFile(t *testing.T) {
 	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{
+	testutil.WriteFiles(t, dir, map[string]string{
 		"w.yaml":                    "apiVersion: causeway/v1\nkind: Widget\nmetadata: {name: w}\nspec: {req: '${REGION}', count: '${COUNT}'}\n",
 		"environments/staging.yaml": "REGION: eu\nCOUNT: 0x20\n",
 		"environments/bad.yaml":     "REGION: [eu]\n1X: a\n",

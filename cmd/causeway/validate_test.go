@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/causeway/causeway/internal/testutil"
 	"github.com/spf13/cobra"
 )
 
@@ -21,19 +22,6 @@ func runForTest(t *testing.T, cmd *cobra.Command, args ...string) (string, error
 	cmd.SilenceErrors = true
 	err := cmd.Execute()
 	return out.String(), err
-}
-
-func writeTestFiles(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for rel, content := range files {
-		path := filepath.Join(dir, filepath.FromSlash(rel))
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 func exitCodeOf(err error) int {
@@ -58,7 +46,7 @@ func TestValidateQuickstart(t *testing.T) {
 
 func TestValidateReportsEveryProblem(t *testing.T) {
 	dir := t.TempDir()
-	writeTestFiles(t, dir, map[string]string{
+	testutil.WriteFiles(t, dir, map[string]string{
 		"systems.yaml": "apiVersion: causeway/v1\nkind: Sytem\nmetadata: {name: shop}\n",
 		"types.yaml": `apiVersion: causeway/v1
 kind: MessageType
@@ -98,17 +86,17 @@ spec:
 
 func TestValidateEnvironmentAndSecrets(t *testing.T) {
 	dir := t.TempDir()
-	writeTestFiles(t, dir, validateEnvDefs)
+	testutil.WriteFiles(t, dir, validateEnvDefs)
 	// The secret lands in a plain string, which validate must refuse whether or not the
 	// secret is available, and without showing it.
 	secrets := t.TempDir()
-	writeTestFiles(t, secrets, map[string]string{"erp_key": "k-123-secret\n"})
+	testutil.WriteFiles(t, secrets, map[string]string{"erp_key": "k-123-secret\n"})
 	out, err := runForTest(t, newValidateCmd(), dir, "--env", "staging", "--secrets-dir", secrets)
 	if exitCodeOf(err) != 1 || !strings.Contains(out, "metadata.description: ${secret:...} can only be used in a secret field") || strings.Contains(out, "k-123") {
 		t.Fatalf("got %v:\n%s", err, out)
 	}
 
-	writeTestFiles(t, dir, map[string]string{"systems.yaml": strings.Replace(validateEnvDefs["systems.yaml"], ", key ${secret:erp_key}", "", 1)})
+	testutil.WriteFiles(t, dir, map[string]string{"systems.yaml": strings.Replace(validateEnvDefs["systems.yaml"], ", key ${secret:erp_key}", "", 1)})
 	out, err = runForTest(t, newValidateCmd(), dir, "--env", "staging")
 	if err != nil || !strings.HasPrefix(out, "valid: 1 resource (1 System) in ") {
 		t.Fatalf("with --env: %v\n%s", err, out)
@@ -121,7 +109,7 @@ func TestValidateEnvironmentAndSecrets(t *testing.T) {
 
 func TestValidateFlagsFromEnvironment(t *testing.T) {
 	dir := t.TempDir()
-	writeTestFiles(t, dir, map[string]string{
+	testutil.WriteFiles(t, dir, map[string]string{
 		"systems.yaml": `apiVersion: causeway/v1
 kind: System
 metadata: {name: erp, description: "${SITE}"}
@@ -147,7 +135,7 @@ spec: {location: "agent:${SITE}"}
 
 func TestValidateSkipSecretsFromEnvironment(t *testing.T) {
 	dir := t.TempDir()
-	writeTestFiles(t, dir, map[string]string{
+	testutil.WriteFiles(t, dir, map[string]string{
 		"types.yaml": `apiVersion: causeway/v1
 kind: MessageType
 metadata: {name: a.b}
