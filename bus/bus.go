@@ -22,6 +22,8 @@ type Bus struct {
 	srv  *server.Server // nil when an external server is used
 	nc   *nats.Conn
 	js   jetstream.JetStream
+	// group, when set, gathers concurrent publishes to MESSAGES into atomic batches.
+	group *groupCommitter
 }
 
 // headerOverhead is room for the ce-* headers on top of the data payload.
@@ -76,6 +78,10 @@ func Open(ctx context.Context, opts Options, log *slog.Logger) (_ *Bus, err erro
 	if err := b.ensureStreams(ctx); err != nil {
 		return nil, err
 	}
+	if b.grouping() {
+		b.group = newGroupCommitter(b.js, b.nc, StreamMessages)
+	}
+	b.log.Info("bus ready", "sync", b.opts.Sync.String(), "group_commit", b.grouping())
 	return b, nil
 }
 
@@ -201,8 +207,23 @@ func (b *Bus) JetStream() jetstream.JetStream { return b.js }
 // Conn returns the underlying NATS connection.
 func (b *Bus) Conn() *nats.Conn { return b.nc }
 
-// Close drains the connection and stops the embedded server, waiting for it to flush.
+// grouping reports whether publishes to MESSAGES go through the group committer.
+func (b *Bus) grouping() bool {
+	switch b.opts.GroupCommit {
+	case GroupOn:
+		return true
+	case GroupOff:
+		return false
+	}
+	return b.srv != nil && b.opts.Sync.Always
+}
+
+// Close commits what is queued, drains the connection and stops the embedded server,
+// waiting for it to flush.
 func (b *Bus) Close() {
+	if b.group != nil {
+		b.group.close()
+	}
 	if b.nc != nil {
 		_ = b.nc.Drain()
 		deadline := time.Now().Add(5 * time.Second)

@@ -14,6 +14,9 @@ type Collector struct {
 	messages *prometheus.Desc
 	bytes    *prometheus.Desc
 	pending  *prometheus.Desc
+	groups   *prometheus.Desc
+	grouped  *prometheus.Desc
+	fallback *prometheus.Desc
 }
 
 // NewCollector returns a collector for b's streams; register it with a Prometheus registry.
@@ -23,6 +26,9 @@ func NewCollector(b *Bus) *Collector {
 		messages: prometheus.NewDesc("causeway_stream_messages", "Messages held by a stream.", []string{"stream"}, nil),
 		bytes:    prometheus.NewDesc("causeway_stream_bytes", "Bytes held by a stream.", []string{"stream"}, nil),
 		pending:  prometheus.NewDesc("causeway_stream_consumer_pending", "Messages a durable consumer has yet to receive (its lag).", []string{"stream", "consumer"}, nil),
+		groups:   prometheus.NewDesc("causeway_bus_group_commits_total", "Atomic batches the group committer sent, each stored with one fsync.", []string{"stream"}, nil),
+		grouped:  prometheus.NewDesc("causeway_bus_group_commit_messages_total", "Messages in those batches; divided by the batches, the mean batch size.", []string{"stream"}, nil),
+		fallback: prometheus.NewDesc("causeway_bus_group_commit_fallbacks_total", "Batches the server did not commit whose messages were then published one by one (a resent id, usually).", []string{"stream"}, nil),
 	}
 }
 
@@ -31,12 +37,20 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.messages
 	ch <- c.bytes
 	ch <- c.pending
+	ch <- c.groups
+	ch <- c.grouped
+	ch <- c.fallback
 }
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	if g := c.b.group; g != nil {
+		ch <- prometheus.MustNewConstMetric(c.groups, prometheus.CounterValue, float64(g.batches.Load()), g.stream)
+		ch <- prometheus.MustNewConstMetric(c.grouped, prometheus.CounterValue, float64(g.messages.Load()), g.stream)
+		ch <- prometheus.MustNewConstMetric(c.fallback, prometheus.CounterValue, float64(g.fallbacks.Load()), g.stream)
+	}
 	for _, cfg := range c.b.streamConfigs() {
 		s, err := c.b.js.Stream(ctx, cfg.Name)
 		if err != nil {

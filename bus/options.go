@@ -52,6 +52,44 @@ func ParseSync(s string) (Sync, error) {
 	return Sync{}, fmt.Errorf("sync %q: expected \"always\" or \"interval:DURATION\"", s)
 }
 
+// GroupCommit chooses how accepted messages are published to MESSAGES.
+type GroupCommit int
+
+const (
+	// GroupAuto groups when the embedded server fsyncs every write, where one fsync per
+	// message is the limit; it publishes one by one otherwise.
+	GroupAuto GroupCommit = iota
+	// GroupOn always gathers concurrent publishes into atomic batches (the server must be
+	// NATS 2.12 or later).
+	GroupOn
+	// GroupOff publishes every message on its own, pipelined.
+	GroupOff
+)
+
+// String gives the mode in the form ParseGroupCommit reads.
+func (g GroupCommit) String() string {
+	switch g {
+	case GroupOn:
+		return "on"
+	case GroupOff:
+		return "off"
+	}
+	return "auto"
+}
+
+// ParseGroupCommit reads "auto", "on" or "off".
+func ParseGroupCommit(s string) (GroupCommit, error) {
+	switch s {
+	case "auto", "":
+		return GroupAuto, nil
+	case "on":
+		return GroupOn, nil
+	case "off":
+		return GroupOff, nil
+	}
+	return GroupAuto, fmt.Errorf("group commit %q: expected auto, on or off", s)
+}
+
 // Options configures the bus.
 type Options struct {
 	// DataDir is where the embedded server keeps its file storage (DataDir/nats).
@@ -74,6 +112,8 @@ type Options struct {
 	MaxMessageBytes int
 	// NodeName names this node in logs and tracking events.
 	NodeName string
+	// GroupCommit chooses between atomic batches and single publishes for MESSAGES.
+	GroupCommit GroupCommit
 }
 
 func (o *Options) setDefaults() {

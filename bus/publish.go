@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/message"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -24,15 +25,50 @@ const (
 // acknowledgement, so that callers can pipeline many publishes and wait for all of them.
 // The message id is the de-duplication id.
 func (b *Bus) PublishAsync(ev *message.Event, node string) (jetstream.PubAckFuture, error) {
-	m := ev.ToNATS(Subject(ev.Type))
-	if node != "" {
-		m.Header[message.HeaderNode] = []string{node}
-	}
-	f, err := b.js.PublishMsgAsync(m, jetstream.WithExpectStream(StreamMessages), jetstream.WithStallWait(stallWait))
+	f, err := b.js.PublishMsgAsync(b.toNATS(ev, node), jetstream.WithExpectStream(StreamMessages), jetstream.WithStallWait(stallWait))
 	if err != nil {
 		return nil, fmt.Errorf("bus: publish %s: %w", ev.ID, err)
 	}
 	return f, nil
+}
+
+// PublishAll sends accepted messages to the MESSAGES stream and waits until the stream has
+// stored every one of them, or ctx ends. Concurrent calls are grouped into atomic batches
+// when group commit is on, and pipelined otherwise. On error some of the messages may be
+// stored; each carries its id as the de-duplication id, so resending them is safe.
+func (b *Bus) PublishAll(ctx context.Context, events []*message.Event, node string) error {
+	if b.group != nil {
+		msgs := make([]*nats.Msg, len(events))
+		for i, ev := range events {
+			msgs[i] = b.toNATS(ev, node)
+		}
+		return b.group.publish(ctx, msgs)
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(events))
+	var failed error
+	for _, ev := range events {
+		f, err := b.PublishAsync(ev, node)
+		if err != nil {
+			failed = err
+			break
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		if _, err := Wait(ctx, f); err != nil && failed == nil {
+			failed = err
+		}
+	}
+	return failed
+}
+
+// toNATS is the message as the MESSAGES stream stores it.
+func (b *Bus) toNATS(ev *message.Event, node string) *nats.Msg {
+	m := ev.ToNATS(Subject(ev.Type))
+	if node != "" {
+		m.Header[message.HeaderNode] = []string{node}
+	}
+	return m
 }
 
 // Publish sends one message and waits until the stream has stored it.

@@ -25,6 +25,9 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 			Duplicates:  b.opts.DedupWindow,
 			MaxMsgSize:  int32(b.opts.MaxMessageBytes + headerOverhead),
 			Replicas:    b.opts.Replicas,
+			// Group commit publishes atomic batches; the option is only set when it is
+			// used, so that an older external server is not asked for it.
+			AllowAtomicPublish: b.grouping(),
 		},
 		{
 			Name:        StreamTracking,

@@ -19,7 +19,6 @@ import (
 	"github.com/causeway/causeway/bus"
 	"github.com/causeway/causeway/message"
 	"github.com/causeway/causeway/problem"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Media types accepted by the endpoint.
@@ -44,7 +43,8 @@ type Catalog interface {
 
 // Publisher is the part of the bus ingestion needs.
 type Publisher interface {
-	PublishAsync(ev *message.Event, node string) (jetstream.PubAckFuture, error)
+	// PublishAll stores events on the bus and returns once every one is stored.
+	PublishAll(ctx context.Context, events []*message.Event, node string) error
 }
 
 // Options configures the handler.
@@ -275,30 +275,19 @@ func (h *Handler) check(events []*message.Event, batch bool) message.FieldErrors
 	return problems
 }
 
-// publish sends every event asynchronously, so they are pipelined, and then waits for all
-// acknowledgements. It answers 503 when the bus does not confirm them: the body lists the
-// ids, so a client that resends with the same ids cannot create duplicates.
+// publish hands every event to the bus, which pipelines them (or groups them with other
+// requests' into atomic batches), and waits for all acknowledgements. It answers 503 when the
+// bus does not confirm them: the body lists the ids, so a client that resends with the same
+// ids cannot create duplicates.
 func (h *Handler) publish(w http.ResponseWriter, r *http.Request, events []*message.Event) ([]string, bool) {
 	start := time.Now()
 	ids := make([]string, len(events))
-	futures := make([]jetstream.PubAckFuture, 0, len(events))
-	var failed error
 	for i, ev := range events {
 		ids[i] = ev.ID
-		f, err := h.bus.PublishAsync(ev, h.opts.Node)
-		if err != nil {
-			failed = err
-			break
-		}
-		futures = append(futures, f)
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.opts.AckTimeout)
 	defer cancel()
-	for _, f := range futures {
-		if _, err := bus.Wait(ctx, f); err != nil && failed == nil {
-			failed = err
-		}
-	}
+	failed := h.bus.PublishAll(ctx, events, h.opts.Node)
 	h.metrics.publishDuration.WithLabelValues(bus.StreamMessages).Observe(time.Since(start).Seconds())
 	if failed != nil {
 		h.log.Error("bus did not acknowledge messages", "count", len(events), "err", failed)

@@ -38,6 +38,8 @@ type Options struct {
 	NATSURL, NATSListen string
 	// Sync is the embedded bus's fsync policy (zero: always).
 	Sync bus.Sync
+	// GroupCommit chooses whether accepted messages are published in atomic batches.
+	GroupCommit bus.GroupCommit
 	// Replicas is the stream replica count on an external cluster.
 	Replicas int
 	// DedupWindow and Retention tune the MESSAGES stream.
@@ -110,7 +112,7 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 	p.bus, err = bus.Open(ctx, bus.Options{
 		DataDir: opts.DataDir, URL: opts.NATSURL, Listen: opts.NATSListen, Sync: opts.Sync,
 		Replicas: opts.Replicas, DedupWindow: opts.DedupWindow, MaxAge: opts.Retention,
-		MaxMessageBytes: int(opts.MaxMessageBytes), NodeName: opts.Node,
+		MaxMessageBytes: int(opts.MaxMessageBytes), NodeName: opts.Node, GroupCommit: opts.GroupCommit,
 	}, p.log)
 	if err != nil {
 		return nil, err

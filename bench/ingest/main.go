@@ -33,6 +33,7 @@ func main() {
 	flag.IntVar(&c.clients, "clients", 64, "concurrent HTTP clients for single-message ingestion")
 	flag.IntVar(&c.batchClients, "batch-clients", 8, "concurrent HTTP clients for batch ingestion")
 	flag.IntVar(&c.batchSize, "batch", 100, "messages per batch")
+	flag.IntVar(&c.group, "group", 64, "messages per atomic batch of the raw-atomic scenarios")
 	flag.IntVar(&c.window, "window", 256, "in-flight publishes of the pipelined raw reference")
 	flag.StringVar(&c.only, "only", "", "comma-separated scenario names to run (default all)")
 	flag.StringVar(&c.dir, "dir", "", "scratch directory (default: a new temporary one)")
@@ -75,6 +76,7 @@ type benchConfig struct {
 	duration              time.Duration
 	clients, batchClients int
 	batchSize, window     int
+	group                 int
 	only, dir             string
 }
 
@@ -122,6 +124,9 @@ func run(c benchConfig, out io.Writer) error {
 		}},
 		{name: "raw-nofsync", what: fmt.Sprintf("raw JetStream publish, no fsync, pipelined (%d in flight): the ceiling", c.window), run: func(ctx context.Context, dir string) (*result, error) {
 			return rawAsync(ctx, dir, ceiling, c.duration, c.window, false)
+		}},
+		{name: "raw-atomic", what: fmt.Sprintf("raw JetStream atomic batches of %d, fsync always, one in flight (what group commit builds on)", c.group), run: func(ctx context.Context, dir string) (*result, error) {
+			return rawAtomic(ctx, dir, always, c.duration, c.group, c.group)
 		}},
 		{name: "raw-nofsync-tcp", what: fmt.Sprintf("raw JetStream publish, no fsync, pipelined (%d in flight), over loopback TCP: for comparison only", c.window), run: func(ctx context.Context, dir string) (*result, error) {
 			return rawAsync(ctx, dir, ceiling, c.duration, c.window, true)

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/causeway/causeway/bus"
@@ -125,4 +127,92 @@ func rawConcurrent(ctx context.Context, dir string, policy bus.Sync, d time.Dura
 		_, err := js.Publish(ctx, "raw.order.created", data, jetstream.WithMsgID(fmt.Sprint("c", c, "-", n)))
 		return 1, err
 	})
+}
+
+// rawAtomic publishes atomic batches of size messages, keeping window messages in flight,
+// and records each batch's time to its commit acknowledgement once per message in it. It is
+// what the server alone does with the group commit that Causeway's ingestion uses.
+func rawAtomic(ctx context.Context, dir string, policy bus.Sync, d time.Duration, window, size int) (*result, error) {
+	b, js, err := openRaw(ctx, dir, policy, false)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "RAW", Subjects: []string{"raw.>"}, Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute, AllowAtomicPublish: true}); err != nil {
+		return nil, err
+	}
+	nc := js.Conn()
+	inflight := make(chan struct{}, max(1, window/size))
+	type ack struct {
+		t0   time.Time
+		data []byte
+	}
+	acks := make(chan ack, 1024)
+	var mu sync.Mutex
+	starts := map[string]time.Time{}
+	sub, err := nc.Subscribe("_bench.ack.*", func(m *nats.Msg) {
+		mu.Lock()
+		t0 := starts[m.Subject]
+		delete(starts, m.Subject)
+		mu.Unlock()
+		acks <- ack{t0, m.Data}
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Unsubscribe() //nolint:errcheck // the connection closes with the bus
+	done := make(chan *result)
+	var refused error
+	go func() {
+		r := &result{}
+		for a := range acks {
+			if bytes.Contains(a.data, []byte(`"error"`)) {
+				refused = fmt.Errorf("batch refused: %s", a.data)
+			} else {
+				l := time.Since(a.t0)
+				for range size {
+					r.latencies = append(r.latencies, l)
+				}
+				r.messages += size
+			}
+			<-inflight
+		}
+		done <- r
+	}()
+	data := []byte(payload)
+	start := time.Now()
+	n := 0
+	for k := 0; time.Since(start) < d; k++ {
+		inflight <- struct{}{}
+		id := fmt.Sprint("b", k)
+		reply := fmt.Sprint("_bench.ack.", k)
+		mu.Lock()
+		starts[reply] = time.Now()
+		mu.Unlock()
+		for i := 1; i <= size; i++ {
+			m := &nats.Msg{Subject: "raw.order.created", Data: data, Header: nats.Header{}}
+			m.Header.Set("Nats-Batch-Id", id)
+			m.Header.Set("Nats-Batch-Sequence", fmt.Sprint(i))
+			m.Header.Set("Nats-Msg-Id", fmt.Sprint("m", n))
+			n++
+			if i == size {
+				m.Header.Set("Nats-Batch-Commit", "1")
+				m.Reply = reply
+			}
+			if err := nc.PublishMsg(m); err != nil {
+				return nil, err
+			}
+		}
+	}
+	// Wait for the batches in flight: all slots free again.
+	for range cap(inflight) {
+		inflight <- struct{}{}
+	}
+	close(acks)
+	r := <-done
+	r.elapsed = time.Since(start)
+	if refused != nil {
+		return nil, refused
+	}
+	return r, nil
 }

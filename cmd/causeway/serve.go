@@ -20,7 +20,7 @@ func init() { commands = append(commands, newServeCmd) }
 func newServeCmd() *cobra.Command {
 	var (
 		o                   platform.Options
-		sync                string
+		sync, groupCommit   string
 		logFormat, logLevel string
 	)
 	cmd := &cobra.Command{
@@ -33,7 +33,9 @@ ingestion on --http-addr and the management API and metrics on --admin-addr.
 A message is acknowledged (202) only once the bus has stored it; with the default
 --sync always that means fsynced to disk. --sync interval:1s trades that for speed: a
 power loss (not a crash of the process) may then lose up to the last second of
-acknowledged messages.`,
+acknowledged messages. With --sync always, messages that arrive together are stored
+in atomic batches with one fsync per batch (--group-commit), which is how fsync before
+acknowledgement keeps up with load.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.ConfigDir == "" {
@@ -46,6 +48,9 @@ acknowledged messages.`,
 				return err
 			}
 			if o.Sync, err = bus.ParseSync(sync); err != nil {
+				return err
+			}
+			if o.GroupCommit, err = bus.ParseGroupCommit(groupCommit); err != nil {
 				return err
 			}
 			o.Logger = log
@@ -65,6 +70,7 @@ acknowledged messages.`,
 	f.StringVar(&o.NATSURL, "nats", "", "URL of an external NATS server or cluster instead of the embedded bus")
 	f.StringVar(&o.NATSListen, "nats-listen", "", "give the embedded bus a client listener on this address (none by default)")
 	f.StringVar(&sync, "sync", "always", `fsync policy of the embedded bus: "always" or "interval:DURATION"`)
+	f.StringVar(&groupCommit, "group-commit", "auto", `publish concurrent messages in atomic batches, one fsync each: "auto" (with the embedded bus and --sync always), "on" (needs NATS 2.12+) or "off"`)
 	f.IntVar(&o.Replicas, "replicas", 1, "stream replicas on an external cluster")
 	f.DurationVar(&o.DedupWindow, "dedup-window", 2*time.Minute, "how long a message id is remembered to drop re-sent duplicates")
 	f.DurationVar(&o.Retention, "retention", 7*24*time.Hour, "how long accepted messages are kept on the bus")
