@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -198,13 +199,43 @@ func serveChild(role, dir, syncPolicy string) error {
 	return fmt.Errorf("unknown role %q", role)
 }
 
+// clientKind selects the load generator's HTTP client: "raw" (rawClient) or "nethttp".
+var clientKind = "raw"
+
 // drive posts to url from clients concurrent clients for d, each request carrying batch
 // events (1: a single structured event), and records each request's latency.
 func drive(url string, d time.Duration, clients, batch int) (*result, error) {
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
 	contentType := "application/cloudevents+json"
 	if batch > 1 {
 		contentType = "application/cloudevents-batch+json"
+	}
+	var post func(c int, body []byte) (int, error)
+	switch clientKind {
+	case "raw":
+		conns := make([]*rawClient, clients)
+		for i := range conns {
+			rc, err := newRawClient(url)
+			if err != nil {
+				return nil, err
+			}
+			conns[i] = rc
+			defer rc.close()
+		}
+		post = func(c int, body []byte) (int, error) { return conns[c].post(contentType, body) }
+	case "nethttp":
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
+		defer client.CloseIdleConnections()
+		post = func(_ int, body []byte) (int, error) {
+			resp, err := client.Post(url, contentType, bytes.NewReader(body))
+			if err != nil {
+				return 0, err
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			return resp.StatusCode, nil
+		}
+	default:
+		return nil, fmt.Errorf("-client %q: expected raw or nethttp", clientKind)
 	}
 	bodies := make([]bytes.Buffer, clients)
 	return fanOut(d, clients, func(c, n int) (int, error) {
@@ -217,19 +248,25 @@ func drive(url string, d time.Duration, clients, batch int) (*result, error) {
 			if i > 0 {
 				body.WriteByte(',')
 			}
-			fmt.Fprintf(body, `{"specversion":"1.0","id":"c%d-%d-%d","source":"bench","type":"order.created","data":%s}`, c, n, i, payload)
+			body.WriteString(`{"specversion":"1.0","id":"c`)
+			body.WriteString(strconv.Itoa(c))
+			body.WriteByte('-')
+			body.WriteString(strconv.Itoa(n))
+			body.WriteByte('-')
+			body.WriteString(strconv.Itoa(i))
+			body.WriteString(`","source":"bench","type":"order.created","data":`)
+			body.WriteString(payload)
+			body.WriteByte('}')
 		}
 		if batch > 1 {
 			body.WriteByte(']')
 		}
-		resp, err := client.Post(url, contentType, bytes.NewReader(body.Bytes()))
+		status, err := post(c, body.Bytes())
 		if err != nil {
 			return 0, err
 		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			return 0, fmt.Errorf("HTTP %d", resp.StatusCode)
+		if status != http.StatusAccepted {
+			return 0, fmt.Errorf("HTTP %d", status)
 		}
 		return batch, nil
 	})

@@ -35,6 +35,7 @@ func main() {
 	flag.IntVar(&c.batchSize, "batch", 100, "messages per batch")
 	flag.IntVar(&c.group, "group", 64, "messages per atomic batch of the raw-atomic scenarios")
 	flag.IntVar(&c.window, "window", 256, "in-flight publishes of the pipelined raw reference")
+	flag.StringVar(&clientKind, "client", "raw", "the load generator's HTTP client: raw (a lean HTTP/1.1 client, like wrk's) or nethttp (Go's net/http)")
 	flag.StringVar(&c.only, "only", "", "comma-separated scenario names to run (default all)")
 	flag.StringVar(&c.dir, "dir", "", "scratch directory (default: a new temporary one)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the load to this file, and of each server process to FILE.<scenario dir>")
