@@ -59,6 +59,7 @@ type Spec struct {
 
 	raw      []byte
 	compiled *jsonschema.Schema
+	fast     *fastSchema
 }
 
 var _ config.Provisioner = (*Spec)(nil)
@@ -103,7 +104,7 @@ func (s *Spec) Provision(ctx *config.Context) error {
 		}
 		return ctx.Err()
 	}
-	s.raw, s.compiled = doc.Raw, compiled
+	s.raw, s.compiled, s.fast = doc.Raw, compiled, compileFast(doc.Raw)
 	return nil
 }
 
@@ -271,6 +272,7 @@ func New(cfg *config.Config) *Catalog {
 			Labels:      maps.Clone(r.Metadata.Labels),
 			Schema:      slices.Clone(spec.raw),
 			schema:      spec.compiled,
+			fast:        spec.fast,
 		}
 	}
 	return c

@@ -257,6 +257,21 @@ func BenchmarkValidate(b *testing.B) {
 	}
 }
 
+// TestValidateValidAllocatesNothing checks that accepting a typical order takes the fast
+// path, which allocates nothing, rather than decoding the data for the full validator.
+func TestValidateValidAllocatesNothing(t *testing.T) {
+	typ := orderType(t)
+	data := []byte(validOrder)
+	allocs := testing.AllocsPerRun(100, func() {
+		if err := typ.Validate(data); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Validate of a valid order allocates %v times", allocs)
+	}
+}
+
 // BenchmarkValidateInvalid measures refusing an order, which builds the violation list.
 func BenchmarkValidateInvalid(b *testing.B) {
 	typ := orderType(b)

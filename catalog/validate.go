@@ -28,6 +28,9 @@ type Type struct {
 	Schema []byte
 
 	schema *jsonschema.Schema
+	// fast decides without allocating that data matches a schema that uses only common
+	// keywords; nil when the schema uses others (see compileFast).
+	fast *fastSchema
 }
 
 // ErrInvalidJSON is wrapped by the error Validate returns for data that is not JSON at all,
@@ -40,10 +43,16 @@ var ErrInvalidJSON = errors.New("data is not valid JSON")
 // JSON.
 //
 // Validate is on the ingestion path, so it decodes the data once and does nothing else
-// before validating; the schema was compiled when the configuration loaded.
+// before validating; the schema was compiled when the configuration loaded. Schemas that
+// use only common keywords also have a fast path, which accepts valid data without
+// decoding it; whatever it cannot accept with certainty goes through the full validator,
+// which alone reports violations.
 func (t *Type) Validate(data []byte) error {
 	if t.schema == nil {
 		return fmt.Errorf("message type %q has no compiled schema; types come from catalog.New", t.Name)
+	}
+	if t.fast != nil && data != nil && t.fast.valid(data) {
+		return nil
 	}
 	var v any
 	if data != nil {
