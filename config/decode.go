@@ -344,6 +344,11 @@ func (d *decoder) mapping(n *node, v reflect.Value, path string, f *fieldInfo) {
 	v.Set(m)
 }
 
+// MapPath appends a map key to a field path, as the decoder writes it in messages and as
+// Context.Pos and Context.Errorf find it: "headers.tenant", or headers["X-Tenant"] for a key
+// that would make the path ambiguous.
+func MapPath(path, key string) string { return mapPath(path, key) }
+
 // mapPath appends a map key to a path, quoting keys that would make the path ambiguous.
 func mapPath(path, key string) string {
 	if fieldNamePattern.MatchString(key) || (key != "" && strings.Trim(key, "abcdefghijklmnopqrstuvwxyz0123456789-_") == "") {

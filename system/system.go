@@ -1,6 +1,7 @@
-// Package system implements the System kind: one external system the platform talks to. For
-// now a System says where it lives; connectors, operations, health probes and delivery
-// policies are added to the spec as the platform grows.
+// Package system implements the System kind: one external system the platform talks to,
+// where it lives, how to reach it over HTTP, and the named operations flows call. Other
+// connectors, health probes and delivery policies are added to the spec as the platform
+// grows.
 package system
 
 import (
@@ -31,12 +32,27 @@ metadata:
   labels:
     team: finance
 spec:
-  location: agent:rotterdam`
+  location: agent:rotterdam
+  http:
+    baseURL: https://erp.rotterdam.example.com/api
+    timeout: 10s
+    auth:
+      bearer: ${secret:ERP_TOKEN}
+  operations:
+    markShipped:
+      description: Mark an order as shipped
+      http:
+        method: POST
+        path: /orders/{orderId}/ship`
 
 // Spec is the spec of a System.
 type Spec struct {
 	// Location is "cloud" or "agent:<name>".
 	Location string `yaml:"location" default:"cloud" doc:"Where the system lives: cloud when the platform reaches it directly, or agent:<name> when only the on-premises agent of that name can reach it; the name is a DNS label (lowercase letters, digits and '-', at most 63 characters)." example:"agent:rotterdam"`
+	// HTTP is how to reach the system over HTTP.
+	HTTP *HTTP `yaml:"http" doc:"How to reach the system over HTTP: base URL, authentication, timeout."`
+	// Operations are the named things the system can be asked to do.
+	Operations map[string]*Operation `yaml:"operations" doc:"The named operations of the system, which flows call as <system>.<operation>."`
 }
 
 var _ config.Validator = (*Spec)(nil)
@@ -50,18 +66,18 @@ func Register(r *config.Registry) error {
 // names and subjects.
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
-// Validate checks the location.
+// Validate checks the location, the HTTP settings and the operations.
 func (s *Spec) Validate(ctx *config.Context) error {
-	if s.Location == LocationCloud {
-		return nil
+	if s.Location != LocationCloud {
+		name, ok := strings.CutPrefix(s.Location, agentPrefix)
+		switch {
+		case !ok:
+			ctx.Errorf("location", "invalid location %q: use %q or \"agent:<name>\"", s.Location, LocationCloud)
+		case !dnsLabel.MatchString(name):
+			ctx.Errorf("location", "invalid agent name %q: use lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters", name)
+		}
 	}
-	name, ok := strings.CutPrefix(s.Location, agentPrefix)
-	switch {
-	case !ok:
-		ctx.Errorf("location", "invalid location %q: use %q or \"agent:<name>\"", s.Location, LocationCloud)
-	case !dnsLabel.MatchString(name):
-		ctx.Errorf("location", "invalid agent name %q: use lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters", name)
-	}
+	s.validateHTTP(ctx)
 	return ctx.Err()
 }
 

@@ -1,0 +1,353 @@
+// Package httpconn is the HTTP connector: it carries out a System's HTTP operations, the
+// calls that flow steps make. It fills the operation's path from the call's parameters,
+// adds the system's authentication and headers, sends a JSON body, and sorts failures into
+// transient ones (worth retrying: the network, timeouts, 408, 429, 5xx) and permanent ones
+// (other 4xx, a missing parameter), which is what the retry path and the errors queue need.
+package httpconn
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/causeway/causeway/expr"
+	"github.com/causeway/causeway/system"
+)
+
+// MaxResponseBytes bounds the body of an answer the connector reads; a larger answer is a
+// permanent error rather than a node out of memory.
+const MaxResponseBytes = 10 << 20
+
+// Call is one call of an operation.
+type Call struct {
+	// Params fill the {placeholders} of the operation's path.
+	Params map[string]any
+	// Query adds query parameters to the operation's own.
+	Query map[string]any
+	// Headers add headers to the system's and the operation's.
+	Headers map[string]string
+	// Body is sent as JSON when it is not nil.
+	Body any
+	// IdempotencyKey is sent as Idempotency-Key, so that a target can recognise a call
+	// made again after a crash.
+	IdempotencyKey string
+	// Traceparent is the W3C trace context to carry on.
+	Traceparent string
+}
+
+// Result is a successful call's answer.
+type Result struct {
+	// Status is the HTTP status code.
+	Status int
+	// Headers are the answer's headers.
+	Headers http.Header
+	// Body is the answer decoded from JSON, or the text itself for another content type,
+	// or nil for none.
+	Body any
+	// Duration is how long the call took.
+	Duration time.Duration
+}
+
+// Error is a failed call.
+type Error struct {
+	// System and Operation name what was called.
+	System, Operation string
+	// Status is the HTTP status of the answer, 0 when there was none.
+	Status int
+	// Transient reports that calling again later may succeed.
+	Transient bool
+	// RetryAfter is what the target asked for in a Retry-After header, if anything.
+	RetryAfter time.Duration
+	// Body is the start of the answer's body, for the run history.
+	Body string
+	// Err is the cause.
+	Err error
+}
+
+// Error says which call failed, how, and whether it is worth retrying.
+func (e *Error) Error() string {
+	kind := "permanent"
+	if e.Transient {
+		kind = "transient"
+	}
+	msg := fmt.Sprintf("call %s.%s: %v (%s)", e.System, e.Operation, e.Err, kind)
+	if e.Body != "" {
+		msg += ": " + e.Body
+	}
+	return msg
+}
+
+// Unwrap gives the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Client carries out HTTP operations. It is safe for concurrent use.
+type Client struct {
+	hc       *http.Client
+	calls    *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// New returns a client; its metrics are registered with reg when reg is not nil.
+func New(reg prometheus.Registerer) *Client {
+	c := &Client{
+		hc: &http.Client{
+			Transport: &http.Transport{
+				Proxy:               http.ProxyFromEnvironment,
+				MaxIdleConnsPerHost: 64,
+				IdleConnTimeout:     90 * time.Second,
+			},
+			// A redirect to another host would carry the system's credentials there, and
+			// an operation is declared with its path: redirects are the target's answer.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_connector_calls_total",
+			Help: "Calls of system operations by outcome: ok, transient or permanent failure.",
+		}, []string{"connector", "system", "operation", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "causeway_connector_call_duration_seconds",
+			Help:    "How long calls of system operations took, answer read included.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}, []string{"connector", "system", "operation"}),
+	}
+	if reg != nil {
+		reg.MustRegister(c.calls, c.duration)
+	}
+	return c
+}
+
+// Close releases idle connections.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
+// Do calls the operation op of the system named sysName.
+func (c *Client) Do(ctx context.Context, sysName string, sys *system.Spec, opName string, call Call) (*Result, error) {
+	start := time.Now()
+	res, err := c.do(ctx, sysName, sys, opName, call)
+	outcome := "ok"
+	var ce *Error
+	if errors.As(err, &ce) {
+		outcome = "permanent"
+		if ce.Transient {
+			outcome = "transient"
+		}
+	}
+	c.calls.WithLabelValues("http", sysName, opName, outcome).Inc()
+	c.duration.WithLabelValues("http", sysName, opName).Observe(time.Since(start).Seconds())
+	if res != nil {
+		res.Duration = time.Since(start)
+	}
+	return res, err
+}
+
+func (c *Client) do(ctx context.Context, sysName string, sys *system.Spec, opName string, call Call) (*Result, error) {
+	fail := func(status int, transient bool, err error) *Error {
+		return &Error{System: sysName, Operation: opName, Status: status, Transient: transient, Err: err}
+	}
+	op, ok := sys.Operation(opName)
+	if !ok || op.HTTP == nil || sys.HTTP == nil {
+		return nil, fail(0, false, errors.New("no such HTTP operation"))
+	}
+	h := op.HTTP
+	target, err := buildURL(sys.HTTP.BaseURL, h, call)
+	if err != nil {
+		return nil, fail(0, false, err)
+	}
+	var body io.Reader
+	if call.Body != nil {
+		data, err := expr.MarshalJSON(call.Body)
+		if err != nil {
+			return nil, fail(0, false, fmt.Errorf("body: %w", err))
+		}
+		body = bytes.NewReader(data)
+	}
+	timeout := sys.HTTP.Timeout
+	if h.Timeout > 0 {
+		timeout = h.Timeout
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	req, err := http.NewRequestWithContext(ctx, h.Method, target, body)
+	if err != nil {
+		return nil, fail(0, false, err)
+	}
+	for k, v := range sys.HTTP.Headers {
+		req.Header.Set(k, v)
+	}
+	for k, v := range h.Headers {
+		req.Header.Set(k, v)
+	}
+	for k, v := range call.Headers {
+		req.Header.Set(k, v)
+	}
+	if call.Body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if req.Header.Get("Accept") == "" {
+		req.Header.Set("Accept", "application/json")
+	}
+	if call.IdempotencyKey != "" {
+		req.Header.Set("Idempotency-Key", call.IdempotencyKey)
+	}
+	if call.Traceparent != "" {
+		req.Header.Set("traceparent", call.Traceparent)
+	}
+	authenticate(req, sys.HTTP.Auth)
+
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		// The request never got an answer: the network, a refused connection, a timeout.
+		// All are worth another try; the error text is the transport's, which names the
+		// URL but never a header.
+		if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fail(0, true, fmt.Errorf("no answer within %s", timeout))
+		}
+		return nil, fail(0, true, scrub(err))
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	if err != nil {
+		return nil, fail(resp.StatusCode, true, fmt.Errorf("reading the answer: %w", scrub(err)))
+	}
+	if len(data) > MaxResponseBytes {
+		return nil, fail(resp.StatusCode, false, fmt.Errorf("answer over %d bytes", MaxResponseBytes))
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		e := fail(resp.StatusCode, transientStatus(resp.StatusCode), fmt.Errorf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode)))
+		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"))
+		e.Body = snippet(data)
+		return nil, e
+	}
+	res := &Result{Status: resp.StatusCode, Headers: resp.Header}
+	if len(data) > 0 {
+		if isJSON(resp.Header.Get("Content-Type")) {
+			if res.Body, err = expr.DecodeJSON(data); err != nil {
+				return nil, fail(resp.StatusCode, false, fmt.Errorf("the answer says it is JSON but is not: %v", err))
+			}
+		} else {
+			res.Body = string(data)
+		}
+	}
+	return res, nil
+}
+
+// buildURL joins the base URL and the operation's path, fills its placeholders (each value
+// percent-encoded as one path segment) and adds the query.
+func buildURL(base string, h *system.HTTPOperation, call Call) (string, error) {
+	var missing []string
+	path := placeholderRe.ReplaceAllStringFunc(h.Path, func(m string) string {
+		name := m[1 : len(m)-1]
+		v, ok := call.Params[name]
+		if !ok || v == nil {
+			missing = append(missing, name)
+			return m
+		}
+		return url.PathEscape(expr.ToString(v))
+	})
+	if len(missing) > 0 {
+		return "", fmt.Errorf("the path %s needs the parameter %s", h.Path, strings.Join(missing, ", "))
+	}
+	u, err := url.Parse(strings.TrimSuffix(base, "/") + path)
+	if err != nil {
+		return "", err
+	}
+	q := u.Query()
+	for k, v := range h.Query {
+		q.Set(k, v)
+	}
+	for k, v := range call.Query {
+		if list, ok := v.([]any); ok {
+			q.Del(k)
+			for _, e := range list {
+				q.Add(k, expr.ToString(e))
+			}
+			continue
+		}
+		q.Set(k, expr.ToString(v))
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+// placeholderRe finds {name} in a path.
+var placeholderRe = system.PathPlaceholder
+
+// authenticate adds the system's credentials.
+func authenticate(req *http.Request, a *system.HTTPAuth) {
+	switch {
+	case a == nil:
+	case !a.Bearer.IsZero():
+		req.Header.Set("Authorization", "Bearer "+a.Bearer.Reveal())
+	case a.Basic != nil:
+		req.SetBasicAuth(a.Basic.Username, a.Basic.Password.Reveal())
+	case a.Header != nil:
+		req.Header.Set(a.Header.Name, a.Header.Value.Reveal())
+	}
+}
+
+// transientStatus reports the answers worth another try: the target was busy, down for a
+// moment, or asked to be called later.
+func transientStatus(code int) bool {
+	return code == http.StatusRequestTimeout || code == http.StatusTooEarly || code == http.StatusTooManyRequests || code >= 500
+}
+
+// retryAfter reads a Retry-After header: seconds or an HTTP date.
+func retryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// snippet is the start of an answer's body for an error, so that the run history shows
+// what the target said without holding megabytes.
+func snippet(data []byte) string {
+	const max = 512
+	s := strings.ToValidUTF8(string(data[:min(len(data), max)]), "?")
+	if len(data) > max {
+		s += fmt.Sprintf("… (%d bytes in all)", len(data))
+	}
+	return s
+}
+
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+// scrub removes the query string from a transport error's URL: a query may carry a token.
+func scrub(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil && u.RawQuery != "" {
+			u.RawQuery = "…"
+			return &url.Error{Op: ue.Op, URL: u.String(), Err: ue.Err}
+		}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("timeout: %w", err)
+	}
+	return err
+}
