@@ -28,7 +28,7 @@ func Reference(r *Registry) []byte {
 	}
 	row(&b, "`kind`", "string", "yes", "", "Kind of the resource, one of: "+strings.Join(links, ", ")+".")
 	if ti, err := r.typeInfo(reflect.TypeFor[Metadata]()); err == nil {
-		writeFieldRows(&b, r, ti, "metadata")
+		writeFieldRows(&b, r, ti, "metadata", nil)
 	}
 	row(&b, "`spec`", "object", "depends on the kind", "", "The kind's fields, listed under each kind below.")
 	b.WriteString("\n")
@@ -48,7 +48,7 @@ func Reference(r *Registry) []byte {
 		ti, err := r.typeInfo(ki.spec)
 		if err == nil && len(ti.fields) > 0 {
 			b.WriteString("| Field | Type | Required | Default | Description |\n|---|---|---|---|---|\n")
-			writeFieldRows(&b, r, ti, "spec")
+			writeFieldRows(&b, r, ti, "spec", map[reflect.Type]string{ki.spec: "spec"})
 		} else {
 			b.WriteString("This kind has no spec fields.\n")
 		}
@@ -60,8 +60,9 @@ func Reference(r *Registry) []byte {
 }
 
 // writeFieldRows writes one table row per field, descending into nested objects so that
-// every field appears with its full path.
-func writeFieldRows(b *bytes.Buffer, r *Registry, ti *typeInfo, prefix string) {
+// every field appears with its full path. open maps the struct types being written to their
+// paths: a type that contains itself is written once, and its inner uses say where.
+func writeFieldRows(b *bytes.Buffer, r *Registry, ti *typeInfo, prefix string, open map[reflect.Type]string) {
 	for _, f := range ti.fields {
 		path := prefix + "." + f.name
 		req := "no"
@@ -76,28 +77,42 @@ func writeFieldRows(b *bytes.Buffer, r *Registry, ti *typeInfo, prefix string) {
 		if f.example != "" {
 			desc += " Example: " + code(f.example) + "."
 		}
+		inner, suffix := elemType(f.typ)
+		if at, ok := open[inner]; ok {
+			desc += " Each has the fields of " + code(at) + "."
+		}
 		row(b, "`"+path+"`", cell(typeName(f.typ, f)), req, def, cell(desc))
+		if _, ok := open[inner]; ok || classify(inner) != kStruct {
+			continue
+		}
+		if nested, err := r.typeInfo(inner); err == nil {
+			if open == nil {
+				open = map[reflect.Type]string{}
+			}
+			open[inner] = path + suffix
+			writeFieldRows(b, r, nested, path+suffix, open)
+			delete(open, inner)
+		}
+	}
+}
 
-		inner, suffix := f.typ, ""
-		for {
-			switch classify(inner) {
-			case kPointer:
-				inner = inner.Elem()
-				continue
-			case kSlice:
-				inner, suffix = inner.Elem(), suffix+"[]"
-				continue
-			case kMap:
-				inner, suffix = inner.Elem(), suffix+".<name>"
-				continue
-			}
-			break
+// elemType strips pointers, slices and maps from a field's type, and says what they add to
+// a path: "[]" for a list, ".<name>" for a map.
+func elemType(t reflect.Type) (reflect.Type, string) {
+	inner, suffix := t, ""
+	for {
+		switch classify(inner) {
+		case kPointer:
+			inner = inner.Elem()
+			continue
+		case kSlice:
+			inner, suffix = inner.Elem(), suffix+"[]"
+			continue
+		case kMap:
+			inner, suffix = inner.Elem(), suffix+".<name>"
+			continue
 		}
-		if classify(inner) == kStruct {
-			if nested, err := r.typeInfo(inner); err == nil {
-				writeFieldRows(b, r, nested, path+suffix)
-			}
-		}
+		return inner, suffix
 	}
 }
 

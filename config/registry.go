@@ -67,7 +67,7 @@ func (r *Registry) Register(k Kind) error {
 	if _, dup := r.kinds[k.Name]; dup {
 		return fmt.Errorf("config: kind %s is already registered", k.Name)
 	}
-	a := analyzer{types: r.types, visiting: map[reflect.Type]bool{}}
+	a := analyzer{types: r.types}
 	if _, err := a.structInfo(t.Elem()); err != nil {
 		return fmt.Errorf("config: kind %s: %w", k.Name, err)
 	}
@@ -123,7 +123,7 @@ func (r *Registry) typeInfo(t reflect.Type) (*typeInfo, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	a := analyzer{types: r.types, visiting: map[reflect.Type]bool{}}
+	a := analyzer{types: r.types}
 	return a.structInfo(t)
 }
 
@@ -155,32 +155,25 @@ func (r *Registry) checkRefs() error {
 }
 
 // walkFields calls fn for every field of a struct type and of the structs nested in it, with
-// the field's dotted path ("spec.operations[].path").
+// the field's dotted path ("spec.operations[].path"). A type that contains itself is walked
+// once.
 func walkFields(types map[reflect.Type]*typeInfo, t reflect.Type, prefix string, fn func(path string, f *fieldInfo)) {
+	walkFieldsOnce(types, t, prefix, fn, map[reflect.Type]bool{})
+}
+
+func walkFieldsOnce(types map[reflect.Type]*typeInfo, t reflect.Type, prefix string, fn func(path string, f *fieldInfo), open map[reflect.Type]bool) {
 	ti := types[t]
-	if ti == nil {
+	if ti == nil || open[t] {
 		return
 	}
+	open[t] = true
+	defer delete(open, t)
 	for _, f := range ti.fields {
 		path := prefix + "." + f.name
 		fn(path, f)
-		inner, suffix := f.typ, ""
-		for {
-			switch inner.Kind() {
-			case reflect.Pointer:
-				inner = inner.Elem()
-				continue
-			case reflect.Slice:
-				inner, suffix = inner.Elem(), suffix+"[]"
-				continue
-			case reflect.Map:
-				inner, suffix = inner.Elem(), suffix+".<name>"
-				continue
-			}
-			break
-		}
+		inner, suffix := elemType(f.typ)
 		if inner.Kind() == reflect.Struct && types[inner] != nil {
-			walkFields(types, inner, path+suffix, fn)
+			walkFieldsOnce(types, inner, path+suffix, fn, open)
 		}
 	}
 }

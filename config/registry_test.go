@@ -41,8 +41,9 @@ type (
 	embedded struct {
 		widgetItem
 	}
-	recursive struct {
-		Next *recursive `yaml:"next" doc:"x"`
+	badRecursive struct {
+		Next *badRecursive `yaml:"next" doc:"x"`
+		Bad  any           `yaml:"bad" doc:"x"`
 	}
 	badRequired struct {
 		A string `yaml:"a" required:"yes" doc:"x"`
@@ -84,7 +85,7 @@ func TestRegisterChecksSpecs(t *testing.T) {
 		{Kind{Name: "K", Doc: "d", New: func() any { return new(refOnInt) }}, "ref applies to string fields only"},
 		{Kind{Name: "K", Doc: "d", New: func() any { return new(dupName) }}, `yaml name "a" is used twice`},
 		{Kind{Name: "K", Doc: "d", New: func() any { return new(embedded) }}, "embedded fields are not supported"},
-		{Kind{Name: "K", Doc: "d", New: func() any { return new(recursive) }}, "recursive specs are not supported"},
+		{Kind{Name: "K", Doc: "d", New: func() any { return new(badRecursive) }}, "badRecursive.Bad: field type interface {} is not supported"},
 		{Kind{Name: "K", Doc: "d", New: func() any { return new(badRequired) }}, `required tag must be "true" or "false"`},
 		{Kind{Name: "K", Doc: "d", New: func() any { return new(secretDefault) }}, "default applies to single values"},
 		{Kind{Name: "K", Doc: "d", New: func() any { return new(listDefault) }}, "default applies to single values"},

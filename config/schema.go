@@ -21,7 +21,7 @@ const durationPattern = `^0$|^([0-9]*\.?[0-9]+(ns|us|µs|ms|s|m|h))+$|\$\{`
 // (numbers, booleans, durations, enums) also accept a string holding a ${...} reference,
 // since that is how they vary between environments.
 func JSONSchema(r *Registry) ([]byte, error) {
-	g := &schemaGen{reg: r}
+	g := &schemaGen{reg: r, open: map[reflect.Type]bool{}, recursive: map[reflect.Type]bool{}, defs: map[string]any{}}
 	kinds := r.Kinds()
 	names := make([]any, len(kinds))
 	defs := map[string]any{
@@ -61,6 +61,9 @@ func JSONSchema(r *Registry) ([]byte, error) {
 			},
 		}
 	}
+	for name, d := range g.defs {
+		defs[name] = d
+	}
 	doc := map[string]any{
 		"$schema":     jsonSchemaDraft,
 		"title":       "Causeway definition",
@@ -91,6 +94,19 @@ func JSONSchema(r *Registry) ([]byte, error) {
 
 type schemaGen struct {
 	reg *Registry
+	// open holds the struct types being generated; a type met again while open contains
+	// itself, and is generated once into defs and referred to from every place it is used.
+	open, recursive map[reflect.Type]bool
+	defs            map[string]any
+}
+
+// defName is the $defs key of a recursive type: its package and name ("flow.Step").
+func defName(t reflect.Type) string {
+	pkg := t.PkgPath()
+	if i := strings.LastIndexByte(pkg, '/'); i >= 0 {
+		pkg = pkg[i+1:]
+	}
+	return pkg + "." + t.Name()
 }
 
 func (g *schemaGen) metadataSchema() map[string]any {
@@ -107,6 +123,25 @@ func (g *schemaGen) metadataSchema() map[string]any {
 }
 
 func (g *schemaGen) structSchema(t reflect.Type) (map[string]any, error) {
+	ref := map[string]any{"$ref": "#/$defs/" + defName(t)}
+	if g.open[t] {
+		g.recursive[t] = true
+		return ref, nil
+	}
+	if g.recursive[t] {
+		return ref, nil
+	}
+	g.open[t] = true
+	s, err := g.fieldsSchema(t)
+	delete(g.open, t)
+	if err != nil || !g.recursive[t] {
+		return s, err
+	}
+	g.defs[defName(t)] = s
+	return ref, nil
+}
+
+func (g *schemaGen) fieldsSchema(t reflect.Type) (map[string]any, error) {
 	ti, err := g.reg.typeInfo(t)
 	if err != nil {
 		return nil, err

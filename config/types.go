@@ -136,20 +136,24 @@ var fieldNamePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
 
 // analyzer analyses spec structs into typeInfo, checking every tag.
 type analyzer struct {
-	types    map[reflect.Type]*typeInfo
-	visiting map[reflect.Type]bool
+	types map[reflect.Type]*typeInfo
 }
 
 func (a *analyzer) structInfo(t reflect.Type) (*typeInfo, error) {
 	if ti, ok := a.types[t]; ok {
 		return ti, nil
 	}
-	if a.visiting[t] {
-		return nil, fmt.Errorf("type %s contains itself; recursive specs are not supported", t)
-	}
-	a.visiting[t] = true
-	defer delete(a.visiting, t)
+	// A type may contain itself through a slice, map or pointer (a flow step holding the
+	// steps of its branches): the entry goes in before the fields are analysed, so the
+	// inner use finds it, and comes out again if the analysis fails.
 	ti := &typeInfo{t: t, byName: map[string]*fieldInfo{}}
+	a.types[t] = ti
+	ok := false
+	defer func() {
+		if !ok {
+			delete(a.types, t)
+		}
+	}()
 	for i := range t.NumField() {
 		sf := t.Field(i)
 		if sf.Anonymous {
@@ -172,7 +176,7 @@ func (a *analyzer) structInfo(t reflect.Type) (*typeInfo, error) {
 		ti.fields = append(ti.fields, f)
 		ti.byName[f.name] = f
 	}
-	a.types[t] = ti
+	ok = true
 	return ti, nil
 }
 
