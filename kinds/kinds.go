@@ -8,6 +8,7 @@ import (
 
 	"github.com/causeway/causeway/catalog"
 	"github.com/causeway/causeway/config"
+	"github.com/causeway/causeway/flow"
 	"github.com/causeway/causeway/system"
 )
 
@@ -15,6 +16,7 @@ import (
 var registrations = []func(*config.Registry) error{
 	catalog.Register,
 	system.Register,
+	flow.Register,
 }
 
 // Default returns a new registry with every kind registered. A kind that fails to register

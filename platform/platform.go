@@ -184,6 +184,11 @@ func (p *Platform) Start() {
 	p.ready.Store(true)
 	p.log.Info("causeway ready", "http", p.HTTPAddr(), "admin", p.AdminAddr(), "node", p.opts.Node,
 		"resources", len(p.cfg.All()), "sync", p.opts.Sync.String())
+	if flows := p.cfg.ByKind("Flow"); len(flows) > 0 {
+		// Flow definitions load and validate, but the executor is not part of this
+		// version; saying so plainly beats a flow that silently never runs.
+		p.log.Warn("flows are loaded and validated, but this version does not run them yet", "flows", len(flows))
+	}
 }
 
 // Wait blocks until ctx ends or a listener fails.
