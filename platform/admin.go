@@ -33,6 +33,7 @@ func newAdmin(ctx context.Context, p *Platform) (*admin, error) {
 func (a *admin) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/messages/{id}", a.getMessage)
+	mux.HandleFunc("GET /v1/runs/{id}", a.getRun)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.p.reg, promhttp.HandlerOpts{Registry: a.p.reg}))
 	a.p.health(mux)
 	mux.HandleFunc("/", problem.NotFound)
@@ -96,4 +97,22 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+}
+
+// getRun answers GET /v1/runs/{id}: a run's record, its steps with their inputs, outputs,
+// attempts and errors.
+func (a *admin) getRun(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	run, err := a.p.flows.Run(r.Context(), id)
+	if err != nil {
+		a.p.log.Error("run lookup", "id", id, "err", err)
+		problem.Write(w, r, http.StatusServiceUnavailable, "bus-unavailable", "the run journal could not be read")
+		return
+	}
+	if run == nil {
+		problem.Write(w, r, http.StatusNotFound, "run-not-found", "no run with id "+strconv.Quote(id))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(run)
 }

@@ -45,3 +45,22 @@ func listNames(names []string) string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// checkFunc lets flows check the data of the messages they publish, with the violations in
+// the error.
+func checkFunc(cat ingest.Catalog) func(typ string, data []byte) error {
+	return func(typ string, data []byte) error {
+		vs, err := cat.Check(typ, data)
+		if err != nil {
+			return err
+		}
+		if len(vs) == 0 {
+			return nil
+		}
+		parts := make([]string, len(vs))
+		for i, v := range vs {
+			parts[i] = strings.TrimPrefix(v.Pointer+": "+v.Message, ": ")
+		}
+		return fmt.Errorf("data does not match the schema: %s", strings.Join(parts, "; "))
+	}
+}

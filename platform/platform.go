@@ -17,6 +17,7 @@ import (
 
 	"github.com/causeway/causeway/bus"
 	"github.com/causeway/causeway/config"
+	"github.com/causeway/causeway/flow"
 	"github.com/causeway/causeway/ingest"
 	"github.com/causeway/causeway/store"
 	"github.com/causeway/causeway/tracking"
@@ -51,6 +52,9 @@ type Options struct {
 	Node string
 	// ShutdownTimeout bounds how long in-flight requests may take to finish on shutdown.
 	ShutdownTimeout time.Duration
+	// FlowAckWait is how long a flow's trigger delivery may go without a sign of life
+	// before the bus delivers it again (default 30s).
+	FlowAckWait time.Duration
 	// Logger receives the node's logs.
 	Logger *slog.Logger
 }
@@ -63,6 +67,7 @@ type Platform struct {
 	bus     *bus.Bus
 	store   *store.SQLite
 	indexer *tracking.Indexer
+	flows   *flow.Engine
 	reg     *prometheus.Registry
 
 	httpLn, adminLn net.Listener
@@ -128,6 +133,14 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 	}
 	p.reg.MustRegister(tracking.NewLagCollector(p.indexer))
 
+	p.flows, err = flow.NewEngine(ctx, flow.Options{
+		Bus: p.bus, Config: p.cfg, Check: checkFunc(cat), Node: opts.Node, AckWait: opts.FlowAckWait,
+		Retention: opts.Retention, Replicas: opts.Replicas, Logger: p.log, Registerer: p.reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+
 	ing := ingest.New(cat, p.bus, ingest.Options{
 		MaxMessageBytes: p.bus.MaxMessageBytes(), MaxBatchBytes: opts.MaxBatchBytes, MaxBatchItems: opts.MaxBatchItems, Node: opts.Node,
 	}, p.log, ingest.NewMetrics(p.reg))
@@ -184,10 +197,8 @@ func (p *Platform) Start() {
 	p.ready.Store(true)
 	p.log.Info("causeway ready", "http", p.HTTPAddr(), "admin", p.AdminAddr(), "node", p.opts.Node,
 		"resources", len(p.cfg.All()), "sync", p.opts.Sync.String())
-	if flows := p.cfg.ByKind("Flow"); len(flows) > 0 {
-		// Flow definitions load and validate, but the executor is not part of this
-		// version; saying so plainly beats a flow that silently never runs.
-		p.log.Warn("flows are loaded and validated, but this version does not run them yet", "flows", len(flows))
+	if err := p.flows.Start(context.Background()); err != nil {
+		p.serveErr <- err
 	}
 }
 
@@ -215,6 +226,12 @@ func (p *Platform) Shutdown() error {
 			}
 		}
 	}
+	if p.flows != nil {
+		// Runs in progress get what is left of the shutdown time; the rest resume from
+		// their journals when their triggers are delivered again.
+		grace := time.Until(deadlineOf(ctx))
+		p.flows.Stop(max(grace, 0))
+	}
 	p.close()
 	p.log.Info("causeway stopped")
 	return errors.Join(errs...)
@@ -226,6 +243,9 @@ func (p *Platform) close() {
 		if ln != nil {
 			_ = ln.Close()
 		}
+	}
+	if p.flows != nil {
+		p.flows.Stop(0)
 	}
 	if p.indexer != nil {
 		p.indexer.Stop()
@@ -239,6 +259,14 @@ func (p *Platform) close() {
 	if p.cfg != nil {
 		p.cfg.Cleanup()
 	}
+}
+
+// deadlineOf is ctx's deadline, or now when it has none.
+func deadlineOf(ctx context.Context) time.Time {
+	if d, ok := ctx.Deadline(); ok {
+		return d
+	}
+	return time.Now()
 }
 
 // Run starts a node and serves until ctx ends, then shuts it down.

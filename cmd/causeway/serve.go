@@ -78,6 +78,7 @@ acknowledgement keeps up with load.`,
 	f.Int64Var(&o.MaxBatchBytes, "max-batch-bytes", 10<<20, "largest batch body")
 	f.IntVar(&o.MaxBatchItems, "max-batch-items", 1000, "most messages in one batch")
 	f.StringVar(&o.Node, "node", "", "name of this node (default: the host name)")
+	f.DurationVar(&o.FlowAckWait, "flow-ack-wait", 30*time.Second, "how long a flow's trigger delivery may go without a sign of life before it is delivered again (runs renew it while they work)")
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
 	f.StringVar(&logFormat, "log-format", "auto", "log format: auto, json or text")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")

@@ -1,0 +1,150 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/causeway/causeway/flow"
+)
+
+// counter is a real HTTP server that counts the calls of each step, by idempotency key.
+// While slow is set, the second step's calls hang, so that a kill finds them in flight.
+type counter struct {
+	mu   sync.Mutex
+	keys map[string]int // idempotency key → calls
+	step map[string]int // step → calls
+	slow atomic.Bool
+	url  string
+}
+
+func startCounter(t *testing.T) *counter {
+	c := &counter{keys: map[string]int{}, step: map[string]int{}}
+	c.slow.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		step := strings.Split(strings.Trim(r.URL.Path, "/"), "/")[0]
+		c.mu.Lock()
+		c.keys[r.Header.Get("Idempotency-Key")]++
+		c.step[step]++
+		c.mu.Unlock()
+		if step == "s2" && c.slow.Load() {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(time.Minute):
+			}
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	}))
+	t.Cleanup(srv.Close)
+	c.url = srv.URL
+	return c
+}
+
+func (c *counter) calls(step string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.step[step]
+}
+
+func (c *counter) byKey(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.keys[key]
+}
+
+// TestFlowResumesAfterKill9 runs a flow of three calls for many messages, kills the node
+// with SIGKILL while every run is inside step 2, restarts it on the same data, and checks
+// that every run completes, that step 1 was called exactly once per run, and that step 2's
+// repeated call carried the same idempotency key.
+func TestFlowResumesAfterKill9(t *testing.T) {
+	const runs = 12
+	c := startCounter(t)
+	cfg := writeConfig(t, map[string]string{
+		"defs.yaml": `apiVersion: causeway/v1
+kind: MessageType
+metadata: {name: order.paid}
+spec:
+  schema: {type: object, required: [orderId], properties: {orderId: {type: string}}}
+---
+apiVersion: causeway/v1
+kind: System
+metadata: {name: erp}
+spec:
+  http: {baseURL: "` + c.url + `", timeout: 2m}
+  operations:
+    s1: {http: {method: POST, path: "/s1/{id}"}}
+    s2: {http: {method: POST, path: "/s2/{id}"}}
+    s3: {http: {method: POST, path: "/s3/{id}"}}
+---
+apiVersion: causeway/v1
+kind: Flow
+metadata: {name: three}
+spec:
+  trigger:
+    message: {types: [order.paid]}
+  concurrency: 32
+  steps:
+    - {id: one, call: erp.s1, with: {id: "${{ .data.orderId }}"}}
+    - {id: two, call: erp.s2, with: {id: "${{ .data.orderId }}"}}
+    - {id: three, call: erp.s3, with: {id: "${{ .data.orderId }}"}}
+`,
+	})
+	data := t.TempDir()
+	n := startNode(t, cfg, data, "--flow-ack-wait", "2s")
+	var ids []string
+	for i := range runs {
+		status, body, err := postJSON("http://"+n.http+"/v1/messages", "application/cloudevents+json",
+			fmt.Sprintf(`{"specversion":"1.0","source":"e2e","type":"order.paid","data":{"orderId":"o%d"}}`, i))
+		if err != nil || status != http.StatusAccepted {
+			t.Fatalf("post: %d %v %v", status, body, err)
+		}
+		ids = append(ids, body["ids"].([]any)[0].(string))
+	}
+	waitFor(t, 30*time.Second, func() bool { return c.calls("s2") == runs }, "every run to be inside step 2")
+	n.kill()
+	t.Logf("killed with %d step-1 calls and %d step-2 calls in flight", c.calls("s1"), c.calls("s2"))
+
+	c.slow.Store(false)
+	n2 := startNode(t, cfg, data, "--flow-ack-wait", "2s")
+	for _, id := range ids {
+		runID := flow.RunID("three", id)
+		waitFor(t, 60*time.Second, func() bool {
+			status, body, err := getJSON("http://" + n2.admin + "/v1/runs/" + runID)
+			return err == nil && status == 200 && body["status"] == "succeeded"
+		}, "run "+runID+" to succeed")
+		if got := c.byKey(runID + "/one"); got != 1 {
+			t.Errorf("run %s: step 1 called %d times, want exactly once", runID, got)
+		}
+		if got := c.byKey(runID + "/two"); got < 2 {
+			t.Errorf("run %s: step 2 called %d times with its key, want the interrupted call and its repeat", runID, got)
+		}
+		if got := c.byKey(runID + "/three"); got != 1 {
+			t.Errorf("run %s: step 3 called %d times, want once", runID, got)
+		}
+	}
+	if c.calls("s1") != runs || c.calls("s3") != runs {
+		t.Errorf("calls: s1 %d, s3 %d; want %d each", c.calls("s1"), c.calls("s3"), runs)
+	}
+	t.Logf("after restart: s1 %d, s2 %d, s3 %d calls for %d runs", c.calls("s1"), c.calls("s2"), c.calls("s3"), runs)
+}
+
+// waitFor polls cond with a deadline.
+func waitFor(t *testing.T, limit time.Duration, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,368 @@
+package flow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/causeway/causeway/bus"
+	"github.com/causeway/causeway/config"
+	httpconn "github.com/causeway/causeway/connector/http"
+	"github.com/causeway/causeway/expr"
+	"github.com/causeway/causeway/message"
+	"github.com/causeway/causeway/system"
+)
+
+// Options configures an Engine.
+type Options struct {
+	// Bus is where trigger messages come from and follow-ups go.
+	Bus *bus.Bus
+	// Config holds the flows and the systems they call.
+	Config *config.Config
+	// Calls carries out HTTP operations.
+	Calls *httpconn.Client
+	// Check validates the data of a message a flow publishes against its MessageType.
+	Check func(typ string, data []byte) error
+	// Node names this node in run records and published messages.
+	Node string
+	// AckWait is how long a delivered trigger may go without a sign of life before the bus
+	// delivers it again (to this node or another); runs in progress renew it.
+	AckWait time.Duration
+	// Retention is how long run records are kept.
+	Retention time.Duration
+	// Replicas is the replica count of the journal on a cluster.
+	Replicas int
+	// Logger receives the engine's logs.
+	Logger *slog.Logger
+	// Registerer receives the engine's metrics.
+	Registerer prometheus.Registerer
+}
+
+// Engine runs the flows of a configuration: one durable consumer of MESSAGES per flow with
+// a message trigger, and a runner per delivered message.
+type Engine struct {
+	opts    Options
+	log     *slog.Logger
+	journal *journal
+	calls   *httpconn.Client
+	systems map[string]*system.Spec
+	flows   []*loadedFlow
+	metrics *metrics
+
+	mu      sync.Mutex
+	running []jetstream.ConsumeContext
+	wg      sync.WaitGroup
+	stop    context.CancelFunc
+	ctx     context.Context
+}
+
+// loadedFlow is a flow of the configuration.
+type loadedFlow struct {
+	name string
+	spec *Spec
+	conc int // runs at once
+	sem  chan struct{}
+}
+
+// ConsumerName is the durable consumer of a flow on MESSAGES.
+func ConsumerName(flow string) string { return "flow_" + flow }
+
+// NewEngine prepares the flows of opts.Config: it opens the journal and creates each flow's
+// consumer. Flows whose trigger this version does not run yet (schedule, invoke) are
+// reported in the log and left alone.
+func NewEngine(ctx context.Context, opts Options) (*Engine, error) {
+	if opts.AckWait <= 0 {
+		opts.AckWait = 30 * time.Second
+	}
+	if opts.Retention <= 0 {
+		opts.Retention = 7 * 24 * time.Hour
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	e := &Engine{opts: opts, log: opts.Logger.With("component", "flows"), calls: opts.Calls, systems: map[string]*system.Spec{}}
+	if e.calls == nil {
+		e.calls = httpconn.New(opts.Registerer)
+	}
+	for _, r := range opts.Config.ByKind(system.Kind) {
+		e.systems[r.Metadata.Name] = r.Spec.(*system.Spec)
+	}
+	for _, r := range opts.Config.ByKind(Kind) {
+		spec := r.Spec.(*Spec)
+		if spec.Trigger.Message == nil {
+			e.log.Warn("this version runs flows with a message trigger only; the flow is loaded but not run", "flow", r.Metadata.Name)
+			continue
+		}
+		conc := spec.Concurrency
+		if spec.Key != "" {
+			// Per-key ordering with concurrency across keys is not built yet; one run at a
+			// time in stream order keeps the promise that matters (same key, in order) at
+			// the cost of parallelism.
+			e.log.Info("flow has a key: its runs happen one at a time, in order, until per-key concurrency is available", "flow", r.Metadata.Name)
+			conc = 1
+		}
+		e.flows = append(e.flows, &loadedFlow{name: r.Metadata.Name, spec: spec, conc: conc, sem: make(chan struct{}, conc)})
+	}
+	sort.Slice(e.flows, func(i, j int) bool { return e.flows[i].name < e.flows[j].name })
+	e.metrics = newMetrics(opts.Registerer)
+	js := opts.Bus.JetStream()
+	var err error
+	if e.journal, err = openJournal(ctx, js, opts.Retention, opts.Replicas); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Run returns the record of a run, or nil when there is none.
+func (e *Engine) Run(ctx context.Context, id string) (*Run, error) { return e.journal.load(ctx, id) }
+
+// Start creates each flow's consumer and starts consuming.
+func (e *Engine) Start(ctx context.Context) error {
+	e.ctx, e.stop = context.WithCancel(context.Background())
+	js := e.opts.Bus.JetStream()
+	for _, f := range e.flows {
+		subjects := make([]string, len(f.spec.Trigger.Message.Types))
+		for i, t := range f.spec.Trigger.Message.Types {
+			subjects[i] = bus.Subject(t)
+		}
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		cons, err := js.CreateOrUpdateConsumer(cctx, bus.StreamMessages, jetstream.ConsumerConfig{
+			Durable:        ConsumerName(f.name),
+			Description:    "Causeway flow " + f.name,
+			FilterSubjects: subjects,
+			AckPolicy:      jetstream.AckExplicitPolicy,
+			AckWait:        e.opts.AckWait,
+			MaxAckPending:  f.conc,
+			// A new flow starts with the messages accepted from now on.
+			DeliverPolicy: jetstream.DeliverNewPolicy,
+		})
+		cancel()
+		if err != nil {
+			e.Stop(0)
+			return fmt.Errorf("flow %s: consumer: %w", f.name, err)
+		}
+		cc, err := cons.Consume(func(m jetstream.Msg) {
+			// Blocking here holds back the next delivery: the flow's concurrency is the
+			// limit, together with the consumer's MaxAckPending.
+			select {
+			case f.sem <- struct{}{}:
+			case <-e.ctx.Done():
+				return
+			}
+			e.wg.Add(1)
+			go func() {
+				defer func() { <-f.sem; e.wg.Done() }()
+				e.handle(f, m)
+			}()
+		})
+		if err != nil {
+			e.Stop(0)
+			return fmt.Errorf("flow %s: consume: %w", f.name, err)
+		}
+		e.mu.Lock()
+		e.running = append(e.running, cc)
+		e.mu.Unlock()
+		e.log.Info("flow running", "flow", f.name, "types", f.spec.Trigger.Message.Types, "concurrency", f.conc)
+	}
+	return nil
+}
+
+// Stop stops taking trigger messages and waits up to grace for the runs in progress; the
+// rest are cancelled, and their triggers are delivered again later, so they resume from
+// their journals.
+func (e *Engine) Stop(grace time.Duration) {
+	e.mu.Lock()
+	for _, cc := range e.running {
+		cc.Stop()
+	}
+	e.running = nil
+	e.mu.Unlock()
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		if e.stop != nil {
+			e.stop()
+		}
+		<-done
+	}
+	if e.stop != nil {
+		e.stop()
+	}
+}
+
+// handle runs (or resumes) the run for one delivered trigger message, and settles the
+// message: acknowledged when the run has ended, delivered again later when it waits or
+// when the platform failed under it.
+func (e *Engine) handle(f *loadedFlow, m jetstream.Msg) {
+	ev, err := message.FromNATS(m.Headers(), m.Data())
+	if err != nil {
+		// Ingestion only stores valid messages, so this is not one of ours: nothing a
+		// run could do with it.
+		e.log.Error("undecodable message on the bus; skipping it", "flow", f.name, "subject", m.Subject(), "err", err)
+		_ = m.Term()
+		return
+	}
+	ctx := e.ctx
+	data, err := decodeData(ev)
+	if err != nil {
+		e.log.Error("message data is not JSON; skipping it", "flow", f.name, "message", ev.ID, "err", err)
+		_ = m.Term()
+		return
+	}
+	envelope := envelopeOf(ev)
+	if flt := f.spec.compiled.filter; flt != nil {
+		ok, err := flt.Bool(ctx, expr.Input{Message: envelope, Data: data}.Doc())
+		if err != nil || !ok {
+			if err != nil {
+				e.log.Warn("filter failed; the message does not start a run", "flow", f.name, "message", ev.ID, "err", err)
+			}
+			e.metrics.filtered.WithLabelValues(f.name).Inc()
+			_ = m.Ack()
+			return
+		}
+	}
+
+	// Keep the delivery alive while the run works: a run may take longer than AckWait.
+	alive, stopAlive := context.WithCancel(ctx)
+	defer stopAlive()
+	go func() {
+		t := time.NewTicker(e.opts.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-alive.Done():
+				return
+			case <-t.C:
+				_ = m.InProgress()
+			}
+		}
+	}()
+
+	id := RunID(f.name, ev.ID)
+	run, err := e.journal.load(ctx, id)
+	if err != nil {
+		e.retryLater(m, f, ev, err)
+		return
+	}
+	if run != nil && (run.Status == StatusSucceeded || run.Status == StatusFailed) {
+		_ = m.Ack() // delivered again after the run ended: nothing left to do
+		return
+	}
+	if run == nil {
+		run = &Run{ID: id, Flow: f.name, Status: StatusRunning, Started: time.Now().UTC(),
+			Trigger:       RunTrigger{Kind: "message", MessageID: ev.ID, Type: ev.Type, Source: ev.Source},
+			CorrelationID: ev.CorrelationID}
+		if k := f.spec.compiled.key; k != nil {
+			if v, err := k.Eval(ctx, expr.Input{Message: envelope, Data: data}.Doc()); err == nil {
+				run.Key = expr.ToString(v)
+			}
+		}
+		run.index()
+		e.metrics.started.WithLabelValues(f.name).Inc()
+	}
+	run.Attempt++
+	run.Status = StatusRunning
+	run.Node = e.opts.Node
+	r := &runner{e: e, f: f, ev: ev, run: run, data: data, msg: envelope, outs: map[string]any{}, vars: run.Vars}
+	e.metrics.inflight.WithLabelValues(f.name).Inc()
+	defer e.metrics.inflight.WithLabelValues(f.name).Dec()
+
+	err = r.steps(ctx, f.spec.Steps, "", nil)
+	var we *waitError
+	var ie *infraError
+	switch {
+	case errors.As(err, &we):
+		run.Status = StatusWaiting
+		if serr := r.save(ctx); serr != nil {
+			e.retryLater(m, f, ev, serr)
+			return
+		}
+		_ = m.NakWithDelay(max(time.Until(we.until), 0))
+		return
+	case errors.As(err, &ie), ctx.Err() != nil:
+		e.retryLater(m, f, ev, err)
+		return
+	case err != nil:
+		run.Error = err.Error()
+		if len(f.spec.OnError) > 0 {
+			r.vars = withError(r.vars, err)
+			if oerr := r.steps(ctx, f.spec.OnError, "", nil); oerr != nil {
+				if errors.As(oerr, &ie) || errors.As(oerr, &we) || ctx.Err() != nil {
+					e.retryLater(m, f, ev, oerr)
+					return
+				}
+				run.Error += "; onError: " + oerr.Error()
+			}
+		}
+		run.Status = StatusFailed
+	default:
+		run.Status = StatusSucceeded
+	}
+	run.Ended = time.Now().UTC()
+	if err := r.save(ctx); err != nil {
+		e.retryLater(m, f, ev, err)
+		return
+	}
+	e.metrics.finished.WithLabelValues(f.name, run.Status).Inc()
+	e.metrics.runDuration.WithLabelValues(f.name, run.Status).Observe(run.Ended.Sub(run.Started).Seconds())
+	if run.Status == StatusFailed {
+		e.log.Warn("run failed", "flow", f.name, "run", run.ID, "message", ev.ID, "err", run.Error)
+	}
+	_ = m.Ack()
+}
+
+// retryLater leaves a run for the next delivery of its trigger.
+func (e *Engine) retryLater(m jetstream.Msg, f *loadedFlow, ev *message.Event, err error) {
+	if e.ctx.Err() != nil {
+		return // stopping: the delivery runs out and comes back after a restart
+	}
+	e.log.Warn("run interrupted; it resumes from its journal on the next delivery", "flow", f.name, "message", ev.ID, "err", err)
+	_ = m.NakWithDelay(time.Second)
+}
+
+// withError gives onError steps the failure as .vars.error.
+func withError(vars map[string]any, err error) map[string]any {
+	out := map[string]any{}
+	for k, v := range vars {
+		out[k] = v
+	}
+	out["error"] = err.Error()
+	return out
+}
+
+// decodeData decodes a trigger's data for expressions.
+func decodeData(ev *message.Event) (any, error) {
+	if len(ev.Data) == 0 {
+		return nil, nil
+	}
+	return expr.DecodeJSON(ev.Data)
+}
+
+// envelopeOf is a message's attributes as expressions see them in .message.
+func envelopeOf(ev *message.Event) map[string]any {
+	m := map[string]any{
+		"id": ev.ID, "source": ev.Source, "type": ev.Type, "specversion": ev.SpecVersion,
+		"kind": ev.Kind, "retrycount": ev.RetryCount, "correlationid": ev.CorrelationID,
+	}
+	if !ev.Time.IsZero() {
+		m["time"] = ev.Time.UTC().Format(time.RFC3339Nano)
+	}
+	for k, v := range map[string]string{"subject": ev.Subject, "causationid": ev.CausationID, "target": ev.Target, "operation": ev.Operation, "datacontenttype": ev.DataContentType} {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	for k, v := range ev.Extensions {
+		m[k] = v
+	}
+	return m
+}

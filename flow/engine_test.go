@@ -1,0 +1,351 @@
+package flow_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/causeway/causeway/bus"
+	"github.com/causeway/causeway/config"
+	"github.com/causeway/causeway/flow"
+	"github.com/causeway/causeway/internal/testutil"
+	"github.com/causeway/causeway/kinds"
+	"github.com/causeway/causeway/message"
+)
+
+// erpServer is a real HTTP server on loopback standing in for an ERP: it records every
+// call and answers from answer.
+type erpServer struct {
+	URL   string
+	mu    sync.Mutex
+	calls []erpCall
+}
+
+type erpCall struct {
+	Method, Path, Query, Body, IdempotencyKey string
+}
+
+func startERP(t *testing.T, answer func(w http.ResponseWriter, r *http.Request)) *erpServer {
+	t.Helper()
+	s := &erpServer{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		s.mu.Lock()
+		s.calls = append(s.calls, erpCall{r.Method, r.URL.Path, r.URL.RawQuery, string(body), r.Header.Get("Idempotency-Key")})
+		s.mu.Unlock()
+		answer(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	s.URL = srv.URL
+	return s
+}
+
+func (s *erpServer) seen() []erpCall {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]erpCall(nil), s.calls...)
+}
+
+const engineTypes = `apiVersion: causeway/v1
+kind: MessageType
+metadata: {name: order.paid}
+spec:
+  schema:
+    type: object
+    required: [orderId]
+    properties:
+      orderId: {type: string}
+      total: {type: number}
+---
+apiVersion: causeway/v1
+kind: MessageType
+metadata: {name: order.shipped}
+spec:
+  schema:
+    type: object
+    required: [orderId, carrier]
+    properties:
+      orderId: {type: string}
+      carrier: {type: string}
+`
+
+// engineFixture runs an embedded bus and a flow engine over definitions for an ERP at url.
+type engineFixture struct {
+	bus    *bus.Bus
+	engine *flow.Engine
+}
+
+func startEngine(t *testing.T, erpURL, flows string) *engineFixture {
+	t.Helper()
+	dir := t.TempDir()
+	testutil.WriteFiles(t, dir, map[string]string{
+		"types.yaml": engineTypes,
+		"erp.yaml": `apiVersion: causeway/v1
+kind: System
+metadata: {name: erp}
+spec:
+  http: {baseURL: "` + erpURL + `", timeout: 2s}
+  operations:
+    getOrder: {http: {method: GET, path: "/orders/{orderId}"}}
+    ship: {http: {method: POST, path: "/orders/{orderId}/ship"}}
+`,
+		"flows.yaml": flows,
+	})
+	cfg, err := config.Load(dir, config.Options{Registry: kinds.Default()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	b, err := bus.Open(ctx, bus.Options{DataDir: t.TempDir(), Sync: bus.Sync{Interval: time.Second}, NodeName: "test"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	e, err := flow.NewEngine(ctx, flow.Options{Bus: b, Config: cfg, Node: "test", AckWait: 3 * time.Second, Registerer: prometheus.NewRegistry(),
+		Check: func(typ string, data []byte) error {
+			if typ == "order.shipped" && !strings.Contains(string(data), `"carrier"`) {
+				return errSchema
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Stop(time.Second) })
+	return &engineFixture{bus: b, engine: e}
+}
+
+var errSchema = &schemaError{}
+
+type schemaError struct{}
+
+func (*schemaError) Error() string { return "data does not match the schema: /carrier: missing" }
+
+// send publishes a trigger message and returns its id.
+func (f *engineFixture) send(t *testing.T, typ, data string) string {
+	t.Helper()
+	ev := &message.Event{Source: "test", Type: typ, Data: json.RawMessage(data)}
+	ev.FillDefaults(time.Now())
+	if err := f.bus.PublishAll(context.Background(), []*message.Event{ev}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	return ev.ID
+}
+
+// waitRun polls the journal until the run for a message has ended (or waits), with a
+// deadline.
+func (f *engineFixture) waitRun(t *testing.T, flowName, msgID string, statuses ...string) *flow.Run {
+	t.Helper()
+	id := flow.RunID(flowName, msgID)
+	deadline := time.Now().Add(15 * time.Second)
+	var last *flow.Run
+	for time.Now().Before(deadline) {
+		run, err := f.engine.Run(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if run != nil {
+			last = run
+			for _, s := range statuses {
+				if run.Status == s {
+					return run
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	js, _ := json.MarshalIndent(last, "", "  ")
+	t.Fatalf("run %s did not reach %v within the deadline; last record:\n%s", id, statuses, js)
+	return nil
+}
+
+func stepsByID(run *flow.Run) map[string]*flow.StepRecord {
+	m := map[string]*flow.StepRecord{}
+	for _, s := range run.Steps {
+		m[s.Key] = s
+	}
+	return m
+}
+
+const shipFlow = `apiVersion: causeway/v1
+kind: Flow
+metadata: {name: ship}
+spec:
+  trigger:
+    message: {types: [order.paid], filter: .data.total > 0}
+  steps:
+    - id: order
+      call: erp.getOrder
+      with: {orderId: "${{ .data.orderId }}", expand: lines}
+    - id: size
+      set: {big: "${{ .steps.order.output.lines | length > 1 }}"}
+    - id: big-only
+      if: .vars.big
+      then:
+        - id: ship
+          call: erp.ship
+          with:
+            orderId: ${{ .data.orderId }}
+            body: '${{ {carrier: "dhl", lines: (.steps.order.output.lines | length)} }}'
+          retry: {attempts: 3, backoff: 10ms}
+      else:
+        - id: skip
+          set: {note: small}
+    - id: each
+      foreach: .steps.order.output.lines
+      as: line
+      concurrency: 2
+      do:
+        - id: line
+          set: {last: "${{ .vars.line.sku }}"}
+    - id: announce
+      publish:
+        type: order.shipped
+        subject: order/${{ .data.orderId }}
+        data: {orderId: "${{ .data.orderId }}", carrier: dhl}
+  onError:
+    - id: compensate
+      set: {failed: "${{ .vars.error }}"}
+`
+
+func TestRunCallsPublishesAndJournals(t *testing.T) {
+	var shipAttempts int
+	var mu sync.Mutex
+	erp := startERP(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == "POST" {
+			mu.Lock()
+			shipAttempts++
+			n := shipAttempts
+			mu.Unlock()
+			if n == 1 {
+				w.WriteHeader(http.StatusServiceUnavailable) // a blip: the in-run retry covers it
+				return
+			}
+			_, _ = io.WriteString(w, `{"shipped":true}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"status":"paid","lines":[{"sku":"A"},{"sku":"B"}]}`)
+	})
+	f := startEngine(t, erp.URL, shipFlow)
+	id := f.send(t, "order.paid", `{"orderId":"A-1","total":12.5}`)
+	run := f.waitRun(t, "ship", id, flow.StatusSucceeded, flow.StatusFailed)
+	if run.Status != flow.StatusSucceeded {
+		js, _ := json.MarshalIndent(run, "", "  ")
+		t.Fatalf("run status %s:\n%s", run.Status, js)
+	}
+	steps := stepsByID(run)
+	for key, want := range map[string]string{
+		"order": "succeeded", "size": "succeeded", "big-only": "succeeded", "ship": "succeeded",
+		"each": "succeeded", "each[0].line": "succeeded", "each[1].line": "succeeded", "announce": "succeeded",
+	} {
+		if s := steps[key]; s == nil || s.Status != want {
+			t.Errorf("step %s: %+v, want %s", key, s, want)
+		}
+	}
+	if steps["skip"] != nil || steps["compensate"] != nil {
+		t.Error("the else branch or onError ran")
+	}
+	if steps["ship"].Attempts != 2 {
+		t.Errorf("ship attempts %d, want 2 (a 503, then success)", steps["ship"].Attempts)
+	}
+	if run.Vars["big"] != true || run.Vars["last"] == nil {
+		t.Errorf("vars %v", run.Vars)
+	}
+
+	calls := erp.seen()
+	if len(calls) != 3 {
+		t.Fatalf("ERP saw %d calls, want 3: %+v", len(calls), calls)
+	}
+	if calls[0].Path != "/orders/A-1" || calls[0].Query != "expand=lines" || calls[0].IdempotencyKey != run.ID+"/order" {
+		t.Errorf("getOrder call %+v", calls[0])
+	}
+	for _, c := range calls[1:] {
+		if c.Path != "/orders/A-1/ship" || c.Body != `{"carrier":"dhl","lines":2}` || c.IdempotencyKey != run.ID+"/ship" {
+			t.Errorf("ship call %+v", c)
+		}
+	}
+
+	// The follow-up is on the bus, caused by the trigger and in its correlation.
+	out, _ := steps["announce"].Output.(map[string]any)
+	s, err := f.bus.Stream(context.Background(), bus.StreamMessages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := s.GetLastMsgForSubject(context.Background(), bus.Subject("order.shipped"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := message.FromNATS(raw.Header, raw.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.ID != out["id"] || ev.CausationID != id || ev.CorrelationID != id || ev.Subject != "order/A-1" || ev.Source != "causeway/flow/ship" {
+		t.Errorf("follow-up %+v (step output %v)", ev, out)
+	}
+}
+
+func TestRunFailsAndCompensates(t *testing.T) {
+	erp := startERP(t, func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
+	f := startEngine(t, erp.URL, shipFlow)
+	id := f.send(t, "order.paid", `{"orderId":"NOPE","total":1}`)
+	run := f.waitRun(t, "ship", id, flow.StatusSucceeded, flow.StatusFailed)
+	if run.Status != flow.StatusFailed || !strings.Contains(run.Error, "step order: call erp.getOrder: HTTP 404 Not Found (permanent)") {
+		t.Fatalf("run %s: %s", run.Status, run.Error)
+	}
+	steps := stepsByID(run)
+	if steps["order"].Status != flow.StepFailed || steps["order"].Attempts != 1 {
+		t.Errorf("order step %+v", steps["order"])
+	}
+	if c := steps["compensate"]; c == nil || c.Status != flow.StepSucceeded || !strings.Contains(run.Vars["failed"].(string), "404") {
+		t.Errorf("onError did not run with the error: %+v %v", c, run.Vars)
+	}
+	if steps["size"] != nil {
+		t.Error("a step after the failure ran")
+	}
+}
+
+func TestFilterAndDelay(t *testing.T) {
+	erp := startERP(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) })
+	f := startEngine(t, erp.URL, `apiVersion: causeway/v1
+kind: Flow
+metadata: {name: later}
+spec:
+  trigger:
+    message: {types: [order.paid], filter: .data.total > 100}
+  steps:
+    - id: wait
+      delay: 1s
+    - id: ship
+      call: erp.ship
+      with: {orderId: "${{ .data.orderId }}"}
+`)
+	small := f.send(t, "order.paid", `{"orderId":"S","total":5}`)
+	big := f.send(t, "order.paid", `{"orderId":"B","total":500}`)
+	start := time.Now()
+	f.waitRun(t, "later", big, flow.StatusWaiting, flow.StatusSucceeded)
+	run := f.waitRun(t, "later", big, flow.StatusSucceeded, flow.StatusFailed)
+	if run.Status != flow.StatusSucceeded || time.Since(start) < time.Second {
+		t.Fatalf("run %s after %s", run.Status, time.Since(start))
+	}
+	if run.Attempt < 2 {
+		t.Errorf("the delay did not hand the run back to the bus: attempt %d", run.Attempt)
+	}
+	if r, _ := f.engine.Run(context.Background(), flow.RunID("later", small)); r != nil {
+		t.Errorf("a filtered message started a run: %+v", r)
+	}
+	if calls := erp.seen(); len(calls) != 1 || calls[0].Path != "/orders/B/ship" {
+		t.Errorf("calls %+v", calls)
+	}
+}

@@ -1,0 +1,522 @@
+package flow
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"maps"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	httpconn "github.com/causeway/causeway/connector/http"
+	"github.com/causeway/causeway/expr"
+	"github.com/causeway/causeway/message"
+)
+
+// runner carries out one run of one flow: it walks the steps, journals each before the
+// next begins, and skips what the journal shows as done.
+type runner struct {
+	e    *Engine
+	f    *loadedFlow
+	ev   *message.Event // the trigger
+	run  *Run
+	data any // the trigger's data, decoded once
+	msg  map[string]any
+
+	mu   sync.Mutex // guards run, outs and vars: parallel branches and foreach iterations share them
+	outs map[string]any
+	vars map[string]any
+}
+
+// stepError is a step that failed: the run fails with it (after onError).
+type stepError struct {
+	key string
+	err error
+}
+
+func (e *stepError) Error() string { return fmt.Sprintf("step %s: %v", e.key, e.err) }
+func (e *stepError) Unwrap() error { return e.err }
+
+// waitError is a delay that has not ended: the run waits, durably, until the trigger
+// message is delivered again at until.
+type waitError struct{ until time.Time }
+
+func (e *waitError) Error() string { return "waiting until " + e.until.Format(time.RFC3339) }
+
+// infraError is a failure of the platform itself (the journal, the bus), not of the run: the
+// trigger message is delivered again later and the run goes on from its journal.
+type infraError struct{ err error }
+
+func (e *infraError) Error() string { return e.err.Error() }
+func (e *infraError) Unwrap() error { return e.err }
+
+// input is the expression input of the run at this point, with extra variables (a foreach
+// element) on top of the run's.
+func (r *runner) input(extra map[string]any) any {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	steps := make(map[string]any, len(r.outs))
+	for id, out := range r.outs {
+		steps[id] = map[string]any{"output": out}
+	}
+	vars := maps.Clone(r.vars)
+	if vars == nil {
+		vars = map[string]any{}
+	}
+	maps.Copy(vars, extra)
+	return expr.Input{Message: r.msg, Data: r.data, Steps: steps, Vars: vars}.Doc()
+}
+
+// save writes the run record; a failure is the platform's, so the run is tried again later.
+func (r *runner) save(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.run.Vars = maps.Clone(r.vars)
+	if err := r.e.journal.save(ctx, r.run); err != nil {
+		return &infraError{err}
+	}
+	return nil
+}
+
+// steps runs a list of steps in order. prefix is the journal key prefix of an iteration
+// ("each[2]."), extra its variables.
+func (r *runner) steps(ctx context.Context, list []*Step, prefix string, extra map[string]any) error {
+	for _, st := range list {
+		if err := r.step(ctx, st, prefix, extra); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// step runs one step, or restores it from the journal when it is done.
+func (r *runner) step(ctx context.Context, st *Step, prefix string, extra map[string]any) error {
+	key := prefix + st.ID
+	c := st.compiled
+	r.mu.Lock()
+	rec := r.run.step(key)
+	r.mu.Unlock()
+	if rec != nil {
+		switch rec.Status {
+		case StepSucceeded, StepSkipped:
+			r.mu.Lock()
+			r.outs[st.ID] = rec.Output
+			r.mu.Unlock()
+			return nil
+		case StepFailed:
+			return &stepError{key: key, err: errors.New(rec.Error)}
+		}
+	}
+	if c.guard != nil && c.action != ActionIf {
+		ok, err := c.guard.Bool(ctx, r.input(extra))
+		if err != nil {
+			return r.finishStep(ctx, st, key, nil, nil, fmt.Errorf("if: %w", err))
+		}
+		if !ok {
+			return r.record(ctx, &StepRecord{Key: key, ID: st.ID, Action: c.action, Status: StepSkipped, Started: time.Now().UTC(), Ended: time.Now().UTC()})
+		}
+	}
+	if rec == nil {
+		rec = &StepRecord{Key: key, ID: st.ID, Action: c.action, Status: StepRunning, Started: time.Now().UTC()}
+		r.mu.Lock()
+		r.run.addStep(rec)
+		r.mu.Unlock()
+	}
+	start := time.Now()
+	var out, in any
+	var err error
+	switch c.action {
+	case ActionIf, ActionSwitch, ActionForeach, ActionParallel:
+		// A container journals its start, and its children journal themselves.
+		if err := r.save(ctx); err != nil {
+			return err
+		}
+		err = r.container(ctx, st, key, extra)
+	case ActionDelay:
+		out, err = r.delay(ctx, st, rec, extra)
+	default:
+		in, out, err = r.attempts(ctx, st, rec, key, extra)
+	}
+	var we *waitError
+	var ie *infraError
+	if errors.As(err, &we) || errors.As(err, &ie) {
+		return err
+	}
+	r.e.metrics.stepDuration.WithLabelValues(r.f.name, st.ID).Observe(time.Since(start).Seconds())
+	return r.finishStep(ctx, st, key, in, out, err)
+}
+
+// finishStep journals a step's end.
+func (r *runner) finishStep(ctx context.Context, st *Step, key string, in, out any, err error) error {
+	r.mu.Lock()
+	rec := r.run.step(key)
+	if rec == nil {
+		rec = &StepRecord{Key: key, ID: st.ID, Action: st.compiled.action, Started: time.Now().UTC()}
+		r.run.addStep(rec)
+	}
+	rec.Ended = time.Now().UTC()
+	rec.DurationMS = rec.Ended.Sub(rec.Started).Milliseconds()
+	if in != nil {
+		rec.Input = truncate(in)
+	}
+	if err != nil {
+		rec.Status, rec.Error = StepFailed, err.Error()
+	} else {
+		rec.Status, rec.Output = StepSucceeded, truncate(out)
+		r.outs[st.ID] = out
+	}
+	r.mu.Unlock()
+	if serr := r.save(ctx); serr != nil {
+		return serr
+	}
+	if err != nil {
+		var se *stepError
+		if errors.As(err, &se) {
+			return err // a child's failure, already named
+		}
+		return &stepError{key: key, err: err}
+	}
+	return nil
+}
+
+// record journals a step that ended without running (skipped).
+func (r *runner) record(ctx context.Context, rec *StepRecord) error {
+	r.mu.Lock()
+	if old := r.run.step(rec.Key); old != nil {
+		*old = *rec
+	} else {
+		r.run.addStep(rec)
+	}
+	r.mu.Unlock()
+	return r.save(ctx)
+}
+
+// attempts runs a leaf step's action with its in-run retry: each attempt is journaled
+// before it starts, so a crash during it is known on the next delivery.
+func (r *runner) attempts(ctx context.Context, st *Step, rec *StepRecord, key string, extra map[string]any) (in, out any, err error) {
+	max, backoff, maxBackoff := 1, time.Duration(0), time.Duration(0)
+	if rt := st.Retry; rt != nil {
+		max, backoff, maxBackoff = rt.Attempts, rt.Backoff, rt.MaxBackoff
+	}
+	for {
+		r.mu.Lock()
+		rec.Attempts++
+		attempt := rec.Attempts
+		r.mu.Unlock()
+		if err := r.save(ctx); err != nil {
+			return nil, nil, err
+		}
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if st.Timeout > 0 {
+			actx, cancel = context.WithTimeout(ctx, st.Timeout)
+		}
+		in, out, err = r.do(actx, st, key, extra)
+		cancel()
+		if err == nil || attempt >= max || !transient(err) || ctx.Err() != nil {
+			return in, out, err
+		}
+		r.e.log.Info("step failed, trying again", "flow", r.f.name, "run", r.run.ID, "step", key, "attempt", attempt, "err", err)
+		wait := backoff << min(attempt-1, 20)
+		if wait > maxBackoff {
+			wait = maxBackoff
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return in, out, err
+		}
+	}
+}
+
+// transient reports whether another attempt may succeed.
+func transient(err error) bool {
+	var ce *httpconn.Error
+	if errors.As(err, &ce) {
+		return ce.Transient
+	}
+	return errors.Is(err, context.DeadlineExceeded)
+}
+
+// do carries out a leaf action once, and returns its resolved input and its output.
+func (r *runner) do(ctx context.Context, st *Step, key string, extra map[string]any) (in, out any, err error) {
+	c := st.compiled
+	input := r.input(extra)
+	switch c.action {
+	case ActionCall:
+		return r.call(ctx, st, key, input)
+	case ActionPublish:
+		return r.publish(ctx, st, key, input)
+	case ActionSet:
+		v, err := c.set.Eval(ctx, input)
+		if err != nil {
+			return nil, nil, err
+		}
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, nil, fmt.Errorf("set must yield an object of variables, got %s", expr.TypeName(v))
+		}
+		r.mu.Lock()
+		if r.vars == nil {
+			r.vars = map[string]any{}
+		}
+		maps.Copy(r.vars, m)
+		r.mu.Unlock()
+		return nil, m, nil
+	case ActionFail:
+		reason, err := c.fail.Eval(ctx, input)
+		if err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, fmt.Errorf("failed: %s", expr.ToString(reason))
+	case ActionReply:
+		return nil, nil, errors.New("reply answers an invocation; invoke triggers are not run by this version yet")
+	}
+	return nil, nil, fmt.Errorf("internal error: step action %q", c.action)
+}
+
+// reserved are the keys of a call's with that are not parameters.
+var reserved = map[string]bool{"query": true, "headers": true, "body": true}
+
+// call calls a system operation.
+func (r *runner) call(ctx context.Context, st *Step, key string, input any) (in, out any, err error) {
+	c := st.compiled
+	var with map[string]any
+	if c.with != nil {
+		v, err := c.with.Eval(ctx, input)
+		if err != nil {
+			return nil, nil, err
+		}
+		var ok bool
+		if with, ok = v.(map[string]any); !ok && v != nil {
+			return nil, nil, fmt.Errorf("with must yield an object, got %s", expr.TypeName(v))
+		}
+	}
+	sys, ok := r.e.systems[c.system]
+	if !ok {
+		return with, nil, fmt.Errorf("system %q is not defined", c.system)
+	}
+	call := httpconn.Call{Params: map[string]any{}, Query: map[string]any{}, Headers: map[string]string{},
+		IdempotencyKey: r.run.ID + "/" + key, Traceparent: r.ev.TraceParent}
+	inPath := map[string]bool{}
+	if op, ok := sys.Operation(c.op); ok && op.HTTP != nil {
+		for _, p := range op.HTTP.PathParams() {
+			inPath[p] = true
+		}
+	}
+	for k, v := range with {
+		switch {
+		case k == "body":
+			call.Body = v
+		case k == "query":
+			q, _ := v.(map[string]any)
+			maps.Copy(call.Query, q)
+		case k == "headers":
+			h, _ := v.(map[string]any)
+			for hk, hv := range h {
+				call.Headers[hk] = expr.ToString(hv)
+			}
+		case inPath[k]:
+			call.Params[k] = v
+		default:
+			// A parameter the path does not use goes into the query string.
+			call.Query[k] = v
+		}
+	}
+	res, err := r.e.calls.Do(ctx, c.system, sys, c.op, call)
+	if err != nil {
+		return with, nil, err
+	}
+	return with, res.Body, nil
+}
+
+// publish publishes a follow-up message. Its id is derived from the run and the step, so a
+// step run again after a crash publishes the same id, and the bus keeps one.
+func (r *runner) publish(ctx context.Context, st *Step, key string, input any) (in, out any, err error) {
+	c := st.compiled
+	var data any
+	if c.data != nil {
+		if data, err = c.data.Eval(ctx, input); err != nil {
+			return nil, nil, err
+		}
+	}
+	ev := &message.Event{
+		ID:            stepMessageID(r.run, key),
+		Source:        "causeway/flow/" + r.f.name,
+		Type:          st.Publish.Type,
+		Kind:          message.KindOriginal,
+		CorrelationID: r.run.CorrelationID,
+		CausationID:   r.ev.ID,
+		TraceParent:   r.ev.TraceParent,
+		TraceState:    r.ev.TraceState,
+	}
+	if c.subject != nil {
+		s, err := c.subject.Eval(ctx, input)
+		if err != nil {
+			return nil, nil, err
+		}
+		ev.Subject = expr.ToString(s)
+	}
+	if data != nil {
+		raw, err := expr.MarshalJSON(data)
+		if err != nil {
+			return nil, nil, err
+		}
+		ev.Data = raw
+		ev.DataContentType = "application/json"
+	}
+	ev.FillDefaults(time.Now())
+	if r.e.opts.Check != nil {
+		if err := r.e.opts.Check(ev.Type, ev.Data); err != nil {
+			return data, nil, fmt.Errorf("publish %s: %w", ev.Type, err)
+		}
+	}
+	if err := r.e.opts.Bus.PublishAll(ctx, []*message.Event{ev}, r.e.opts.Node); err != nil {
+		return data, nil, &infraError{err}
+	}
+	return data, map[string]any{"id": ev.ID, "type": ev.Type}, nil
+}
+
+// stepMessageID is a ULID made from the run's start and a hash of the run and step, the
+// same every time the step runs.
+func stepMessageID(run *Run, key string) string {
+	sum := sha256.Sum256([]byte(run.ID + "/" + key))
+	var id ulid.ULID
+	_ = id.SetTime(ulid.Timestamp(run.Started))
+	copy(id[6:], sum[:10])
+	return id.String()
+}
+
+// delay waits durably: the first time it records when the wait ends and asks for the
+// trigger to be delivered again then; when it is, the step is over.
+func (r *runner) delay(ctx context.Context, st *Step, rec *StepRecord, extra map[string]any) (any, error) {
+	r.mu.Lock()
+	var until string
+	if m, ok := rec.Output.(map[string]any); ok {
+		until, _ = m["until"].(string)
+	}
+	r.mu.Unlock()
+	if until == "" {
+		v, err := st.compiled.delay.Eval(ctx, r.input(extra))
+		if err != nil {
+			return nil, err
+		}
+		d, err := time.ParseDuration(expr.ToString(v))
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("delay %q is not a positive duration", expr.ToString(v))
+		}
+		t := time.Now().Add(d).UTC()
+		until = t.Format(time.RFC3339Nano)
+		r.mu.Lock()
+		rec.Output = map[string]any{"until": until}
+		rec.Attempts = 1
+		r.mu.Unlock()
+		if err := r.save(ctx); err != nil {
+			return nil, err
+		}
+	}
+	t, err := time.Parse(time.RFC3339Nano, until)
+	if err != nil {
+		return nil, fmt.Errorf("journal: bad delay end %q", until)
+	}
+	if time.Now().Before(t) {
+		return nil, &waitError{until: t}
+	}
+	return map[string]any{"until": until}, nil
+}
+
+// container runs the steps inside an if, switch, foreach or parallel step.
+func (r *runner) container(ctx context.Context, st *Step, key string, extra map[string]any) error {
+	c := st.compiled
+	prefix := key[:len(key)-len(st.ID)] // the iteration prefix the step itself is in
+	switch c.action {
+	case ActionIf:
+		ok, err := c.guard.Bool(ctx, r.input(extra))
+		if err != nil {
+			return fmt.Errorf("if: %w", err)
+		}
+		if ok {
+			return r.steps(ctx, st.Then, prefix, extra)
+		}
+		return r.steps(ctx, st.Else, prefix, extra)
+	case ActionSwitch:
+		for i, cs := range st.Switch {
+			if w := c.when[i]; w != nil {
+				ok, err := w.Bool(ctx, r.input(extra))
+				if err != nil {
+					return fmt.Errorf("switch case %d: %w", i, err)
+				}
+				if !ok {
+					continue
+				}
+			}
+			return r.steps(ctx, cs.Steps, prefix, extra)
+		}
+		return nil
+	case ActionForeach:
+		v, err := c.foreach.Eval(ctx, r.input(extra))
+		if err != nil {
+			return err
+		}
+		list, ok := v.([]any)
+		if !ok {
+			return fmt.Errorf("foreach must yield a list, got %s", expr.TypeName(v))
+		}
+		return r.fanOut(ctx, len(list), st.Concurrency, func(ctx context.Context, i int) error {
+			vars := maps.Clone(extra)
+			if vars == nil {
+				vars = map[string]any{}
+			}
+			vars[st.As] = list[i]
+			return r.steps(ctx, st.Do, key+"["+strconv.Itoa(i)+"].", vars)
+		})
+	case ActionParallel:
+		return r.fanOut(ctx, len(st.Parallel), len(st.Parallel), func(ctx context.Context, i int) error {
+			return r.steps(ctx, st.Parallel[i].Steps, prefix, extra)
+		})
+	}
+	return nil
+}
+
+// fanOut runs n jobs, at most limit at a time, and returns the first failure (a wait or a
+// platform failure before a step failure, since those resume rather than end the run).
+func (r *runner) fanOut(ctx context.Context, n, limit int, job func(context.Context, int) error) error {
+	sem := make(chan struct{}, max(limit, 1))
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = job(ctx, i)
+		}()
+	}
+	wg.Wait()
+	var first error
+	for _, err := range errs {
+		var we *waitError
+		var ie *infraError
+		if errors.As(err, &ie) || errors.As(err, &we) {
+			return err
+		}
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// truncate keeps large values out of the run history: a value whose JSON is over
+// maxRecorded bytes is replaced by a marker with its size.
+func truncate(v any) any {
+	const maxRecorded = 64 << 10
+	data, err := expr.MarshalJSON(v)
+	if err != nil || len(data) <= maxRecorded {
+		return v
+	}
+	return map[string]any{"truncated": true, "bytes": len(data), "start": string(data[:1024])}
+}

@@ -1,0 +1,176 @@
+package flow
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The journal.
+//
+// Every run has a record in the JetStream key-value bucket JournalBucket, written when a step
+// starts (with its attempt number) and when it ends (with its output or error), before the
+// next step begins. A run that a crash interrupted is picked up again when its trigger
+// message is delivered again: steps the record shows as done are not run again (their
+// outputs come from the record), and the step that was in progress runs again with the same
+// idempotency key. The record is also the run's history: GET /v1/runs/{id} reads it.
+
+// JournalBucket is the key-value bucket of run records.
+const JournalBucket = "CW_RUNS"
+
+// Run statuses.
+const (
+	StatusRunning   = "running"
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+	StatusWaiting   = "waiting"
+)
+
+// Step statuses.
+const (
+	StepRunning   = "running"
+	StepSucceeded = "succeeded"
+	StepFailed    = "failed"
+	StepSkipped   = "skipped"
+)
+
+// Run is the record of one run.
+type Run struct {
+	ID            string     `json:"id"`
+	Flow          string     `json:"flow"`
+	Status        string     `json:"status"`
+	Trigger       RunTrigger `json:"trigger"`
+	Key           string     `json:"key,omitempty"`
+	CorrelationID string     `json:"correlationId,omitempty"`
+	Started       time.Time  `json:"started"`
+	Ended         time.Time  `json:"ended,omitzero"`
+	Error         string     `json:"error,omitempty"`
+	// Attempt counts the deliveries of the trigger that worked on the run.
+	Attempt int `json:"attempt"`
+	// Steps are in the order they started; Key is the step's id, with the iteration for
+	// steps inside a foreach ("each[2].check").
+	Steps []*StepRecord `json:"steps"`
+	// Vars are the run's variables as the last step left them.
+	Vars map[string]any `json:"vars,omitempty"`
+	// Node is the node that last worked on the run.
+	Node string `json:"node,omitempty"`
+
+	byKey map[string]int // index into Steps by key
+	rev   uint64         // the key-value revision last written
+}
+
+// RunTrigger says what started a run.
+type RunTrigger struct {
+	Kind      string `json:"kind"`
+	MessageID string `json:"messageId,omitempty"`
+	Type      string `json:"type,omitempty"`
+	Source    string `json:"source,omitempty"`
+}
+
+// StepRecord is one step's part of a run record.
+type StepRecord struct {
+	Key      string    `json:"key"`
+	ID       string    `json:"id"`
+	Action   string    `json:"action"`
+	Status   string    `json:"status"`
+	Attempts int       `json:"attempts"`
+	Started  time.Time `json:"started"`
+	Ended    time.Time `json:"ended,omitzero"`
+	Input    any       `json:"input,omitempty"`
+	Output   any       `json:"output,omitempty"`
+	Error    string    `json:"error,omitempty"`
+	// DurationMS is how long the step took, its attempts and waits included.
+	DurationMS int64 `json:"durationMs,omitempty"`
+}
+
+// RunID is the id of the run a flow makes for a trigger message: derived from both, so
+// that the same message delivered again finds the same run.
+func RunID(flow, messageID string) string {
+	sum := sha256.Sum256([]byte(flow + "\x00" + messageID))
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:16]))
+}
+
+// journal reads and writes run records.
+type journal struct {
+	kv jetstream.KeyValue
+}
+
+// openJournal creates the bucket if needed. Records are kept for retention.
+func openJournal(ctx context.Context, js jetstream.JetStream, retention time.Duration, replicas int) (*journal, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      JournalBucket,
+		Description: "Causeway: flow run records (journal and history)",
+		History:     1,
+		TTL:         retention,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("flow: journal bucket: %w", err)
+	}
+	return &journal{kv: kv}, nil
+}
+
+// load returns the record of a run, or nil when there is none.
+func (j *journal) load(ctx context.Context, id string) (*Run, error) {
+	e, err := j.kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("flow: journal: read run %s: %w", id, err)
+	}
+	r := &Run{}
+	if err := json.Unmarshal(e.Value(), r); err != nil {
+		return nil, fmt.Errorf("flow: journal: run %s: %w", id, err)
+	}
+	r.rev = e.Revision()
+	r.index()
+	return r, nil
+}
+
+// save writes the record.
+func (j *journal) save(ctx context.Context, r *Run) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("flow: journal: encode run %s: %w", r.ID, err)
+	}
+	rev, err := j.kv.Put(ctx, r.ID, data)
+	if err != nil {
+		return fmt.Errorf("flow: journal: write run %s: %w", r.ID, err)
+	}
+	r.rev = rev
+	return nil
+}
+
+// index rebuilds the lookup of steps by key.
+func (r *Run) index() {
+	r.byKey = make(map[string]int, len(r.Steps))
+	for i, s := range r.Steps {
+		r.byKey[s.Key] = i
+	}
+}
+
+// step returns the record of a step, or nil.
+func (r *Run) step(key string) *StepRecord {
+	if i, ok := r.byKey[key]; ok {
+		return r.Steps[i]
+	}
+	return nil
+}
+
+// addStep appends a new step record.
+func (r *Run) addStep(s *StepRecord) {
+	if r.byKey == nil {
+		r.index()
+	}
+	r.byKey[s.Key] = len(r.Steps)
+	r.Steps = append(r.Steps, s)
+}
