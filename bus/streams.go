@@ -44,8 +44,13 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 	}
 }
 
-// ensureStreams creates the streams, or updates them to the configured settings, so that a
-// restart with new options (a longer retention, say) takes effect without manual steps.
+// BucketRuns is the key-value bucket of flow run records (journal and history); its
+// stream, KV_CW_RUNS, is what the tracking index reads runs from.
+const BucketRuns = "CW_RUNS"
+
+// ensureStreams creates the streams and buckets, or updates them to the configured
+// settings, so that a restart with new options (a longer retention, say) takes effect
+// without manual steps.
 func (b *Bus) ensureStreams(ctx context.Context) error {
 	for _, cfg := range b.streamConfigs() {
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -54,6 +59,20 @@ func (b *Bus) ensureStreams(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("bus: stream %s: %w", cfg.Name, err)
 		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	// One record per run, written when each step starts and ends; its history is the
+	// stream's, so only the latest state is kept.
+	if _, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      BucketRuns,
+		Description: "Causeway: flow run records (journal and history)",
+		History:     1,
+		TTL:         b.opts.MaxAge,
+		Storage:     jetstream.FileStorage,
+		Replicas:    b.opts.Replicas,
+	}); err != nil {
+		return fmt.Errorf("bus: bucket %s: %w", BucketRuns, err)
 	}
 	return nil
 }

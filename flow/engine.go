@@ -35,10 +35,6 @@ type Options struct {
 	// AckWait is how long a delivered trigger may go without a sign of life before the bus
 	// delivers it again (to this node or another); runs in progress renew it.
 	AckWait time.Duration
-	// Retention is how long run records are kept.
-	Retention time.Duration
-	// Replicas is the replica count of the journal on a cluster.
-	Replicas int
 	// Logger receives the engine's logs.
 	Logger *slog.Logger
 	// Registerer receives the engine's metrics.
@@ -81,9 +77,6 @@ func NewEngine(ctx context.Context, opts Options) (*Engine, error) {
 	if opts.AckWait <= 0 {
 		opts.AckWait = 30 * time.Second
 	}
-	if opts.Retention <= 0 {
-		opts.Retention = 7 * 24 * time.Hour
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -114,7 +107,7 @@ func NewEngine(ctx context.Context, opts Options) (*Engine, error) {
 	e.metrics = newMetrics(opts.Registerer)
 	js := opts.Bus.JetStream()
 	var err error
-	if e.journal, err = openJournal(ctx, js, opts.Retention, opts.Replicas); err != nil {
+	if e.journal, err = openJournal(ctx, js); err != nil {
 		return nil, err
 	}
 	return e, nil

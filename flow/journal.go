@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/causeway/causeway/bus"
 )
 
 // The journal.
@@ -22,8 +24,8 @@ import (
 // outputs come from the record), and the step that was in progress runs again with the same
 // idempotency key. The record is also the run's history: GET /v1/runs/{id} reads it.
 
-// JournalBucket is the key-value bucket of run records.
-const JournalBucket = "CW_RUNS"
+// JournalBucket is the key-value bucket of run records, created by the bus.
+const JournalBucket = bus.BucketRuns
 
 // Run statuses.
 const (
@@ -102,18 +104,11 @@ type journal struct {
 	kv jetstream.KeyValue
 }
 
-// openJournal creates the bucket if needed. Records are kept for retention.
-func openJournal(ctx context.Context, js jetstream.JetStream, retention time.Duration, replicas int) (*journal, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      JournalBucket,
-		Description: "Causeway: flow run records (journal and history)",
-		History:     1,
-		TTL:         retention,
-		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
-	})
+// openJournal binds the bucket, which the bus creates with the streams.
+func openJournal(ctx context.Context, js jetstream.JetStream) (*journal, error) {
+	kv, err := js.KeyValue(ctx, JournalBucket)
 	if err != nil {
-		return nil, fmt.Errorf("flow: journal bucket: %w", err)
+		return nil, fmt.Errorf("flow: journal bucket %s: %w", JournalBucket, err)
 	}
 	return &journal{kv: kv}, nil
 }

@@ -34,6 +34,7 @@ func (a *admin) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/messages/{id}", a.getMessage)
 	mux.HandleFunc("GET /v1/runs/{id}", a.getRun)
+	mux.HandleFunc("GET /v1/runs", a.listRuns)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.p.reg, promhttp.HandlerOpts{Registry: a.p.reg}))
 	a.p.health(mux)
 	mux.HandleFunc("/", problem.NotFound)
@@ -54,6 +55,8 @@ type messageView struct {
 	// the index entry and timeline remain.
 	Retained bool          `json:"retained"`
 	Timeline []store.Event `json:"timeline"`
+	// Runs are the flow runs the message triggered.
+	Runs []store.Run `json:"runs"`
 }
 
 func (a *admin) getMessage(w http.ResponseWriter, r *http.Request) {
@@ -72,6 +75,10 @@ func (a *admin) getMessage(w http.ResponseWriter, r *http.Request) {
 		AcceptedAt: m.AcceptedAt, Node: m.Node, Timeline: events}
 	if view.Timeline == nil {
 		view.Timeline = []store.Event{}
+	}
+	if view.Runs, err = a.p.store.Runs(r.Context(), store.RunFilter{TriggerMessageID: id}); err != nil {
+		a.p.log.Error("runs of a message", "id", id, "err", err)
+		view.Runs = []store.Run{}
 	}
 	raw, err := a.messages.GetMsg(r.Context(), m.Sequence)
 	switch {
@@ -115,4 +122,48 @@ func (a *admin) getRun(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(run)
+}
+
+// listRuns answers GET /v1/runs: runs from the index, the latest first, filtered by flow,
+// status, key, correlationId, message (the trigger's id), from/to (RFC 3339 start times)
+// and limit.
+func (a *admin) listRuns(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := store.RunFilter{Flow: q.Get("flow"), Status: q.Get("status"), Key: q.Get("key"),
+		CorrelationID: q.Get("correlationId"), TriggerMessageID: q.Get("message")}
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &f.From}, {"to", &f.To}} {
+		if v := q.Get(p.name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				problem.Write(w, r, http.StatusBadRequest, "invalid-query", "query parameter "+p.name+"="+strconv.Quote(v)+" is not an RFC 3339 time such as 2026-11-23T08:00:00Z")
+				return
+			}
+			*p.dst = t
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			problem.Write(w, r, http.StatusBadRequest, "invalid-query", "query parameter limit="+strconv.Quote(v)+" must be a number from 1 to 1000")
+			return
+		}
+		f.Limit = n
+	}
+	switch f.Status {
+	case "", "running", "succeeded", "failed", "waiting":
+	default:
+		problem.Write(w, r, http.StatusBadRequest, "invalid-query", "query parameter status="+strconv.Quote(f.Status)+" must be running, succeeded, failed or waiting")
+		return
+	}
+	runs, err := a.p.store.Runs(r.Context(), f)
+	if err != nil {
+		a.p.log.Error("run list", "err", err)
+		problem.Write(w, r, http.StatusInternalServerError, "internal", "the run index could not be read")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"runs": runs})
 }

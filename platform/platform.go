@@ -135,7 +135,7 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 
 	p.flows, err = flow.NewEngine(ctx, flow.Options{
 		Bus: p.bus, Config: p.cfg, Check: checkFunc(cat), Node: opts.Node, AckWait: opts.FlowAckWait,
-		Retention: opts.Retention, Replicas: opts.Replicas, Logger: p.log, Registerer: p.reg,
+		Logger: p.log, Registerer: p.reg,
 	})
 	if err != nil {
 		return nil, err

@@ -104,7 +104,7 @@ func OpenSQLite(path string) (*SQLite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	if _, err := db.Exec(schema); err != nil {
+	if _, err := db.Exec(schema + runsSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: create schema in %s: %w", path, err)
 	}
@@ -141,11 +141,21 @@ type Position struct {
 	Seq uint64
 }
 
+// Batch is what the indexer read from one stream: message entries, timeline events and run
+// records.
+type Batch struct {
+	Messages []Message
+	Events   []Event
+	Runs     []Run
+}
+
 // Index records a batch read from one stream, up to and including pos, in one transaction
 // together with that position. The index and its position therefore never disagree: after
 // any crash the indexer resumes right after the last batch that committed. Entries already
-// present are left as they are, so reading a stream again is harmless.
-func (s *SQLite) Index(ctx context.Context, pos Position, msgs []Message, events []Event) error {
+// present are left as they are (a run row only gives way to a later journal entry), so
+// reading a stream again is harmless.
+func (s *SQLite) Index(ctx context.Context, pos Position, b Batch) error {
+	msgs, events := b.Messages, b.Events
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
@@ -172,6 +182,9 @@ func (s *SQLite) Index(ctx context.Context, pos Position, msgs []Message, events
 		if _, err := s.insert(ctx, tx, s.fullEvents, eventColumns, 7, len(chunk), args); err != nil {
 			return fmt.Errorf("store: index %d events of %s: %w", len(chunk), chunk[0].MessageID, err)
 		}
+	}
+	if err := upsertRuns(ctx, tx, b.Runs); err != nil {
+		return fmt.Errorf("store: index runs: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)

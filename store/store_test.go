@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -22,7 +23,7 @@ func TestIndexIsIdempotentAndTimelineOrdered(t *testing.T) {
 		{MessageID: "m1", Event: "delivered", Time: t0.Add(time.Second), Stream: "TRACKING", Sequence: 3},
 	}
 	for range 2 { // the second time is a redelivery and must change nothing
-		if err := s.Index(ctx, Position{Stream: "MESSAGES", Epoch: "e1", Seq: 7}, msgs, events); err != nil {
+		if err := s.Index(ctx, Position{Stream: "MESSAGES", Epoch: "e1", Seq: 7}, Batch{Messages: msgs, Events: events}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -74,10 +75,10 @@ func TestIndexManyRows(t *testing.T) {
 	for i := range 2*rowsPerInsert + 7 {
 		msgs = append(msgs, Message{ID: fmt.Sprintf("m%04d", i), Type: "t", Source: "s", Stream: "MESSAGES", Sequence: uint64(i + 1), AcceptedAt: time.Unix(int64(i), 0)})
 	}
-	if err := s.Index(ctx, Position{Stream: "MESSAGES", Seq: 150}, msgs[:150], nil); err != nil {
+	if err := s.Index(ctx, Position{Stream: "MESSAGES", Seq: 150}, Batch{Messages: msgs[:150]}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Index(ctx, Position{Stream: "MESSAGES", Seq: uint64(len(msgs))}, msgs, nil); err != nil {
+	if err := s.Index(ctx, Position{Stream: "MESSAGES", Seq: uint64(len(msgs))}, Batch{Messages: msgs}); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := s.Count(ctx); n != int64(len(msgs)) {
@@ -86,5 +87,60 @@ func TestIndexManyRows(t *testing.T) {
 	m, _, err := s.Message(ctx, "m0206")
 	if err != nil || m.Sequence != 207 {
 		t.Fatalf("last row: %+v %v", m, err)
+	}
+}
+
+// TestRunsKeepTheLatestEntry indexes a run's journal entries out of order, as a re-read of
+// the stream would, and checks that the row holds the latest state, and the filters.
+func TestRunsKeepTheLatestEntry(t *testing.T) {
+	ctx := context.Background()
+	s, err := OpenSQLite(filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t0 := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	run := func(seq uint64, status string) Run {
+		return Run{ID: "r1", Flow: "ship", Status: status, Started: t0, Key: "cust-1", CorrelationID: "c1", TriggerMessageID: "m1", Stream: "KV_CW_RUNS", Sequence: seq}
+	}
+	other := Run{ID: "r2", Flow: "bill", Status: "failed", Started: t0.Add(time.Hour), Error: "boom", Stream: "KV_CW_RUNS", Sequence: 3}
+	for _, b := range []Batch{
+		{Runs: []Run{run(5, "running"), other}},
+		{Runs: []Run{run(9, "succeeded")}},
+		{Runs: []Run{run(7, "running")}}, // an older entry read again
+	} {
+		if err := s.Index(ctx, Position{Stream: "KV_CW_RUNS", Seq: 9}, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		f    RunFilter
+		want []string
+	}{
+		{RunFilter{}, []string{"r2", "r1"}},
+		{RunFilter{Flow: "ship"}, []string{"r1"}},
+		{RunFilter{Status: "succeeded"}, []string{"r1"}},
+		{RunFilter{Status: "running"}, nil},
+		{RunFilter{Key: "cust-1"}, []string{"r1"}},
+		{RunFilter{CorrelationID: "c1", TriggerMessageID: "m1"}, []string{"r1"}},
+		{RunFilter{From: t0.Add(time.Minute)}, []string{"r2"}},
+		{RunFilter{To: t0.Add(time.Minute)}, []string{"r1"}},
+		{RunFilter{Limit: 1}, []string{"r2"}},
+	} {
+		runs, err := s.Runs(ctx, tc.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range runs {
+			got = append(got, r.ID)
+		}
+		if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("%+v: got %v, want %v", tc.f, got, tc.want)
+		}
+	}
+	runs, _ := s.Runs(ctx, RunFilter{Flow: "bill"})
+	if len(runs) != 1 || runs[0].Error != "boom" || !runs[0].Started.Equal(t0.Add(time.Hour)) || !runs[0].Ended.IsZero() {
+		t.Errorf("row %+v", runs)
 	}
 }

@@ -27,10 +27,50 @@ const maxBatch = 1000
 // lingerTime is how long a batch waits to fill once its first entry has arrived.
 const lingerTime = 20 * time.Millisecond
 
+// StreamRuns is the stream behind the flow journal's key-value bucket (CW_RUNS): every
+// write of a run record is an entry, so the run index follows the journal.
+const StreamRuns = "KV_CW_RUNS"
+
+// runRecord is the part of a flow run record the index keeps.
+type runRecord struct {
+	ID            string    `json:"id"`
+	Flow          string    `json:"flow"`
+	Status        string    `json:"status"`
+	Started       time.Time `json:"started"`
+	Ended         time.Time `json:"ended"`
+	Key           string    `json:"key"`
+	CorrelationID string    `json:"correlationId"`
+	Error         string    `json:"error"`
+	Node          string    `json:"node"`
+	Trigger       struct {
+		MessageID string `json:"messageId"`
+		Type      string `json:"type"`
+	} `json:"trigger"`
+}
+
+// latestRuns keeps the last entry of each run in a batch: a run is written several times
+// while it works, and only its latest state belongs in the index.
+func latestRuns(runs []store.Run) []store.Run {
+	if len(runs) < 2 {
+		return runs
+	}
+	last := make(map[string]int, len(runs))
+	for i, r := range runs {
+		last[r.ID] = i
+	}
+	out := make([]store.Run, 0, len(last))
+	for i, r := range runs {
+		if last[r.ID] == i {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // Store is what the indexer writes to.
 type Store interface {
 	// Index writes a batch read up to pos, and the position, at once.
-	Index(ctx context.Context, pos store.Position, msgs []store.Message, events []store.Event) error
+	Index(ctx context.Context, pos store.Position, b store.Batch) error
 	// Position returns how far stream has been indexed.
 	Position(ctx context.Context, stream string) (store.Position, error)
 }
@@ -85,7 +125,7 @@ func NewIndexer(js jetstream.JetStream, st Store, log *slog.Logger, m *Metrics) 
 func (ix *Indexer) Start(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	ix.cancel = cancel
-	for _, name := range []string{bus.StreamMessages, bus.StreamTracking} {
+	for _, name := range []string{bus.StreamMessages, bus.StreamTracking, StreamRuns} {
 		if err := ix.startStream(ctx, runCtx, name); err != nil {
 			ix.Stop()
 			return err
@@ -198,6 +238,7 @@ func (ix *Indexer) index(ctx context.Context, pos store.Position, batch []jetstr
 	stream := pos.Stream
 	var msgs []store.Message
 	var events []store.Event
+	var runs []store.Run
 	var last uint64
 	for _, m := range batch {
 		md, err := m.Metadata()
@@ -230,6 +271,18 @@ func (ix *Indexer) index(ctx context.Context, pos store.Position, batch []jetstr
 				te.Time = md.Timestamp
 			}
 			events = append(events, store.Event{MessageID: te.MessageID, Event: te.Event, Time: te.Time, Node: te.Node, Detail: te.Detail, Stream: stream, Sequence: md.Sequence.Stream})
+		case StreamRuns:
+			if op := m.Headers().Get("KV-Operation"); op != "" {
+				continue // a delete or purge of a record: the index keeps the row until retention
+			}
+			var rr runRecord
+			if err := json.Unmarshal(m.Data(), &rr); err != nil || rr.ID == "" {
+				ix.log.Warn("malformed run record skipped", "seq", md.Sequence.Stream, "err", err)
+				continue
+			}
+			runs = append(runs, store.Run{ID: rr.ID, Flow: rr.Flow, Status: rr.Status, Started: rr.Started, Ended: rr.Ended,
+				Key: rr.Key, CorrelationID: rr.CorrelationID, TriggerMessageID: rr.Trigger.MessageID, TriggerType: rr.Trigger.Type,
+				Error: rr.Error, Node: rr.Node, Stream: stream, Sequence: md.Sequence.Stream})
 		}
 	}
 	// A store failure is retried with backoff rather than skipped: the entries stay
@@ -239,7 +292,7 @@ func (ix *Indexer) index(ctx context.Context, pos store.Position, batch []jetstr
 		// finished, so a clean shutdown leaves nothing for the next start to redo.
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		pos.Seq = max(last, ix.Position(stream))
-		err := ix.store.Index(wctx, pos, msgs, events)
+		err := ix.store.Index(wctx, pos, store.Batch{Messages: msgs, Events: events, Runs: latestRuns(runs)})
 		cancel()
 		if err == nil {
 			break

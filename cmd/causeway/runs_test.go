@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/causeway/causeway/bus"
+	"github.com/causeway/causeway/flow"
+	"github.com/causeway/causeway/kinds"
+	"github.com/causeway/causeway/platform"
+)
+
+// TestRunsAgainstANode sends a large order to a node on the quickstart example, whose flow
+// publishes order.large for it, and finds the run with `causeway runs list` and `show`.
+func TestRunsAgainstANode(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := platform.New(ctx, platform.Options{
+		ConfigDir: "../../examples/quickstart", DataDir: t.TempDir(), Registry: kinds.Default(),
+		HTTPAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Sync: bus.Sync{Interval: time.Second},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Start()
+	defer p.Shutdown()
+	admin := "http://" + p.AdminAddr()
+	order := `{"orderId":"A-2001","customer":{"email":"jane@example.com"},"items":[{"sku":"S","qty":3},{"sku":"T","qty":2}],"total":249}`
+	id, err := runForTest(t, newSendCmd(), "--type", "order.created", "--source", "webshop", "--data", order, "--server", "http://"+p.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id = strings.TrimSpace(id)
+	runID := flow.RunID("announce-large-orders", id)
+
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, err := runForTest(t, newRunsCmd(), "list", "--admin", admin, "--flow", "announce-large-orders", "--status", "succeeded", "--json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(out, runID) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run %s not listed: %s", runID, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	out, err := runForTest(t, newRunsCmd(), "list", "--admin", admin, "--since", "1h")
+	if err != nil || !strings.Contains(out, "RUN") || !strings.Contains(out, runID+"  announce-large-orders  succeeded") || !strings.Contains(out, id) {
+		t.Fatalf("table: %v\n%s", err, out)
+	}
+
+	out, err = runForTest(t, newRunsCmd(), "show", "--admin", admin, runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var run struct {
+		Status string
+		Steps  []struct {
+			ID     string
+			Status string
+			Output map[string]any
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &run); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if run.Status != "succeeded" || len(run.Steps) != 2 || run.Steps[0].Output["lines"] != float64(5) || run.Steps[1].Output["type"] != "order.large" {
+		t.Errorf("run %+v", run)
+	}
+
+	// A small order starts no run; an unknown run is the node's problem, said plainly.
+	if _, err := runForTest(t, newRunsCmd(), "show", "--admin", admin, "nope"); err == nil || !strings.Contains(err.Error(), `404 Not Found: no run with id "nope"`) {
+		t.Errorf("unknown run: %v", err)
+	}
+	if _, err := runForTest(t, newRunsCmd(), "list", "--admin", admin, "--status", "bad"); err == nil || !strings.Contains(err.Error(), "400") {
+		t.Errorf("bad status: %v", err)
+	}
+}
