@@ -148,3 +148,63 @@ func waitFor(t *testing.T, limit time.Duration, cond func() bool, what string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestDelaySurvivesARestart kills a node while a run waits in a 2 s delay, restarts it, and
+// checks that the run goes on after the wait, calling the next step once.
+func TestDelaySurvivesARestart(t *testing.T) {
+	c := startCounter(t)
+	c.slow.Store(false)
+	cfg := writeConfig(t, map[string]string{
+		"defs.yaml": `apiVersion: causeway/v1
+kind: MessageType
+metadata: {name: order.paid}
+spec:
+  schema: {type: object}
+---
+apiVersion: causeway/v1
+kind: System
+metadata: {name: erp}
+spec:
+  http: {baseURL: "` + c.url + `"}
+  operations:
+    s3: {http: {method: POST, path: "/s3/{id}"}}
+---
+apiVersion: causeway/v1
+kind: Flow
+metadata: {name: later}
+spec:
+  trigger:
+    message: {types: [order.paid]}
+  steps:
+    - {id: wait, delay: 2s}
+    - {id: three, call: erp.s3, with: {id: x}}
+`,
+	})
+	data := t.TempDir()
+	n := startNode(t, cfg, data, "--flow-ack-wait", "2s")
+	start := time.Now()
+	status, body, err := postJSON("http://"+n.http+"/v1/messages", "application/cloudevents+json", `{"specversion":"1.0","source":"e2e","type":"order.paid","data":{}}`)
+	if err != nil || status != http.StatusAccepted {
+		t.Fatalf("post: %d %v %v", status, body, err)
+	}
+	runID := flow.RunID("later", body["ids"].([]any)[0].(string))
+	waitFor(t, 10*time.Second, func() bool {
+		status, body, err := getJSON("http://" + n.admin + "/v1/runs/" + runID)
+		return err == nil && status == 200 && body["status"] == "waiting"
+	}, "the run to wait")
+	n.kill()
+	if c.calls("s3") != 0 {
+		t.Fatal("the step after the delay ran before the delay ended")
+	}
+	n2 := startNode(t, cfg, data, "--flow-ack-wait", "2s")
+	waitFor(t, 30*time.Second, func() bool {
+		status, body, err := getJSON("http://" + n2.admin + "/v1/runs/" + runID)
+		return err == nil && status == 200 && body["status"] == "succeeded"
+	}, "the run to succeed after the restart")
+	if elapsed := time.Since(start); elapsed < 2*time.Second {
+		t.Errorf("the run ended %s after it started, before its 2s delay", elapsed)
+	}
+	if got := c.byKey(runID + "/three"); got != 1 {
+		t.Errorf("the step after the delay was called %d times, want once", got)
+	}
+}

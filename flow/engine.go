@@ -54,7 +54,9 @@ type Engine struct {
 
 	mu      sync.Mutex
 	running []jetstream.ConsumeContext
-	wg      sync.WaitGroup
+	wg      sync.WaitGroup // runs in progress
+	helpers sync.WaitGroup // background helpers, which end when halt closes
+	halt    chan struct{}
 	stop    context.CancelFunc
 	ctx     context.Context
 }
@@ -63,8 +65,9 @@ type Engine struct {
 type loadedFlow struct {
 	name string
 	spec *Spec
-	conc int // runs at once
-	sem  chan struct{}
+	conc int           // runs at once (keys at once, for a keyed flow)
+	sem  chan struct{} // a slot per run (per active key) in progress
+	keys *keyQueues    // per-key queues of a flow with a key; nil otherwise
 }
 
 // ConsumerName is the durable consumer of a flow on MESSAGES.
@@ -93,15 +96,11 @@ func NewEngine(ctx context.Context, opts Options) (*Engine, error) {
 			e.log.Warn("this version runs flows with a message trigger only; the flow is loaded but not run", "flow", r.Metadata.Name)
 			continue
 		}
-		conc := spec.Concurrency
+		f := &loadedFlow{name: r.Metadata.Name, spec: spec, conc: spec.Concurrency, sem: make(chan struct{}, spec.Concurrency)}
 		if spec.Key != "" {
-			// Per-key ordering with concurrency across keys is not built yet; one run at a
-			// time in stream order keeps the promise that matters (same key, in order) at
-			// the cost of parallelism.
-			e.log.Info("flow has a key: its runs happen one at a time, in order, until per-key concurrency is available", "flow", r.Metadata.Name)
-			conc = 1
+			f.keys = &keyQueues{queues: map[string][]jetstream.Msg{}}
 		}
-		e.flows = append(e.flows, &loadedFlow{name: r.Metadata.Name, spec: spec, conc: conc, sem: make(chan struct{}, conc)})
+		e.flows = append(e.flows, f)
 	}
 	sort.Slice(e.flows, func(i, j int) bool { return e.flows[i].name < e.flows[j].name })
 	e.metrics = newMetrics(opts.Registerer)
@@ -119,6 +118,7 @@ func (e *Engine) Run(ctx context.Context, id string) (*Run, error) { return e.jo
 // Start creates each flow's consumer and starts consuming.
 func (e *Engine) Start(ctx context.Context) error {
 	e.ctx, e.stop = context.WithCancel(context.Background())
+	e.halt = make(chan struct{})
 	js := e.opts.Bus.JetStream()
 	for _, f := range e.flows {
 		subjects := make([]string, len(f.spec.Trigger.Message.Types))
@@ -126,13 +126,19 @@ func (e *Engine) Start(ctx context.Context) error {
 			subjects[i] = bus.Subject(t)
 		}
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		pending := f.conc
+		if f.keys != nil {
+			// Messages for a busy key wait in memory, unacknowledged, while other keys go
+			// on; the bound on them is the bound on that memory.
+			pending = f.conc * keyedBacklog
+		}
 		cons, err := js.CreateOrUpdateConsumer(cctx, bus.StreamMessages, jetstream.ConsumerConfig{
 			Durable:        ConsumerName(f.name),
 			Description:    "Causeway flow " + f.name,
 			FilterSubjects: subjects,
 			AckPolicy:      jetstream.AckExplicitPolicy,
 			AckWait:        e.opts.AckWait,
-			MaxAckPending:  f.conc,
+			MaxAckPending:  pending,
 			// A new flow starts with the messages accepted from now on.
 			DeliverPolicy: jetstream.DeliverNewPolicy,
 		})
@@ -141,7 +147,15 @@ func (e *Engine) Start(ctx context.Context) error {
 			e.Stop(0)
 			return fmt.Errorf("flow %s: consumer: %w", f.name, err)
 		}
+		if f.keys != nil {
+			e.helpers.Add(1)
+			go e.keepQueuedAlive(f, e.halt)
+		}
 		cc, err := cons.Consume(func(m jetstream.Msg) {
+			if f.keys != nil {
+				e.dispatchKeyed(f, m)
+				return
+			}
 			// Blocking here holds back the next delivery: the flow's concurrency is the
 			// limit, together with the consumer's MaxAckPending.
 			select {
@@ -176,7 +190,12 @@ func (e *Engine) Stop(grace time.Duration) {
 		cc.Stop()
 	}
 	e.running = nil
+	if e.halt != nil {
+		close(e.halt)
+		e.halt = nil
+	}
 	e.mu.Unlock()
+	e.helpers.Wait()
 	done := make(chan struct{})
 	go func() { e.wg.Wait(); close(done) }()
 	select {
@@ -272,6 +291,24 @@ func (e *Engine) handle(f *loadedFlow, m jetstream.Msg) {
 	err = r.steps(ctx, f.spec.Steps, "", nil)
 	var we *waitError
 	var ie *infraError
+	for f.keys != nil && errors.As(err, &we) {
+		// A keyed flow holds its key while a run waits, so that the next message for the
+		// key cannot overtake it: it waits here, the delivery kept alive, instead of
+		// handing the message back to the bus. A crash meanwhile loses nothing: the
+		// journal holds when the wait ends.
+		run.Status = StatusWaiting
+		if serr := r.save(ctx); serr != nil {
+			e.retryLater(m, f, ev, serr)
+			return
+		}
+		select {
+		case <-time.After(time.Until(we.until)):
+		case <-ctx.Done():
+			return
+		}
+		run.Status = StatusRunning
+		err = r.steps(ctx, f.spec.Steps, "", nil)
+	}
 	switch {
 	case errors.As(err, &we):
 		run.Status = StatusWaiting
