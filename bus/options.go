@@ -19,6 +19,12 @@ const (
 	StreamTracking = "TRACKING"
 	// SubjectTracking prefixes tracking events.
 	SubjectTracking = "cw.track."
+	// StreamInvocations holds invocations of flows by name, on SubjectInvoke+flow.
+	StreamInvocations = "INVOCATIONS"
+	// SubjectInvoke prefixes the invocations of a flow.
+	SubjectInvoke = "cw.invoke."
+	// HeaderReplyTo carries, on an invocation, the subject its caller waits on for the reply.
+	HeaderReplyTo = "Causeway-Reply-To"
 )
 
 // Sync is the fsync policy of the embedded server's file storage.

@@ -41,6 +41,20 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 			Replicas:    b.opts.Replicas,
 			PersistMode: jetstream.AsyncPersistMode,
 		},
+		{
+			// An invocation matters while its caller waits; a day is plenty to resume the
+			// runs a crash interrupted.
+			Name:        StreamInvocations,
+			Description: "Causeway: invocations of flows by name",
+			Subjects:    []string{SubjectInvoke + ">"},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			Discard:     jetstream.DiscardOld,
+			MaxAge:      24 * time.Hour,
+			Duplicates:  b.opts.DedupWindow,
+			MaxMsgSize:  int32(b.opts.MaxMessageBytes + headerOverhead),
+			Replicas:    b.opts.Replicas,
+		},
 	}
 }
 

@@ -37,6 +37,7 @@ type compiledStep struct {
 	when    []*expr.Program // per switch case; nil for the default case
 	delay   *expr.Template
 	reply   *expr.Value
+	headers map[string]*expr.Template // reply headers
 	fail    *expr.Template
 }
 
@@ -234,6 +235,12 @@ func compileStep(ctx *config.Context, field string, st *Step) {
 			ctx.Errorf(field+".reply.status", "%d is not an HTTP status", st.Reply.Status)
 		}
 		c.reply = compileValue(ctx, field+".reply.body", st.Reply.Body)
+		for name, v := range st.Reply.Headers {
+			if c.headers == nil {
+				c.headers = map[string]*expr.Template{}
+			}
+			c.headers[name] = compileTemplate(ctx, config.MapPath(field+".reply.headers", name), v)
+		}
 	case ActionFail:
 		c.fail = compileTemplate(ctx, field+".fail", st.Fail)
 	}

@@ -70,6 +70,14 @@ type loadedFlow struct {
 	keys *keyQueues    // per-key queues of a flow with a key; nil otherwise
 }
 
+// triggerKind names what starts the flow's runs, as run records show it.
+func (f *loadedFlow) triggerKind() string {
+	if f.spec.Trigger.Invoke != nil {
+		return "invoke"
+	}
+	return "message"
+}
+
 // ConsumerName is the durable consumer of a flow on MESSAGES.
 func ConsumerName(flow string) string { return "flow_" + flow }
 
@@ -92,8 +100,8 @@ func NewEngine(ctx context.Context, opts Options) (*Engine, error) {
 	}
 	for _, r := range opts.Config.ByKind(Kind) {
 		spec := r.Spec.(*Spec)
-		if spec.Trigger.Message == nil {
-			e.log.Warn("this version runs flows with a message trigger only; the flow is loaded but not run", "flow", r.Metadata.Name)
+		if spec.Trigger.Schedule != nil {
+			e.log.Warn("this version does not run schedule triggers yet; the flow is loaded but not run", "flow", r.Metadata.Name)
 			continue
 		}
 		f := &loadedFlow{name: r.Metadata.Name, spec: spec, conc: spec.Concurrency, sem: make(chan struct{}, spec.Concurrency)}
@@ -121,9 +129,12 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.halt = make(chan struct{})
 	js := e.opts.Bus.JetStream()
 	for _, f := range e.flows {
-		subjects := make([]string, len(f.spec.Trigger.Message.Types))
-		for i, t := range f.spec.Trigger.Message.Types {
-			subjects[i] = bus.Subject(t)
+		stream, subjects := bus.StreamInvocations, []string{bus.SubjectInvoke + f.name}
+		if m := f.spec.Trigger.Message; m != nil {
+			stream, subjects = bus.StreamMessages, make([]string, len(m.Types))
+			for i, t := range m.Types {
+				subjects[i] = bus.Subject(t)
+			}
 		}
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		pending := f.conc
@@ -132,7 +143,7 @@ func (e *Engine) Start(ctx context.Context) error {
 			// on; the bound on them is the bound on that memory.
 			pending = f.conc * keyedBacklog
 		}
-		cons, err := js.CreateOrUpdateConsumer(cctx, bus.StreamMessages, jetstream.ConsumerConfig{
+		cons, err := js.CreateOrUpdateConsumer(cctx, stream, jetstream.ConsumerConfig{
 			Durable:        ConsumerName(f.name),
 			Description:    "Causeway flow " + f.name,
 			FilterSubjects: subjects,
@@ -176,7 +187,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.mu.Lock()
 		e.running = append(e.running, cc)
 		e.mu.Unlock()
-		e.log.Info("flow running", "flow", f.name, "types", f.spec.Trigger.Message.Types, "concurrency", f.conc)
+		e.log.Info("flow running", "flow", f.name, "subjects", subjects, "concurrency", f.conc)
 	}
 	return nil
 }
@@ -271,7 +282,7 @@ func (e *Engine) handle(f *loadedFlow, m jetstream.Msg) {
 	}
 	if run == nil {
 		run = &Run{ID: id, Flow: f.name, Status: StatusRunning, Started: time.Now().UTC(),
-			Trigger:       RunTrigger{Kind: "message", MessageID: ev.ID, Type: ev.Type, Source: ev.Source},
+			Trigger:       RunTrigger{Kind: f.triggerKind(), MessageID: ev.ID, Type: ev.Type, Source: ev.Source},
 			CorrelationID: ev.CorrelationID}
 		if k := f.spec.compiled.key; k != nil {
 			if v, err := k.Eval(ctx, expr.Input{Message: envelope, Data: data}.Doc()); err == nil {
@@ -284,7 +295,8 @@ func (e *Engine) handle(f *loadedFlow, m jetstream.Msg) {
 	run.Attempt++
 	run.Status = StatusRunning
 	run.Node = e.opts.Node
-	r := &runner{e: e, f: f, ev: ev, run: run, data: data, msg: envelope, outs: map[string]any{}, vars: run.Vars}
+	r := &runner{e: e, f: f, ev: ev, run: run, data: data, msg: envelope, outs: map[string]any{}, vars: run.Vars,
+		replyTo: m.Headers().Get(bus.HeaderReplyTo)}
 	e.metrics.inflight.WithLabelValues(f.name).Inc()
 	defer e.metrics.inflight.WithLabelValues(f.name).Dec()
 
@@ -341,6 +353,9 @@ func (e *Engine) handle(f *loadedFlow, m jetstream.Msg) {
 	if err := r.save(ctx); err != nil {
 		e.retryLater(m, f, ev, err)
 		return
+	}
+	if f.spec.Trigger.Invoke != nil {
+		r.finalReply()
 	}
 	e.metrics.finished.WithLabelValues(f.name, run.Status).Inc()
 	e.metrics.runDuration.WithLabelValues(f.name, run.Status).Observe(run.Ended.Sub(run.Started).Seconds())

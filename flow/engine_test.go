@@ -147,7 +147,12 @@ func (f *engineFixture) send(t *testing.T, typ, data string) string {
 // deadline.
 func (f *engineFixture) waitRun(t *testing.T, flowName, msgID string, statuses ...string) *flow.Run {
 	t.Helper()
-	id := flow.RunID(flowName, msgID)
+	return f.waitRunID(t, flow.RunID(flowName, msgID), statuses...)
+}
+
+// waitRunID polls the journal until a run has one of the statuses, with a deadline.
+func (f *engineFixture) waitRunID(t *testing.T, id string, statuses ...string) *flow.Run {
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	var last *flow.Run
 	for time.Now().Before(deadline) {

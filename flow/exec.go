@@ -3,9 +3,11 @@ package flow
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -30,6 +32,11 @@ type runner struct {
 	mu   sync.Mutex // guards run, outs and vars: parallel branches and foreach iterations share them
 	outs map[string]any
 	vars map[string]any
+
+	// replyTo is where the caller of an invocation waits for the reply; replied says a
+	// reply went out in this delivery.
+	replyTo string
+	replied bool
 }
 
 // stepError is a step that failed: the run fails with it (after onError).
@@ -273,7 +280,7 @@ func (r *runner) do(ctx context.Context, st *Step, key string, extra map[string]
 		}
 		return nil, nil, fmt.Errorf("failed: %s", expr.ToString(reason))
 	case ActionReply:
-		return nil, nil, errors.New("reply answers an invocation; invoke triggers are not run by this version yet")
+		return r.reply(ctx, st, input)
 	}
 	return nil, nil, fmt.Errorf("internal error: step action %q", c.action)
 }
@@ -519,4 +526,87 @@ func truncate(v any) any {
 		return v
 	}
 	return map[string]any{"truncated": true, "bytes": len(data), "start": string(data[:1024])}
+}
+
+// Answer is what a flow answers its invoker: the HTTP status, headers and body, with the
+// run's id. The API turns it into the HTTP answer.
+type Answer struct {
+	Status  int               `json:"status"`
+	Headers map[string]string `json:"headers,omitempty"`
+	Body    json.RawMessage   `json:"body,omitempty"`
+	RunID   string            `json:"runId"`
+	// Error is set on the reply the engine sends for a run that failed before replying.
+	Error string `json:"error,omitempty"`
+}
+
+// reply answers the invocation. The run goes on after it.
+func (r *runner) reply(ctx context.Context, st *Step, input any) (in, out any, err error) {
+	var body any
+	if c := st.compiled.reply; c != nil {
+		if body, err = c.Eval(ctx, input); err != nil {
+			return nil, nil, err
+		}
+	}
+	rep := Answer{Status: st.Reply.Status, RunID: r.run.ID}
+	for name, t := range st.compiled.headers {
+		if t == nil {
+			continue
+		}
+		v, err := t.Eval(ctx, input)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reply header %s: %w", name, err)
+		}
+		if rep.Headers == nil {
+			rep.Headers = map[string]string{}
+		}
+		rep.Headers[name] = expr.ToString(v)
+	}
+	if body != nil {
+		if rep.Body, err = expr.MarshalJSON(body); err != nil {
+			return body, nil, err
+		}
+	}
+	if err := r.send(rep); err != nil {
+		return body, nil, &infraError{err}
+	}
+	return body, map[string]any{"status": rep.Status}, nil
+}
+
+// send publishes a reply to the waiting caller. A caller that has given up is not an error:
+// nobody listens, and the run goes on.
+func (r *runner) send(rep Answer) error {
+	if r.replyTo == "" {
+		return nil
+	}
+	data, err := json.Marshal(rep)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.replied = true
+	r.mu.Unlock()
+	return r.e.opts.Bus.Conn().Publish(r.replyTo, data)
+}
+
+// finalReply answers an invocation whose run ended without a reply step having answered:
+// 204 for a run that succeeded, 500 with the error for one that failed.
+func (r *runner) finalReply() {
+	r.mu.Lock()
+	replied := r.replied
+	for _, s := range r.run.Steps {
+		if s.Action == ActionReply && s.Status == StepSucceeded {
+			replied = true
+		}
+	}
+	r.mu.Unlock()
+	if replied {
+		return
+	}
+	rep := Answer{Status: http.StatusNoContent, RunID: r.run.ID}
+	if r.run.Status == StatusFailed {
+		rep = Answer{Status: http.StatusInternalServerError, RunID: r.run.ID, Error: r.run.Error}
+	}
+	if err := r.send(rep); err != nil {
+		r.e.log.Warn("final reply not sent", "flow", r.f.name, "run", r.run.ID, "err", err)
+	}
 }

@@ -177,7 +177,7 @@ type Reply struct {
 	// Status is the HTTP status of the answer.
 	Status int `yaml:"status" default:"200" doc:"The HTTP status of the answer."`
 	// Headers are headers of the answer.
-	Headers map[string]string `yaml:"headers" doc:"Headers of the answer."`
+	Headers map[string]string `yaml:"headers" doc:"Headers of the answer; values may be templates." example:"Location: /orders/${{ .data.id }}"`
 	// Body is the answer's body.
 	Body config.JSON `yaml:"body" doc:"The answer's body: a value with ${{ jq }} templates."`
 }

@@ -35,6 +35,7 @@ func (a *admin) routes() http.Handler {
 	mux.HandleFunc("GET /v1/messages/{id}", a.getMessage)
 	mux.HandleFunc("GET /v1/runs/{id}", a.getRun)
 	mux.HandleFunc("GET /v1/runs", a.listRuns)
+	mux.HandleFunc("POST /v1/flows/{name}/invoke", a.invokeFlow)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.p.reg, promhttp.HandlerOpts{Registry: a.p.reg}))
 	a.p.health(mux)
 	mux.HandleFunc("/", problem.NotFound)

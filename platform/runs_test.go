@@ -110,3 +110,46 @@ spec:
 		}
 	}
 }
+
+// TestInvokeAnswers checks the HTTP answers of POST /v1/flows/{name}/invoke.
+func TestInvokeAnswers(t *testing.T) {
+	p := runPlatform(t, func(o *Options) {
+		err := os.WriteFile(filepath.Join(o.ConfigDir, "flow.yaml"), []byte(`apiVersion: causeway/v1
+kind: Flow
+metadata: {name: echo}
+spec:
+  trigger:
+    invoke: {}
+  steps:
+    - id: answer
+      reply: {status: 202, headers: {Location: "/things/${{ .data.id }}"}, body: {id: "${{ .data.id }}"}}
+---
+apiVersion: causeway/v1
+kind: Flow
+metadata: {name: slow}
+spec:
+  trigger:
+    invoke: {timeout: 200ms}
+  steps:
+    - {id: wait, delay: 2s}
+`), 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	base := "http://" + p.AdminAddr() + "/v1/flows/"
+	a := do(t, "POST", base+"echo/invoke", "application/json", `{"id":"x1"}`)
+	if a.status != 202 || a.header.Get("Location") != "/things/x1" || a.body["id"] != "x1" || a.header.Get(HeaderRunID) == "" {
+		t.Errorf("echo: %d %v %s", a.status, a.header, a.raw)
+	}
+	a = do(t, "POST", base+"slow/invoke", "application/json", `{}`)
+	if a.status != 504 || a.body["runId"] == nil || a.header.Get(HeaderRunID) != a.body["runId"] || !strings.Contains(a.raw, "the run goes on") {
+		t.Errorf("slow: %d %v %s", a.status, a.header, a.raw)
+	}
+	for path, want := range map[string]int{"echo/invoke|{not json": 400, "nope/invoke|{}": 404} {
+		pth, body, _ := strings.Cut(path, "|")
+		if a := do(t, "POST", base+pth, "application/json", body); a.status != want || a.header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s: %d %s", pth, a.status, a.raw)
+		}
+	}
+}

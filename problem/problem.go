@@ -28,6 +28,8 @@ type Details struct {
 	Errors   []FieldError `json:"errors,omitempty"`
 	// IDs lists message ids the problem concerns, where some may have been stored.
 	IDs []string `json:"ids,omitempty"`
+	// RunID names the flow run the problem concerns (GET /v1/runs/{id}).
+	RunID string `json:"runId,omitempty"`
 }
 
 // New returns a problem of the given kind (a short slug such as "schema-violation").

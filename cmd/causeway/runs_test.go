@@ -85,3 +85,32 @@ func TestRunsAgainstANode(t *testing.T) {
 		t.Errorf("bad status: %v", err)
 	}
 }
+
+// TestFlowsInvokeAgainstANode invokes the quickstart's order-summary flow by name.
+func TestFlowsInvokeAgainstANode(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := platform.New(ctx, platform.Options{
+		ConfigDir: "../../examples/quickstart", DataDir: t.TempDir(), Registry: kinds.Default(),
+		HTTPAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Sync: bus.Sync{Interval: time.Second},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Start()
+	defer p.Shutdown()
+	admin := "http://" + p.AdminAddr()
+	out, err := runForTest(t, newFlowsCmd(), "invoke", "order-summary", "--admin", admin, "--data", `{"orderId":"A-1","items":[{"sku":"S","qty":3},{"sku":"T","qty":2}]}`)
+	if err != nil || strings.TrimSpace(out) != `{"items":5,"lines":2,"orderId":"A-1"}` {
+		t.Fatalf("invoke: %v %q", err, out)
+	}
+	_, err = runForTest(t, newFlowsCmd(), "invoke", "announce-large-orders", "--admin", admin)
+	if err == nil || !strings.Contains(err.Error(), `404 Not Found: no flow "announce-large-orders" with an invoke trigger is defined`) {
+		t.Errorf("a flow without an invoke trigger: %v", err)
+	}
+	_, err = runForTest(t, newFlowsCmd(), "invoke", "order-summary", "--admin", admin, "--data", `{"items":"none"}`)
+	if err == nil || !strings.Contains(err.Error(), "500 Internal Server Error: the run failed before it answered") || !strings.Contains(err.Error(), "(run ") {
+		t.Errorf("a failing run: %v", err)
+	}
+}

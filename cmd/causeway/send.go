@@ -121,6 +121,9 @@ func problemError(status int, body []byte) error {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d %s: %s", p.Status, p.Title, p.Detail)
+	if p.RunID != "" {
+		fmt.Fprintf(&b, " (run %s)", p.RunID)
+	}
 	if len(p.Errors) > 3 {
 		for _, e := range p.Errors {
 			fmt.Fprintf(&b, "\n  %s: %s", e.Pointer, e.Detail)

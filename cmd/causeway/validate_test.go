@@ -38,7 +38,7 @@ func TestValidateQuickstart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("validate failed: %v\n%s", err, out)
 	}
-	want := "valid: 6 resources (1 Flow, 4 MessageType, 1 System) in " + dir + "\n"
+	want := "valid: 7 resources (2 Flow, 4 MessageType, 1 System) in " + dir + "\n"
 	if out != want {
 		t.Errorf("output %q, want %q", out, want)
 	}
