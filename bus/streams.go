@@ -62,6 +62,9 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 // stream, KV_CW_RUNS, is what the tracking index reads runs from.
 const BucketRuns = "CW_RUNS"
 
+// BucketSchedules is the key-value bucket of the last tick of each scheduled flow.
+const BucketSchedules = "CW_SCHEDULES"
+
 // ensureStreams creates the streams and buckets, or updates them to the configured
 // settings, so that a restart with new options (a longer retention, say) takes effect
 // without manual steps.
@@ -78,6 +81,16 @@ func (b *Bus) ensureStreams(ctx context.Context) error {
 	defer cancel()
 	// One record per run, written when each step starts and ends; its history is the
 	// stream's, so only the latest state is kept.
+	// The last tick of each scheduled flow, so that a restart knows which ticks it missed.
+	if _, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      BucketSchedules,
+		Description: "Causeway: the last tick of each scheduled flow",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    b.opts.Replicas,
+	}); err != nil {
+		return fmt.Errorf("bus: bucket %s: %w", BucketSchedules, err)
+	}
 	if _, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      BucketRuns,
 		Description: "Causeway: flow run records (journal and history)",

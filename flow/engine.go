@@ -72,8 +72,11 @@ type loadedFlow struct {
 
 // triggerKind names what starts the flow's runs, as run records show it.
 func (f *loadedFlow) triggerKind() string {
-	if f.spec.Trigger.Invoke != nil {
+	switch {
+	case f.spec.Trigger.Invoke != nil:
 		return "invoke"
+	case f.spec.Trigger.Schedule != nil:
+		return "schedule"
 	}
 	return "message"
 }
@@ -100,10 +103,6 @@ func NewEngine(ctx context.Context, opts Options) (*Engine, error) {
 	}
 	for _, r := range opts.Config.ByKind(Kind) {
 		spec := r.Spec.(*Spec)
-		if spec.Trigger.Schedule != nil {
-			e.log.Warn("this version does not run schedule triggers yet; the flow is loaded but not run", "flow", r.Metadata.Name)
-			continue
-		}
 		f := &loadedFlow{name: r.Metadata.Name, spec: spec, conc: spec.Concurrency, sem: make(chan struct{}, spec.Concurrency)}
 		if spec.Key != "" {
 			f.keys = &keyQueues{queues: map[string][]jetstream.Msg{}}
@@ -161,6 +160,10 @@ func (e *Engine) Start(ctx context.Context) error {
 		if f.keys != nil {
 			e.helpers.Add(1)
 			go e.keepQueuedAlive(f, e.halt)
+		}
+		if f.spec.Trigger.Schedule != nil {
+			e.helpers.Add(1)
+			go e.schedule(f, e.halt)
 		}
 		cc, err := cons.Consume(func(m jetstream.Msg) {
 			if f.keys != nil {

@@ -85,6 +85,18 @@ type engineFixture struct {
 
 func startEngine(t *testing.T, erpURL, flows string) *engineFixture {
 	t.Helper()
+	b, err := bus.Open(context.Background(), bus.Options{DataDir: t.TempDir(), Sync: bus.Sync{Interval: time.Second}, NodeName: "test"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return startEngineOn(t, b, erpURL, flows)
+}
+
+// startEngineOn starts a flow engine on an existing bus, as a node restarting on the same
+// data does.
+func startEngineOn(t *testing.T, b *bus.Bus, erpURL, flows string) *engineFixture {
+	t.Helper()
 	dir := t.TempDir()
 	testutil.WriteFiles(t, dir, map[string]string{
 		"types.yaml": engineTypes,
@@ -104,11 +116,6 @@ spec:
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	b, err := bus.Open(ctx, bus.Options{DataDir: t.TempDir(), Sync: bus.Sync{Interval: time.Second}, NodeName: "test"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
 	e, err := flow.NewEngine(ctx, flow.Options{Bus: b, Config: cfg, Node: "test", AckWait: 3 * time.Second, Registerer: prometheus.NewRegistry(),
 		Check: func(typ string, data []byte) error {
 			if typ == "order.shipped" && !strings.Contains(string(data), `"carrier"`) {
@@ -352,5 +359,101 @@ spec:
 	}
 	if calls := erp.seen(); len(calls) != 1 || calls[0].Path != "/orders/B/ship" {
 		t.Errorf("calls %+v", calls)
+	}
+}
+
+// runsOf lists the run records of a flow from the journal's bucket.
+func (f *engineFixture) runsOf(t *testing.T, flowName string) []*flow.Run {
+	t.Helper()
+	ctx := context.Background()
+	kv, err := f.bus.JetStream().KeyValue(ctx, bus.BucketRuns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*flow.Run
+	for k := range keys.Keys() {
+		run, err := f.engine.Run(ctx, k)
+		if err == nil && run != nil && run.Flow == flowName {
+			out = append(out, run)
+		}
+	}
+	return out
+}
+
+func TestSchedules(t *testing.T) {
+	erp := startERP(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) })
+	f := startEngine(t, erp.URL, `apiVersion: causeway/v1
+kind: Flow
+metadata: {name: every-second}
+spec:
+  trigger:
+    schedule: {cron: "@every 1s"}
+  steps:
+    - {id: note, set: {at: "${{ .data.scheduledTime }}"}}
+`)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(f.runsOf(t, "every-second")) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the schedule did not tick twice in 10s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	run := f.runsOf(t, "every-second")[0]
+	run = f.waitRunID(t, run.ID, flow.StatusSucceeded)
+	if run.Trigger.Kind != "schedule" || run.Vars["at"] == nil {
+		t.Errorf("run %+v", run)
+	}
+}
+
+// TestMissedTicksRunOnce starts a yearly schedule whose last tick was two years ago: the
+// ticks missed meanwhile run once, for the latest of them.
+func TestMissedTicksRunOnce(t *testing.T) {
+	erp := startERP(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) })
+	yearly := `apiVersion: causeway/v1
+kind: Flow
+metadata: {name: new-year}
+spec:
+  trigger:
+    schedule: {cron: "0 0 1 1 *"}
+  steps:
+    - {id: note, set: {at: "${{ .data.scheduledTime }}"}}
+`
+	f := startEngine(t, erp.URL, yearly)
+	ctx := context.Background()
+	kv, err := f.bus.JetStream().KeyValue(ctx, bus.BucketSchedules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twoYearsAgo := time.Date(time.Now().Year()-2, 1, 1, 0, 0, 0, 0, time.UTC)
+	data, _ := json.Marshal(twoYearsAgo)
+	if _, err := kv.Put(ctx, "new-year", data); err != nil {
+		t.Fatal(err)
+	}
+	// A second engine on the same bus, as after a restart.
+	cfgEngine := startEngineOn(t, f.bus, erp.URL, yearly)
+	_ = cfgEngine
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		runs := f.runsOf(t, "new-year")
+		if len(runs) == 1 {
+			want := time.Date(time.Now().Year(), 1, 1, 0, 0, 0, 0, time.UTC).Format(time.RFC3339Nano)
+			run := f.waitRunID(t, runs[0].ID, flow.StatusSucceeded)
+			if run.Vars["at"] != want {
+				t.Errorf("caught-up tick at %v, want %s", run.Vars["at"], want)
+			}
+			break
+		}
+		if len(runs) > 1 || time.Now().After(deadline) {
+			t.Fatalf("%d runs after the restart, want exactly one", len(runs))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := len(f.runsOf(t, "new-year")); n != 1 {
+		t.Errorf("%d runs, want the one catch-up run", n)
 	}
 }

@@ -81,7 +81,7 @@ type MessageTrigger struct {
 // ScheduleTrigger starts runs on a cron schedule.
 type ScheduleTrigger struct {
 	// Cron is a five-field cron expression or a descriptor such as @daily.
-	Cron string `yaml:"cron" required:"true" doc:"A cron expression with five fields (minute hour day-of-month month day-of-week), or @hourly, @daily, @weekly, @monthly, @yearly." example:"0 7 * * MON-FRI"`
+	Cron string `yaml:"cron" required:"true" doc:"A cron expression with five fields (minute hour day-of-month month day-of-week), or @hourly, @daily, @weekly, @monthly, @yearly, or @every DURATION." example:"0 7 * * MON-FRI"`
 	// Timezone is the IANA time zone the schedule is read in.
 	Timezone string `yaml:"timezone" default:"UTC" doc:"The IANA time zone the cron expression is read in." example:"Europe/Amsterdam"`
 }
