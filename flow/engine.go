@@ -298,7 +298,7 @@ func (e *Engine) handle(f *loadedFlow, m jetstream.Msg) {
 	run.Attempt++
 	run.Status = StatusRunning
 	run.Node = e.opts.Node
-	r := &runner{e: e, f: f, ev: ev, run: run, data: data, msg: envelope, outs: map[string]any{}, vars: run.Vars,
+	r := &runner{rt: e.runtime(), f: f, ev: ev, run: run, data: data, msg: envelope, outs: map[string]any{}, vars: run.Vars,
 		replyTo: m.Headers().Get(bus.HeaderReplyTo)}
 	e.metrics.inflight.WithLabelValues(f.name).Inc()
 	defer e.metrics.inflight.WithLabelValues(f.name).Dec()

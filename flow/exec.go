@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/http"
 	"strconv"
@@ -17,12 +18,47 @@ import (
 	httpconn "github.com/causeway/causeway/connector/http"
 	"github.com/causeway/causeway/expr"
 	"github.com/causeway/causeway/message"
+	"github.com/causeway/causeway/system"
 )
+
+// runtime is what a run needs of the world: where its record is saved, how calls are made,
+// where messages and replies go. The engine gives runs the real ones; causeway test gives
+// them stubs and recorders, so that a flow runs the same code in both.
+type runtime struct {
+	save    func(ctx context.Context, r *Run) error
+	call    func(ctx context.Context, system string, sys *system.Spec, op string, with map[string]any, c httpconn.Call) (*httpconn.Result, error)
+	publish func(ctx context.Context, ev *message.Event) error
+	check   func(typ string, data []byte) error
+	reply   func(replyTo string, data []byte) error
+	systems map[string]*system.Spec
+	log     *slog.Logger
+	metrics *metrics
+	// skipDelays makes delay steps end at once (causeway test).
+	skipDelays bool
+}
+
+// runtime is the engine's real world.
+func (e *Engine) runtime() *runtime {
+	return &runtime{
+		save: e.journal.save,
+		call: func(ctx context.Context, system string, sys *system.Spec, op string, _ map[string]any, c httpconn.Call) (*httpconn.Result, error) {
+			return e.calls.Do(ctx, system, sys, op, c)
+		},
+		publish: func(ctx context.Context, ev *message.Event) error {
+			return e.opts.Bus.PublishAll(ctx, []*message.Event{ev}, e.opts.Node)
+		},
+		check:   e.opts.Check,
+		reply:   func(to string, data []byte) error { return e.opts.Bus.Conn().Publish(to, data) },
+		systems: e.systems,
+		log:     e.log,
+		metrics: e.metrics,
+	}
+}
 
 // runner carries out one run of one flow: it walks the steps, journals each before the
 // next begins, and skips what the journal shows as done.
 type runner struct {
-	e    *Engine
+	rt   *runtime
 	f    *loadedFlow
 	ev   *message.Event // the trigger
 	run  *Run
@@ -83,7 +119,7 @@ func (r *runner) save(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.run.Vars = maps.Clone(r.vars)
-	if err := r.e.journal.save(ctx, r.run); err != nil {
+	if err := r.rt.save(ctx, r.run); err != nil {
 		return &infraError{err}
 	}
 	return nil
@@ -153,7 +189,7 @@ func (r *runner) step(ctx context.Context, st *Step, prefix string, extra map[st
 	if errors.As(err, &we) || errors.As(err, &ie) {
 		return err
 	}
-	r.e.metrics.stepDuration.WithLabelValues(r.f.name, st.ID).Observe(time.Since(start).Seconds())
+	r.rt.metrics.stepDuration.WithLabelValues(r.f.name, st.ID).Observe(time.Since(start).Seconds())
 	return r.finishStep(ctx, st, key, in, out, err)
 }
 
@@ -226,7 +262,7 @@ func (r *runner) attempts(ctx context.Context, st *Step, rec *StepRecord, key st
 		if err == nil || attempt >= max || !transient(err) || ctx.Err() != nil {
 			return in, out, err
 		}
-		r.e.log.Info("step failed, trying again", "flow", r.f.name, "run", r.run.ID, "step", key, "attempt", attempt, "err", err)
+		r.rt.log.Info("step failed, trying again", "flow", r.f.name, "run", r.run.ID, "step", key, "attempt", attempt, "err", err)
 		wait := backoff << min(attempt-1, 20)
 		if wait > maxBackoff {
 			wait = maxBackoff
@@ -302,7 +338,7 @@ func (r *runner) call(ctx context.Context, st *Step, key string, input any) (in,
 			return nil, nil, fmt.Errorf("with must yield an object, got %s", expr.TypeName(v))
 		}
 	}
-	sys, ok := r.e.systems[c.system]
+	sys, ok := r.rt.systems[c.system]
 	if !ok {
 		return with, nil, fmt.Errorf("system %q is not defined", c.system)
 	}
@@ -333,7 +369,7 @@ func (r *runner) call(ctx context.Context, st *Step, key string, input any) (in,
 			call.Query[k] = v
 		}
 	}
-	res, err := r.e.calls.Do(ctx, c.system, sys, c.op, call)
+	res, err := r.rt.call(ctx, c.system, sys, c.op, with, call)
 	if err != nil {
 		return with, nil, err
 	}
@@ -376,12 +412,12 @@ func (r *runner) publish(ctx context.Context, st *Step, key string, input any) (
 		ev.DataContentType = "application/json"
 	}
 	ev.FillDefaults(time.Now())
-	if r.e.opts.Check != nil {
-		if err := r.e.opts.Check(ev.Type, ev.Data); err != nil {
+	if r.rt.check != nil {
+		if err := r.rt.check(ev.Type, ev.Data); err != nil {
 			return data, nil, fmt.Errorf("publish %s: %w", ev.Type, err)
 		}
 	}
-	if err := r.e.opts.Bus.PublishAll(ctx, []*message.Event{ev}, r.e.opts.Node); err != nil {
+	if err := r.rt.publish(ctx, ev); err != nil {
 		return data, nil, &infraError{err}
 	}
 	return data, map[string]any{"id": ev.ID, "type": ev.Type}, nil
@@ -429,7 +465,7 @@ func (r *runner) delay(ctx context.Context, st *Step, rec *StepRecord, extra map
 	if err != nil {
 		return nil, fmt.Errorf("journal: bad delay end %q", until)
 	}
-	if time.Now().Before(t) {
+	if time.Now().Before(t) && !r.rt.skipDelays {
 		return nil, &waitError{until: t}
 	}
 	return map[string]any{"until": until}, nil
@@ -585,7 +621,7 @@ func (r *runner) send(rep Answer) error {
 	r.mu.Lock()
 	r.replied = true
 	r.mu.Unlock()
-	return r.e.opts.Bus.Conn().Publish(r.replyTo, data)
+	return r.rt.reply(r.replyTo, data)
 }
 
 // finalReply answers an invocation whose run ended without a reply step having answered:
@@ -607,6 +643,6 @@ func (r *runner) finalReply() {
 		rep = Answer{Status: http.StatusInternalServerError, RunID: r.run.ID, Error: r.run.Error}
 	}
 	if err := r.send(rep); err != nil {
-		r.e.log.Warn("final reply not sent", "flow", r.f.name, "run", r.run.ID, "err", err)
+		r.rt.log.Warn("final reply not sent", "flow", r.f.name, "run", r.run.ID, "err", err)
 	}
 }

@@ -17,6 +17,7 @@ var registrations = []func(*config.Registry) error{
 	catalog.Register,
 	system.Register,
 	flow.Register,
+	flow.RegisterTests,
 }
 
 // Default returns a new registry with every kind registered. A kind that fails to register

@@ -38,7 +38,7 @@ func TestValidateQuickstart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("validate failed: %v\n%s", err, out)
 	}
-	want := "valid: 7 resources (2 Flow, 4 MessageType, 1 System) in " + dir + "\n"
+	want := "valid: 10 resources (2 Flow, 3 FlowTest, 4 MessageType, 1 System) in " + dir + "\n"
 	if out != want {
 		t.Errorf("output %q, want %q", out, want)
 	}
@@ -62,7 +62,7 @@ spec:
 		t.Fatalf("want a silent exit 1, got %v", err)
 	}
 	want := strings.Join([]string{
-		`systems.yaml:2:7: unknown kind "Sytem" (known kinds: Flow, MessageType, System)`,
+		`systems.yaml:2:7: unknown kind "Sytem" (known kinds: Flow, FlowTest, MessageType, System)`,
 		`types.yaml:5:10: spec.owner: System "shop" is not defined`,
 		`types.yaml:6:3: unknown field "shema" in MessageType spec (did you mean "schema"?)`,
 	}, "\n") + "\n"
