@@ -238,6 +238,11 @@ func (e *Engine) handle(f *loadedFlow, m jetstream.Msg) {
 		return
 	}
 	ctx := e.ctx
+	if ev.Target != "" && ev.Target != TargetPrefix+f.name {
+		// A message resubmitted to another flow: not this flow's business.
+		_ = m.Ack()
+		return
+	}
 	data, err := decodeData(ev)
 	if err != nil {
 		e.log.Error("message data is not JSON; skipping it", "flow", f.name, "message", ev.ID, "err", err)
@@ -286,11 +291,15 @@ func (e *Engine) handle(f *loadedFlow, m jetstream.Msg) {
 	if run == nil {
 		run = &Run{ID: id, Flow: f.name, Status: StatusRunning, Started: time.Now().UTC(),
 			Trigger:       RunTrigger{Kind: f.triggerKind(), MessageID: ev.ID, Type: ev.Type, Source: ev.Source},
+			ResubmitOf:    ev.Extensions[ExtResubmitOf],
 			CorrelationID: ev.CorrelationID}
 		if k := f.spec.compiled.key; k != nil {
 			if v, err := k.Eval(ctx, expr.Input{Message: envelope, Data: data}.Doc()); err == nil {
 				run.Key = expr.ToString(v)
 			}
+		}
+		if md, err := m.Metadata(); err == nil {
+			run.Trigger.Stream, run.Trigger.Seq = md.Stream, md.Sequence.Stream
 		}
 		run.index()
 		e.metrics.started.WithLabelValues(f.name).Inc()

@@ -3,6 +3,7 @@ package flow_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -455,5 +456,67 @@ spec:
 	time.Sleep(300 * time.Millisecond)
 	if n := len(f.runsOf(t, "new-year")); n != 1 {
 		t.Errorf("%d runs, want the one catch-up run", n)
+	}
+}
+
+// TestResubmit resubmits a failed run after the target recovered: a new run of the same
+// flow, from the same trigger, linked to the old one; another flow on the same message type
+// does not run again.
+func TestResubmit(t *testing.T) {
+	var mu sync.Mutex
+	down := true
+	erp := startERP(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if down {
+			http.Error(w, "not yet", http.StatusNotFound)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	f := startEngine(t, erp.URL, `apiVersion: causeway/v1
+kind: Flow
+metadata: {name: ship-it}
+spec:
+  trigger:
+    message: {types: [order.paid]}
+  steps:
+    - {id: ship, call: erp.ship, with: {orderId: "${{ .data.orderId }}"}}
+---
+apiVersion: causeway/v1
+kind: Flow
+metadata: {name: bystander}
+spec:
+  trigger:
+    message: {types: [order.paid]}
+  steps:
+    - {id: note, set: {seen: true}}
+`)
+	id := f.send(t, "order.paid", `{"orderId":"R-1","total":3}`)
+	old := f.waitRun(t, "ship-it", id, flow.StatusFailed, flow.StatusSucceeded)
+	f.waitRun(t, "bystander", id, flow.StatusSucceeded)
+	if old.Status != flow.StatusFailed {
+		t.Fatalf("first run %s", old.Status)
+	}
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	newID, err := f.engine.Resubmit(context.Background(), old.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := f.waitRunID(t, newID, flow.StatusSucceeded, flow.StatusFailed)
+	if run.Status != flow.StatusSucceeded || run.ResubmitOf != old.ID || run.CorrelationID != old.CorrelationID {
+		t.Errorf("resubmitted run %+v", run)
+	}
+	if calls := erp.seen(); len(calls) != 2 || calls[1].Path != "/orders/R-1/ship" || calls[1].IdempotencyKey != newID+"/ship" {
+		t.Errorf("calls %+v", calls)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := len(f.runsOf(t, "bystander")); n != 1 {
+		t.Errorf("the other flow ran %d times, want once", n)
+	}
+	if _, err := f.engine.Resubmit(context.Background(), "nope"); !errors.Is(err, flow.ErrNoRun) {
+		t.Errorf("unknown run: %v", err)
 	}
 }

@@ -54,6 +54,8 @@ type Run struct {
 	Started       time.Time  `json:"started"`
 	Ended         time.Time  `json:"ended,omitzero"`
 	Error         string     `json:"error,omitempty"`
+	// ResubmitOf names the run this one was resubmitted from.
+	ResubmitOf string `json:"resubmitOf,omitempty"`
 	// Attempt counts the deliveries of the trigger that worked on the run.
 	Attempt int `json:"attempt"`
 	// Steps are in the order they started; Key is the step's id, with the iteration for
@@ -74,6 +76,9 @@ type RunTrigger struct {
 	MessageID string `json:"messageId,omitempty"`
 	Type      string `json:"type,omitempty"`
 	Source    string `json:"source,omitempty"`
+	// Stream and Seq locate the trigger on the bus, for resubmitting it.
+	Stream string `json:"stream,omitempty"`
+	Seq    uint64 `json:"seq,omitempty"`
 }
 
 // StepRecord is one step's part of a run record.

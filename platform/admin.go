@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/bus"
+	"github.com/causeway/causeway/flow"
 	"github.com/causeway/causeway/message"
 	"github.com/causeway/causeway/problem"
 	"github.com/causeway/causeway/store"
@@ -36,6 +37,7 @@ func (a *admin) routes() http.Handler {
 	mux.HandleFunc("GET /v1/runs/{id}", a.getRun)
 	mux.HandleFunc("GET /v1/runs", a.listRuns)
 	mux.HandleFunc("POST /v1/flows/{name}/invoke", a.invokeFlow)
+	mux.HandleFunc("POST /v1/runs/{id}/resubmit", a.resubmitRun)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.p.reg, promhttp.HandlerOpts{Registry: a.p.reg}))
 	a.p.health(mux)
 	mux.HandleFunc("/", problem.NotFound)
@@ -167,4 +169,25 @@ func (a *admin) listRuns(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"runs": runs})
+}
+
+// resubmitRun answers POST /v1/runs/{id}/resubmit: a new run of the same flow from the same
+// trigger, linked to the old one. 202 with the new run's id once the trigger is stored.
+func (a *admin) resubmitRun(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	newID, err := a.p.flows.Resubmit(r.Context(), id)
+	if errors.Is(err, flow.ErrNoRun) {
+		problem.Write(w, r, http.StatusNotFound, "run-not-found", err.Error())
+		return
+	}
+	if err != nil {
+		a.p.log.Error("resubmit", "run", id, "err", err)
+		w.Header().Set("Retry-After", "1")
+		problem.Write(w, r, http.StatusServiceUnavailable, "bus-unavailable", "the run could not be resubmitted: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", "/v1/runs/"+newID)
+	w.WriteHeader(http.StatusAccepted)
+	_ = json.NewEncoder(w).Encode(map[string]string{"runId": newID, "resubmitOf": id})
 }

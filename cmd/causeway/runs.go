@@ -111,9 +111,35 @@ the node's management API (--admin, the admin listener).`,
 			return enc.Encode(v)
 		},
 	}
-	cmd.AddCommand(list, show)
+	resubmit := &cobra.Command{
+		Use:   "resubmit RUN-ID",
+		Short: "Start a new run from the same trigger as a run, linked to it; print the new run's id",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			u := strings.TrimRight(server, "/") + "/v1/runs/" + url.PathEscape(args[0]) + "/resubmit"
+			resp, err := (&http.Client{Timeout: timeout}).Post(u, "application/json", nil)
+			if err != nil {
+				return fmt.Errorf("%s: %w", u, err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			if resp.StatusCode != http.StatusAccepted {
+				return problemError(resp.StatusCode, body)
+			}
+			var answer struct {
+				RunID string `json:"runId"`
+			}
+			if err := json.Unmarshal(body, &answer); err != nil || answer.RunID == "" {
+				return fmt.Errorf("unexpected answer: %s", body)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), answer.RunID)
+			return nil
+		},
+	}
+	cmd.AddCommand(list, show, resubmit)
 	withEnv(list)
 	withEnv(show)
+	withEnv(resubmit)
 	return withEnv(cmd)
 }
 

@@ -77,7 +77,28 @@ func TestRunsAgainstANode(t *testing.T) {
 		t.Errorf("run %+v", run)
 	}
 
-	// A small order starts no run; an unknown run is the node's problem, said plainly.
+	// Resubmitting starts a new run of the same flow, linked to the first.
+	newID, err := runForTest(t, newRunsCmd(), "resubmit", "--admin", admin, runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newID = strings.TrimSpace(newID)
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		out, err := runForTest(t, newRunsCmd(), "show", "--admin", admin, newID)
+		if err == nil && strings.Contains(out, `"resubmitOf": "`+runID+`"`) && strings.Contains(out, `"status": "succeeded"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("resubmitted run %s: %v\n%s", newID, err, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := runForTest(t, newRunsCmd(), "resubmit", "--admin", admin, "nope"); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("resubmit of an unknown run: %v", err)
+	}
+
+	// An unknown run is the node's problem, said plainly.
 	if _, err := runForTest(t, newRunsCmd(), "show", "--admin", admin, "nope"); err == nil || !strings.Contains(err.Error(), `404 Not Found: no run with id "nope"`) {
 		t.Errorf("unknown run: %v", err)
 	}
