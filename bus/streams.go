@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -91,14 +92,7 @@ func (b *Bus) ensureStreams(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("bus: bucket %s: %w", BucketSchedules, err)
 	}
-	if _, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      BucketRuns,
-		Description: "Causeway: flow run records (journal and history)",
-		History:     1,
-		TTL:         b.opts.MaxAge,
-		Storage:     jetstream.FileStorage,
-		Replicas:    b.opts.Replicas,
-	}); err != nil {
+	if err := b.ensureJournal(ctx); err != nil {
 		return fmt.Errorf("bus: bucket %s: %w", BucketRuns, err)
 	}
 	return nil
@@ -107,4 +101,54 @@ func (b *Bus) ensureStreams(ctx context.Context) error {
 // Stream returns a handle on one of Causeway's streams.
 func (b *Bus) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
 	return b.js.Stream(ctx, name)
+}
+
+// ensureJournal creates the CW_RUNS bucket's stream with the settings of a key-value bucket
+// (as the client library would) and, on the embedded server, the asynchronous persist mode:
+// the journal is written before and after every step, and a lost entry only re-runs a step
+// with the same idempotency key, so it does not pay for an fsync before each acknowledgement
+// (docs/durability.md). The persist mode is fixed when a stream is created; an existing
+// stream keeps its own, and only its retention and replicas follow the options.
+func (b *Bus) ensureJournal(ctx context.Context) error {
+	name := "KV_" + BucketRuns
+	dup := 2 * time.Minute
+	if b.opts.MaxAge > 0 && b.opts.MaxAge < dup {
+		dup = b.opts.MaxAge
+	}
+	want := jetstream.StreamConfig{
+		Name:              name,
+		Description:       "Causeway: flow run records (journal and history)",
+		Subjects:          []string{"$KV." + BucketRuns + ".>"},
+		MaxMsgsPerSubject: 1,
+		MaxBytes:          -1,
+		MaxAge:            b.opts.MaxAge,
+		MaxMsgSize:        -1,
+		MaxMsgs:           -1,
+		MaxConsumers:      -1,
+		Storage:           jetstream.FileStorage,
+		Replicas:          b.opts.Replicas,
+		AllowRollup:       true,
+		DenyDelete:        true,
+		AllowDirect:       true,
+		Duplicates:        dup,
+		Discard:           jetstream.DiscardNew,
+	}
+	if b.srv != nil {
+		want.PersistMode = jetstream.AsyncPersistMode
+	}
+	s, err := b.js.Stream(ctx, name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		_, err = b.js.CreateStream(ctx, want)
+		return err
+	case err != nil:
+		return err
+	}
+	have := s.CachedInfo().Config
+	if have.MaxAge == want.MaxAge && have.Replicas == want.Replicas && have.Duplicates == want.Duplicates {
+		return nil
+	}
+	have.MaxAge, have.Replicas, have.Duplicates = want.MaxAge, want.Replicas, want.Duplicates
+	_, err = b.js.UpdateStream(ctx, have)
+	return err
 }

@@ -57,6 +57,7 @@ type Engine struct {
 	wg      sync.WaitGroup // runs in progress
 	helpers sync.WaitGroup // background helpers, which end when halt closes
 	halt    chan struct{}
+	halted  chan struct{} // closed when Stop begins: idle workers end
 	stop    context.CancelFunc
 	ctx     context.Context
 }
@@ -126,6 +127,7 @@ func (e *Engine) Run(ctx context.Context, id string) (*Run, error) { return e.jo
 func (e *Engine) Start(ctx context.Context) error {
 	e.ctx, e.stop = context.WithCancel(context.Background())
 	e.halt = make(chan struct{})
+	e.halted = e.halt
 	js := e.opts.Bus.JetStream()
 	for _, f := range e.flows {
 		stream, subjects := bus.StreamInvocations, []string{bus.SubjectInvoke + f.name}
@@ -165,6 +167,26 @@ func (e *Engine) Start(ctx context.Context) error {
 			e.helpers.Add(1)
 			go e.schedule(f, e.halt)
 		}
+		// Runs of a flow without a key are worked by a pool of conc long-lived workers:
+		// their stacks stay grown between runs (a run's expressions go deep), which saves
+		// the copying a fresh goroutine per run would cost.
+		work := make(chan jetstream.Msg)
+		if f.keys == nil {
+			for range f.conc {
+				e.wg.Add(1)
+				go func() {
+					defer e.wg.Done()
+					for {
+						select {
+						case m := <-work:
+							e.handle(f, m)
+						case <-e.halted:
+							return
+						}
+					}
+				}()
+			}
+		}
 		cc, err := cons.Consume(func(m jetstream.Msg) {
 			if f.keys != nil {
 				e.dispatchKeyed(f, m)
@@ -173,15 +195,9 @@ func (e *Engine) Start(ctx context.Context) error {
 			// Blocking here holds back the next delivery: the flow's concurrency is the
 			// limit, together with the consumer's MaxAckPending.
 			select {
-			case f.sem <- struct{}{}:
-			case <-e.ctx.Done():
-				return
+			case work <- m:
+			case <-e.halted:
 			}
-			e.wg.Add(1)
-			go func() {
-				defer func() { <-f.sem; e.wg.Done() }()
-				e.handle(f, m)
-			}()
 		})
 		if err != nil {
 			e.Stop(0)
@@ -262,23 +278,35 @@ func (e *Engine) handle(f *loadedFlow, m jetstream.Msg) {
 		}
 	}
 
-	// Keep the delivery alive while the run works: a run may take longer than AckWait.
-	alive, stopAlive := context.WithCancel(ctx)
-	defer stopAlive()
-	go func() {
-		t := time.NewTicker(e.opts.AckWait / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-alive.Done():
-				return
-			case <-t.C:
-				_ = m.InProgress()
-			}
+	// Keep the delivery alive while the run works: a run may take longer than AckWait. A
+	// timer that re-arms itself costs nothing for the many runs that end before it fires.
+	var alive *time.Timer
+	var aliveMu sync.Mutex
+	stopped := false
+	var renew func()
+	renew = func() {
+		_ = m.InProgress()
+		aliveMu.Lock()
+		if !stopped {
+			alive.Reset(e.opts.AckWait / 3)
 		}
+		aliveMu.Unlock()
+	}
+	aliveMu.Lock()
+	alive = time.AfterFunc(e.opts.AckWait/3, renew)
+	aliveMu.Unlock()
+	defer func() {
+		aliveMu.Lock()
+		stopped = true
+		alive.Stop()
+		aliveMu.Unlock()
 	}()
 
 	id := RunID(f.name, ev.ID)
+	// Every delivery looks its run up, the first too: after a crash the bus may deliver a
+	// message again without counting the earlier delivery (its consumer state is written
+	// lazily), and a message id stored again after the de-duplication window must find the
+	// run it already had.
 	run, err := e.journal.load(ctx, id)
 	if err != nil {
 		e.retryLater(m, f, ev, err)
@@ -309,6 +337,9 @@ func (e *Engine) handle(f *loadedFlow, m jetstream.Msg) {
 	run.Node = e.opts.Node
 	r := &runner{rt: e.runtime(), f: f, ev: ev, run: run, data: data, msg: envelope, outs: map[string]any{}, vars: run.Vars,
 		replyTo: m.Headers().Get(bus.HeaderReplyTo)}
+	if n := len(f.spec.Steps); n > 0 {
+		r.last = f.spec.Steps[n-1].ID
+	}
 	e.metrics.inflight.WithLabelValues(f.name).Inc()
 	defer e.metrics.inflight.WithLabelValues(f.name).Dec()
 

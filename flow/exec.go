@@ -26,6 +26,7 @@ import (
 // them stubs and recorders, so that a flow runs the same code in both.
 type runtime struct {
 	save    func(ctx context.Context, r *Run) error
+	note    func(r *Run)
 	call    func(ctx context.Context, system string, sys *system.Spec, op string, with map[string]any, c httpconn.Call) (*httpconn.Result, error)
 	publish func(ctx context.Context, ev *message.Event) error
 	check   func(typ string, data []byte) error
@@ -41,6 +42,7 @@ type runtime struct {
 func (e *Engine) runtime() *runtime {
 	return &runtime{
 		save: e.journal.save,
+		note: e.journal.note,
 		call: func(ctx context.Context, system string, sys *system.Spec, op string, _ map[string]any, c httpconn.Call) (*httpconn.Result, error) {
 			return e.calls.Do(ctx, system, sys, op, c)
 		},
@@ -73,6 +75,9 @@ type runner struct {
 	// reply went out in this delivery.
 	replyTo string
 	replied bool
+	// last is the key of the run's last top-level step: its outcome is journaled with the
+	// run's end, in one write, since no step follows it.
+	last string
 }
 
 // stepError is a step that failed: the run fails with it (after onError).
@@ -113,6 +118,9 @@ func (r *runner) input(extra map[string]any) any {
 	maps.Copy(vars, extra)
 	return expr.Input{Message: r.msg, Data: r.data, Steps: steps, Vars: vars}.Doc()
 }
+
+// noteAfter is how long an attempt runs before the run history shows it as running.
+const noteAfter = 250 * time.Millisecond
 
 // save writes the run record; a failure is the platform's, so the run is tried again later.
 func (r *runner) save(ctx context.Context) error {
@@ -174,10 +182,7 @@ func (r *runner) step(ctx context.Context, st *Step, prefix string, extra map[st
 	var err error
 	switch c.action {
 	case ActionIf, ActionSwitch, ActionForeach, ActionParallel:
-		// A container journals its start, and its children journal themselves.
-		if err := r.save(ctx); err != nil {
-			return err
-		}
+		// A container's children journal themselves.
 		err = r.container(ctx, st, key, extra)
 	case ActionDelay:
 		out, err = r.delay(ctx, st, rec, extra)
@@ -213,8 +218,10 @@ func (r *runner) finishStep(ctx context.Context, st *Step, key string, in, out a
 		r.outs[st.ID] = out
 	}
 	r.mu.Unlock()
-	if serr := r.save(ctx); serr != nil {
-		return serr
+	if key != r.last {
+		if serr := r.save(ctx); serr != nil {
+			return serr
+		}
 	}
 	if err != nil {
 		var se *stepError
@@ -250,15 +257,31 @@ func (r *runner) attempts(ctx context.Context, st *Step, rec *StepRecord, key st
 		rec.Attempts++
 		attempt := rec.Attempts
 		r.mu.Unlock()
-		if err := r.save(ctx); err != nil {
-			return nil, nil, err
-		}
+		// An attempt still going after noteAfter is shown in the run history as running.
+		// That is for people, not for resuming: a resumed run repeats an attempt that has
+		// no outcome in the journal, with the same idempotency key, whether or not its
+		// start was recorded; so a fast attempt costs no write.
+		over := false
+		slow := time.AfterFunc(noteAfter, func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			// Under the lock, and only before the attempt is over: a note can never be
+			// written after (and so over) the outcome's save.
+			if !over && r.rt.note != nil {
+				r.run.Vars = maps.Clone(r.vars)
+				r.rt.note(r.run)
+			}
+		})
 		actx, cancel := ctx, context.CancelFunc(func() {})
 		if st.Timeout > 0 {
 			actx, cancel = context.WithTimeout(ctx, st.Timeout)
 		}
 		in, out, err = r.do(actx, st, key, extra)
 		cancel()
+		slow.Stop()
+		r.mu.Lock()
+		over = true
+		r.mu.Unlock()
 		if err == nil || attempt >= max || !transient(err) || ctx.Err() != nil {
 			return in, out, err
 		}

@@ -107,6 +107,7 @@ func RunID(flow, messageID string) string {
 // journal reads and writes run records.
 type journal struct {
 	kv jetstream.KeyValue
+	js jetstream.JetStream
 }
 
 // openJournal binds the bucket, which the bus creates with the streams.
@@ -115,7 +116,7 @@ func openJournal(ctx context.Context, js jetstream.JetStream) (*journal, error) 
 	if err != nil {
 		return nil, fmt.Errorf("flow: journal bucket %s: %w", JournalBucket, err)
 	}
-	return &journal{kv: kv}, nil
+	return &journal{kv: kv, js: js}, nil
 }
 
 // load returns the record of a run, or nil when there is none.
@@ -148,6 +149,17 @@ func (j *journal) save(ctx context.Context, r *Run) error {
 	}
 	r.rev = rev
 	return nil
+}
+
+// note writes the record without waiting for the bus: for progress that only the run
+// history shows (a step has started), not for outcomes a resumed run relies on. Writes on
+// one connection arrive in order, so a later save is never overtaken by an earlier note.
+func (j *journal) note(r *Run) {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return
+	}
+	_, _ = j.js.PublishAsync("$KV."+JournalBucket+"."+r.ID, data)
 }
 
 // index rebuilds the lookup of steps by key.
