@@ -208,3 +208,47 @@ spec:
 		t.Errorf("the step after the delay was called %d times, want once", got)
 	}
 }
+
+// TestFlowEndToEnd runs the quickstart through the real binary: a large order goes in, the
+// flow publishes order.large, the follow-up is stored and tracked with its cause, and the
+// run's history names both.
+func TestFlowEndToEnd(t *testing.T) {
+	n := startNode(t, "../examples/quickstart", t.TempDir())
+	status, body, err := postJSON("http://"+n.http+"/v1/messages", "application/cloudevents+json",
+		`{"specversion":"1.0","source":"webshop","type":"order.created","data":{"orderId":"E-1","customer":{"email":"a@example.com"},"items":[{"sku":"S","qty":4}],"total":400}}`)
+	if err != nil || status != http.StatusAccepted {
+		t.Fatalf("post: %d %v %v", status, body, err)
+	}
+	id := body["ids"].([]any)[0].(string)
+	runID := flow.RunID("announce-large-orders", id)
+	var run map[string]any
+	waitFor(t, 20*time.Second, func() bool {
+		status, b, err := getJSON("http://" + n.admin + "/v1/runs/" + runID)
+		run = b
+		return err == nil && status == 200 && b["status"] == "succeeded"
+	}, "the run to succeed")
+	steps := run["steps"].([]any)
+	announce := steps[len(steps)-1].(map[string]any)
+	followUp := announce["output"].(map[string]any)["id"].(string)
+
+	// The follow-up is an accepted message of its own, caused by the order.
+	var msg map[string]any
+	waitFor(t, 20*time.Second, func() bool {
+		status, b, err := getJSON("http://" + n.admin + "/v1/messages/" + followUp)
+		msg = b
+		return err == nil && status == 200
+	}, "the follow-up to be indexed")
+	m := msg["message"].(map[string]any)
+	if m["type"] != "order.large" || m["causationid"] != id || m["correlationid"] != id || m["subject"] != "order/E-1" {
+		t.Errorf("follow-up %v", m)
+	}
+	if data := m["data"].(map[string]any); data["lines"] != float64(4) {
+		t.Errorf("follow-up data %v", data)
+	}
+	// The order's own view lists the run it started, once the index has it.
+	waitFor(t, 20*time.Second, func() bool {
+		_, order, _ := getJSON("http://" + n.admin + "/v1/messages/" + id)
+		runs, _ := order["runs"].([]any)
+		return len(runs) == 1 && runs[0].(map[string]any)["status"] == "succeeded"
+	}, "the order's view to list its run")
+}
