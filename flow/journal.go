@@ -137,9 +137,13 @@ func (j *journal) load(ctx context.Context, id string) (*Run, error) {
 	return r, nil
 }
 
+// maxRecordBytes bounds a run record, well under the bus's largest message: a run with
+// thousands of steps (a long foreach) must still be journaled.
+const maxRecordBytes = 512 << 10
+
 // save writes the record.
 func (j *journal) save(ctx context.Context, r *Run) error {
-	data, err := json.Marshal(r)
+	data, err := encodeRecord(r)
 	if err != nil {
 		return fmt.Errorf("flow: journal: encode run %s: %w", r.ID, err)
 	}
@@ -155,7 +159,7 @@ func (j *journal) save(ctx context.Context, r *Run) error {
 // history shows (a step has started), not for outcomes a resumed run relies on. Writes on
 // one connection arrive in order, so a later save is never overtaken by an earlier note.
 func (j *journal) note(r *Run) {
-	data, err := json.Marshal(r)
+	data, err := encodeRecord(r)
 	if err != nil {
 		return
 	}
@@ -185,4 +189,40 @@ func (r *Run) addStep(s *StepRecord) {
 	}
 	r.byKey[s.Key] = len(r.Steps)
 	r.Steps = append(r.Steps, s)
+}
+
+// encodeRecord encodes a run record, keeping it under maxRecordBytes: first the steps'
+// inputs and outputs give way to markers (the outcomes and errors stay, which is what a
+// resumed run needs), and if that is not enough, the record keeps the latest steps and says
+// how many earlier ones it left out. A resumed run then repeats a left-out step with the
+// same idempotency key.
+func encodeRecord(r *Run) ([]byte, error) {
+	data, err := json.Marshal(r)
+	if err != nil || len(data) <= maxRecordBytes {
+		return data, err
+	}
+	c := *r
+	c.Steps = make([]*StepRecord, len(r.Steps))
+	for i, s := range r.Steps {
+		cs := *s
+		if cs.Input != nil {
+			cs.Input = map[string]any{"truncated": true}
+		}
+		if cs.Output != nil && cs.Action != ActionDelay {
+			cs.Output = map[string]any{"truncated": true}
+		}
+		c.Steps[i] = &cs
+	}
+	if data, err = json.Marshal(&c); err != nil || len(data) <= maxRecordBytes {
+		return data, err
+	}
+	for len(data) > maxRecordBytes && len(c.Steps) > 1 {
+		drop := len(c.Steps) / 2
+		c.Error = fmt.Sprintf("%s (run record: %d earlier steps left out to stay under %d bytes)", r.Error, drop, maxRecordBytes)
+		c.Steps = c.Steps[drop:]
+		if data, err = json.Marshal(&c); err != nil {
+			return nil, err
+		}
+	}
+	return data, nil
 }
