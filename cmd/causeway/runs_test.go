@@ -1,35 +1,18 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/causeway/causeway/bus"
 	"github.com/causeway/causeway/flow"
-	"github.com/causeway/causeway/kinds"
-	"github.com/causeway/causeway/platform"
 )
 
 // TestRunsAgainstANode sends a large order to a node on the quickstart example, whose flow
 // publishes order.large for it, and finds the run with `causeway runs list` and `show`.
 func TestRunsAgainstANode(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	p, err := platform.New(ctx, platform.Options{
-		ConfigDir: "../../examples/quickstart", DataDir: t.TempDir(), Registry: kinds.Default(),
-		HTTPAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Sync: bus.Sync{Interval: time.Second},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Start()
-	defer p.Shutdown()
+	p := runQuickstart(t)
 	admin := "http://" + p.AdminAddr()
 	order := `{"orderId":"A-2001","customer":{"email":"jane@example.com"},"items":[{"sku":"S","qty":3},{"sku":"T","qty":2}],"total":249}`
 	id, err := runForTest(t, newSendCmd(), "--type", "order.created", "--source", "webshop", "--data", order, "--server", "http://"+p.HTTPAddr())
@@ -109,18 +92,7 @@ func TestRunsAgainstANode(t *testing.T) {
 
 // TestFlowsInvokeAgainstANode invokes the quickstart's order-summary flow by name.
 func TestFlowsInvokeAgainstANode(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	p, err := platform.New(ctx, platform.Options{
-		ConfigDir: "../../examples/quickstart", DataDir: t.TempDir(), Registry: kinds.Default(),
-		HTTPAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Sync: bus.Sync{Interval: time.Second},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Start()
-	defer p.Shutdown()
+	p := runQuickstart(t)
 	admin := "http://" + p.AdminAddr()
 	out, err := runForTest(t, newFlowsCmd(), "invoke", "order-summary", "--admin", admin, "--data", `{"orderId":"A-1","items":[{"sku":"S","qty":3},{"sku":"T","qty":2}]}`)
 	if err != nil || strings.TrimSpace(out) != `{"items":5,"lines":2,"orderId":"A-1"}` {

@@ -1,35 +1,16 @@
 package main
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/causeway/causeway/bus"
-	"github.com/causeway/causeway/kinds"
-	"github.com/causeway/causeway/platform"
 )
 
 // TestSendAgainstANode runs `causeway send` in-process against a real node started on the
 // quickstart example, from inline data, a file and standard input, and checks a refusal.
 func TestSendAgainstANode(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	p, err := platform.New(ctx, platform.Options{
-		ConfigDir: "../../examples/quickstart", DataDir: t.TempDir(), Registry: kinds.Default(),
-		HTTPAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Sync: bus.Sync{Interval: time.Second},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Start()
-	defer p.Shutdown()
+	p := runQuickstart(t)
 	server := "http://" + p.HTTPAddr()
 	order := `{"orderId":"A-1001","customer":{"email":"jane@example.com"},"items":[{"sku":"SKU-1","qty":2}],"total":39.8}`
 
