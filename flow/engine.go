@@ -69,6 +69,8 @@ type loadedFlow struct {
 	conc int           // runs at once (keys at once, for a keyed flow)
 	sem  chan struct{} // a slot per run (per active key) in progress
 	keys *keyQueues    // per-key queues of a flow with a key; nil otherwise
+	// startSeq is the last sequence of the trigger stream when the flow started here.
+	startSeq uint64
 }
 
 // triggerKind names what starts the flow's runs, as run records show it.
@@ -136,6 +138,14 @@ func (e *Engine) Start(ctx context.Context) error {
 			for i, t := range m.Types {
 				subjects[i] = bus.Subject(t)
 			}
+		}
+		// Every message stored before this start may have a run already (a crash of the
+		// node, with the embedded server in it, can leave its delivery uncounted); later
+		// ones can only have one if they are delivered again. See handle.
+		if st, err := js.Stream(ctx, stream); err == nil {
+			f.startSeq = st.CachedInfo().State.LastSeq
+		} else {
+			f.startSeq = ^uint64(0) // unknown: look every run up
 		}
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		pending := f.conc
@@ -303,11 +313,15 @@ func (e *Engine) handle(f *loadedFlow, m jetstream.Msg) {
 	}()
 
 	id := RunID(f.name, ev.ID)
-	// Every delivery looks its run up, the first too: after a crash the bus may deliver a
-	// message again without counting the earlier delivery (its consumer state is written
-	// lazily), and a message id stored again after the de-duplication window must find the
-	// run it already had.
-	run, err := e.journal.load(ctx, id)
+	// A run exists already only for a trigger that was delivered before: one stored before
+	// this node started (after a crash of the node and its embedded server, the earlier
+	// delivery may not have been counted, since consumer state is written lazily) or one
+	// the bus counts as delivered again. Any other delivery is a trigger's first, and
+	// skipping its lookup saves a round trip to the bus per run.
+	var run *Run
+	if md, merr := m.Metadata(); merr != nil || md.NumDelivered > 1 || md.Sequence.Stream <= f.startSeq {
+		run, err = e.journal.load(ctx, id)
+	}
 	if err != nil {
 		e.retryLater(m, f, ev, err)
 		return
