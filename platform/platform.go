@@ -69,6 +69,8 @@ type Platform struct {
 	indexer *tracking.Indexer
 	flows   *flow.Engine
 	reg     *prometheus.Registry
+	// stopPruning ends the hourly pruning of the tracking index.
+	stopPruning context.CancelFunc
 
 	httpLn, adminLn net.Listener
 	httpSrv         *http.Server
@@ -132,6 +134,13 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 		return nil, err
 	}
 	p.reg.MustRegister(tracking.NewLagCollector(p.indexer))
+	retention := opts.Retention
+	if retention <= 0 {
+		retention = 7 * 24 * time.Hour
+	}
+	pruneCtx, stopPruning := context.WithCancel(context.Background())
+	p.stopPruning = stopPruning
+	go tracking.PruneEvery(pruneCtx, p.store, retention, time.Hour, p.log)
 
 	p.flows, err = flow.NewEngine(ctx, flow.Options{
 		Bus: p.bus, Config: p.cfg, Check: checkFunc(cat), Node: opts.Node, AckWait: opts.FlowAckWait,
@@ -246,6 +255,9 @@ func (p *Platform) close() {
 	}
 	if p.flows != nil {
 		p.flows.Stop(0)
+	}
+	if p.stopPruning != nil {
+		p.stopPruning()
 	}
 	if p.indexer != nil {
 		p.indexer.Stop()

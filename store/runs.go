@@ -159,3 +159,26 @@ func nanos(t time.Time) int64 {
 	}
 	return t.UnixNano()
 }
+
+// Prune removes what the bus no longer holds: index entries of messages accepted, timeline
+// events that happened, and runs started before cutoff. The bus keeps messages and run
+// records for its retention; without pruning, the index would grow forever. It returns how
+// many rows it removed.
+func (s *SQLite) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
+	n := nanos(cutoff)
+	var total int64
+	for _, q := range []string{
+		`DELETE FROM messages WHERE accepted_at < ?`,
+		`DELETE FROM events WHERE at < ?`,
+		`DELETE FROM runs WHERE started < ?`,
+	} {
+		res, err := s.db.ExecContext(ctx, q, n)
+		if err != nil {
+			return total, fmt.Errorf("store: prune: %w", err)
+		}
+		if k, err := res.RowsAffected(); err == nil {
+			total += k
+		}
+	}
+	return total, nil
+}

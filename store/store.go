@@ -86,6 +86,8 @@ CREATE TABLE IF NOT EXISTS events (
 	PRIMARY KEY (stream, seq, event)
 );
 CREATE INDEX IF NOT EXISTS events_message ON events(message_id, at);
+CREATE INDEX IF NOT EXISTS events_at ON events(at);
+CREATE INDEX IF NOT EXISTS messages_accepted ON messages(accepted_at);
 CREATE TABLE IF NOT EXISTS positions (
 	stream TEXT PRIMARY KEY,
 	epoch TEXT NOT NULL,

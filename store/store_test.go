@@ -144,3 +144,36 @@ func TestRunsKeepTheLatestEntry(t *testing.T) {
 		t.Errorf("row %+v", runs)
 	}
 }
+
+// TestPrune forgets what is older than the cutoff, and keeps the rest.
+func TestPrune(t *testing.T) {
+	ctx := context.Background()
+	s, err := OpenSQLite(filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	old, recent := time.Now().Add(-10*24*time.Hour), time.Now()
+	b := Batch{
+		Messages: []Message{{ID: "old", Type: "t", Source: "s", Stream: "MESSAGES", Sequence: 1, AcceptedAt: old}, {ID: "new", Type: "t", Source: "s", Stream: "MESSAGES", Sequence: 2, AcceptedAt: recent}},
+		Events:   []Event{{MessageID: "old", Event: "delivered", Time: old, Stream: "TRACKING", Sequence: 1}},
+		Runs:     []Run{{ID: "r-old", Flow: "f", Status: "succeeded", Started: old, Sequence: 1}, {ID: "r-new", Flow: "f", Status: "succeeded", Started: recent, Sequence: 2}},
+	}
+	if err := s.Index(ctx, Position{Stream: "MESSAGES", Seq: 2}, b); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Prune(ctx, time.Now().Add(-7*24*time.Hour))
+	if err != nil || n != 3 {
+		t.Fatalf("pruned %d rows (%v), want 3", n, err)
+	}
+	if _, _, err := s.Message(ctx, "old"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("old message still indexed: %v", err)
+	}
+	if _, _, err := s.Message(ctx, "new"); err != nil {
+		t.Errorf("recent message: %v", err)
+	}
+	runs, _ := s.Runs(ctx, RunFilter{})
+	if len(runs) != 1 || runs[0].ID != "r-new" {
+		t.Errorf("runs %v", runs)
+	}
+}

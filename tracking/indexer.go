@@ -322,3 +322,29 @@ func Publish(ctx context.Context, js jetstream.JetStream, ev Event) error {
 	_, err = js.Publish(ctx, bus.SubjectTracking+ev.Event, data)
 	return err
 }
+
+// Pruner is a store that can forget entries older than the bus's retention.
+type Pruner interface {
+	Prune(ctx context.Context, cutoff time.Time) (int64, error)
+}
+
+// PruneEvery removes, every interval until ctx ends, the index entries older than retention:
+// the bus has let go of those messages and run records, and the index follows it.
+func PruneEvery(ctx context.Context, p Pruner, retention, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		n, err := p.Prune(ctx, time.Now().Add(-retention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("pruning the tracking index failed; trying again later", "err", err)
+		case n > 0:
+			log.Info("tracking index pruned", "rows", n, "older_than", retention)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
