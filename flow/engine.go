@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -131,6 +132,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.halt = make(chan struct{})
 	e.halted = e.halt
 	js := e.opts.Bus.JetStream()
+	e.removeStaleConsumers(ctx)
 	for _, f := range e.flows {
 		stream, subjects := bus.StreamInvocations, []string{bus.SubjectInvoke + f.name}
 		if m := f.spec.Trigger.Message; m != nil {
@@ -467,4 +469,35 @@ func envelopeOf(ev *message.Event) map[string]any {
 		m[k] = v
 	}
 	return m
+}
+
+// removeStaleConsumers deletes the consumers of flows that are no longer defined (removed
+// or renamed), which would otherwise hold their position on the stream forever and show as
+// an ever-growing lag.
+func (e *Engine) removeStaleConsumers(ctx context.Context) {
+	defined := map[string]bool{}
+	for _, r := range e.opts.Config.ByKind(Kind) {
+		defined[ConsumerName(r.Metadata.Name)] = true
+	}
+	js := e.opts.Bus.JetStream()
+	for _, stream := range []string{bus.StreamMessages, bus.StreamInvocations} {
+		s, err := js.Stream(ctx, stream)
+		if err != nil {
+			continue
+		}
+		names := s.ConsumerNames(ctx)
+		var stale []string
+		for name := range names.Name() {
+			if strings.HasPrefix(name, "flow_") && !defined[name] {
+				stale = append(stale, name)
+			}
+		}
+		for _, name := range stale {
+			if err := s.DeleteConsumer(ctx, name); err != nil {
+				e.log.Warn("could not remove the consumer of a flow that is no longer defined", "consumer", name, "err", err)
+				continue
+			}
+			e.log.Info("removed the consumer of a flow that is no longer defined", "stream", stream, "consumer", name)
+		}
+	}
 }

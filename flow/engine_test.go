@@ -520,3 +520,35 @@ spec:
 		t.Errorf("unknown run: %v", err)
 	}
 }
+
+// TestRemovedFlowsLoseTheirConsumers starts an engine on a bus where a flow that is no
+// longer defined left its consumer.
+func TestRemovedFlowsLoseTheirConsumers(t *testing.T) {
+	erp := startERP(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) })
+	f := startEngine(t, erp.URL, `apiVersion: causeway/v1
+kind: Flow
+metadata: {name: old-flow}
+spec:
+  trigger: {message: {types: [order.paid]}}
+  steps: [{id: a, set: {a: 1}}]
+`)
+	f.engine.Stop(0)
+	startEngineOn(t, f.bus, erp.URL, `apiVersion: causeway/v1
+kind: Flow
+metadata: {name: new-flow}
+spec:
+  trigger: {message: {types: [order.paid]}}
+  steps: [{id: a, set: {a: 1}}]
+`)
+	s, err := f.bus.Stream(context.Background(), bus.StreamMessages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for n := range s.ConsumerNames(context.Background()).Name() {
+		names = append(names, n)
+	}
+	if strings.Join(names, ",") != flow.ConsumerName("new-flow") {
+		t.Errorf("consumers %v, want only %s", names, flow.ConsumerName("new-flow"))
+	}
+}
