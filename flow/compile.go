@@ -365,9 +365,6 @@ func checkCall(ctx *config.Context, field string, st *Step) {
 		ctx.Errorf(field+".call", "System %q has no operation %q%s", c.system, c.op, known(sys))
 		return
 	}
-	if op.HTTP == nil {
-		return
-	}
 	params := map[string]any{}
 	if !st.With.IsZero() {
 		if err := st.With.Unmarshal(&params); err != nil {
@@ -375,11 +372,39 @@ func checkCall(ctx *config.Context, field string, st *Step) {
 			return
 		}
 	}
-	for _, p := range op.HTTP.PathParams() {
-		if _, ok := params[p]; !ok {
-			ctx.Errorf(field+".with", "the call of %s needs with.%s for the path %s", st.Call, p, op.HTTP.Path)
+	switch {
+	case op.HTTP != nil:
+		for _, p := range op.HTTP.PathParams() {
+			if _, ok := params[p]; !ok {
+				ctx.Errorf(field+".with", "the call of %s needs with.%s for the path %s", st.Call, p, op.HTTP.Path)
+			}
+		}
+	case op.SQL != nil:
+		want := op.SQL.Params()
+		for _, p := range want {
+			if _, ok := params[p]; !ok {
+				ctx.Errorf(field+".with", "the call of %s needs with.%s for its statement's :%s", st.Call, p, p)
+			}
+		}
+		names := make([]string, 0, len(params))
+		for k := range params {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		for _, k := range names {
+			if !slices.Contains(want, k) {
+				ctx.Errorf(config.MapPath(field+".with", k), "%s is not a parameter of %s (its statements use %s)", k, st.Call, paramList(want))
+			}
 		}
 	}
+}
+
+// paramList shows statement parameters in a message: ":a, :b", or "none".
+func paramList(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return ":" + strings.Join(names, ", :")
 }
 
 // known lists a system's operations for a message.

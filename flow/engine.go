@@ -16,6 +16,7 @@ import (
 	"github.com/causeway/causeway/bus"
 	"github.com/causeway/causeway/config"
 	httpconn "github.com/causeway/causeway/connector/http"
+	sqlconn "github.com/causeway/causeway/connector/sql"
 	"github.com/causeway/causeway/expr"
 	"github.com/causeway/causeway/message"
 	"github.com/causeway/causeway/system"
@@ -49,6 +50,7 @@ type Engine struct {
 	log     *slog.Logger
 	journal *journal
 	calls   *httpconn.Client
+	sql     *sqlconn.Client
 	systems map[string]*system.Spec
 	flows   []*loadedFlow
 	metrics *metrics
@@ -102,6 +104,7 @@ func NewEngine(ctx context.Context, opts Options) (*Engine, error) {
 	if e.calls == nil {
 		e.calls = httpconn.New(opts.Registerer)
 	}
+	e.sql = sqlconn.New(opts.Registerer)
 	for _, r := range opts.Config.ByKind(system.Kind) {
 		e.systems[r.Metadata.Name] = r.Spec.(*system.Spec)
 	}
@@ -250,6 +253,9 @@ func (e *Engine) Stop(grace time.Duration) {
 	}
 	if e.stop != nil {
 		e.stop()
+	}
+	if e.sql != nil {
+		e.sql.Close()
 	}
 }
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -550,5 +552,55 @@ spec:
 	}
 	if strings.Join(names, ",") != flow.ConsumerName("new-flow") {
 		t.Errorf("consumers %v, want only %s", names, flow.ConsumerName("new-flow"))
+	}
+}
+
+// TestSQLSteps runs a flow against a system that has only a database (SQLite): it writes a
+// row, reads it back, and the run records both results.
+func TestSQLSteps(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "erp.db")
+	erp := startERP(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) })
+	f := startEngine(t, erp.URL, `apiVersion: causeway/v1
+kind: System
+metadata: {name: warehouse}
+spec:
+  sql: {driver: sqlite, dsn: "`+db+`"}
+  operations:
+    setup: {sql: {exec: "CREATE TABLE IF NOT EXISTS shipments (order_id TEXT PRIMARY KEY, qty INTEGER)"}}
+    ship:
+      sql:
+        statements:
+          - exec: "INSERT INTO shipments (order_id, qty) VALUES (:orderId, :qty)"
+          - query: "SELECT order_id, qty FROM shipments WHERE order_id = :orderId"
+    find: {sql: {query: "SELECT qty FROM shipments WHERE order_id = :orderId", one: true}}
+---
+apiVersion: causeway/v1
+kind: Flow
+metadata: {name: store}
+spec:
+  trigger: {message: {types: [order.paid]}}
+  steps:
+    - {id: setup, call: warehouse.setup}
+    - {id: ship, call: warehouse.ship, with: {orderId: "${{ .data.orderId }}", qty: 2}}
+    - {id: find, call: warehouse.find, with: {orderId: "${{ .data.orderId }}"}}
+`)
+	id := f.send(t, "order.paid", `{"orderId":"S-1","total":9}`)
+	run := f.waitRun(t, "store", id, flow.StatusSucceeded, flow.StatusFailed)
+	if run.Status != flow.StatusSucceeded {
+		t.Fatalf("run %s: %s", run.Status, run.Error)
+	}
+	steps := stepsByID(run)
+	rows, _ := steps["ship"].Output.([]any)
+	if len(rows) != 1 || rows[0].(map[string]any)["order_id"] != "S-1" {
+		t.Errorf("ship output %#v", steps["ship"].Output)
+	}
+	if got := fmt.Sprint(steps["find"].Output.(map[string]any)["qty"]); got != "2" {
+		t.Errorf("find output %#v", steps["find"].Output)
+	}
+	// The same order again violates the primary key: a permanent failure, not retried.
+	id2 := f.send(t, "order.paid", `{"orderId":"S-1","total":9}`)
+	run = f.waitRun(t, "store", id2, flow.StatusSucceeded, flow.StatusFailed)
+	if run.Status != flow.StatusFailed || !strings.Contains(run.Error, "(permanent)") || stepsByID(run)["ship"].Attempts != 1 {
+		t.Errorf("duplicate: %s %s", run.Status, run.Error)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	httpconn "github.com/causeway/causeway/connector/http"
+	sqlconn "github.com/causeway/causeway/connector/sql"
 	"github.com/causeway/causeway/expr"
 	"github.com/causeway/causeway/message"
 	"github.com/causeway/causeway/system"
@@ -27,7 +28,7 @@ import (
 type runtime struct {
 	save    func(ctx context.Context, r *Run) error
 	note    func(r *Run)
-	call    func(ctx context.Context, system string, sys *system.Spec, op string, with map[string]any, c httpconn.Call) (*httpconn.Result, error)
+	call    func(ctx context.Context, system string, sys *system.Spec, op string, with map[string]any, info callInfo) (any, error)
 	publish func(ctx context.Context, ev *message.Event) error
 	check   func(typ string, data []byte) error
 	reply   func(replyTo string, data []byte) error
@@ -43,8 +44,21 @@ func (e *Engine) runtime() *runtime {
 	return &runtime{
 		save: e.journal.save,
 		note: e.journal.note,
-		call: func(ctx context.Context, system string, sys *system.Spec, op string, _ map[string]any, c httpconn.Call) (*httpconn.Result, error) {
-			return e.calls.Do(ctx, system, sys, op, c)
+		call: func(ctx context.Context, name string, sys *system.Spec, opName string, with map[string]any, info callInfo) (any, error) {
+			op, ok := sys.Operation(opName)
+			switch {
+			case !ok:
+				return nil, fmt.Errorf("system %q has no operation %q", name, opName)
+			case op.SQL != nil:
+				return e.sql.Do(ctx, name, sys, opName, with)
+			case op.HTTP != nil:
+				res, err := e.calls.Do(ctx, name, sys, opName, httpCall(op.HTTP, with, info))
+				if err != nil {
+					return nil, err
+				}
+				return res.Body, nil
+			}
+			return nil, fmt.Errorf("operation %s.%s has no connector", name, opName)
 		},
 		publish: func(ctx context.Context, ev *message.Event) error {
 			return e.opts.Bus.PublishAll(ctx, []*message.Event{ev}, e.opts.Node)
@@ -304,6 +318,10 @@ func transient(err error) bool {
 	if errors.As(err, &ce) {
 		return ce.Transient
 	}
+	var se *sqlconn.Error
+	if errors.As(err, &se) {
+		return se.Transient
+	}
 	return errors.Is(err, context.DeadlineExceeded)
 }
 
@@ -365,13 +383,26 @@ func (r *runner) call(ctx context.Context, st *Step, key string, input any) (in,
 	if !ok {
 		return with, nil, fmt.Errorf("system %q is not defined", c.system)
 	}
+	out, err = r.rt.call(ctx, c.system, sys, c.op, with, callInfo{idempotencyKey: r.run.ID + "/" + key, traceparent: r.ev.TraceParent})
+	if err != nil {
+		return with, nil, err
+	}
+	return with, out, nil
+}
+
+// callInfo is what a call carries besides its parameters.
+type callInfo struct {
+	idempotencyKey, traceparent string
+}
+
+// httpCall shapes a call's with into an HTTP call: the path's {placeholders} by name,
+// query, headers and body; any other key goes into the query string.
+func httpCall(op *system.HTTPOperation, with map[string]any, info callInfo) httpconn.Call {
 	call := httpconn.Call{Params: map[string]any{}, Query: map[string]any{}, Headers: map[string]string{},
-		IdempotencyKey: r.run.ID + "/" + key, Traceparent: r.ev.TraceParent}
+		IdempotencyKey: info.idempotencyKey, Traceparent: info.traceparent}
 	inPath := map[string]bool{}
-	if op, ok := sys.Operation(c.op); ok && op.HTTP != nil {
-		for _, p := range op.HTTP.PathParams() {
-			inPath[p] = true
-		}
+	for _, p := range op.PathParams() {
+		inPath[p] = true
 	}
 	for k, v := range with {
 		switch {
@@ -388,15 +419,10 @@ func (r *runner) call(ctx context.Context, st *Step, key string, input any) (in,
 		case inPath[k]:
 			call.Params[k] = v
 		default:
-			// A parameter the path does not use goes into the query string.
 			call.Query[k] = v
 		}
 	}
-	res, err := r.rt.call(ctx, c.system, sys, c.op, with, call)
-	if err != nil {
-		return with, nil, err
-	}
-	return with, res.Body, nil
+	return call
 }
 
 // publish publishes a follow-up message. Its id is derived from the run and the step, so a

@@ -104,10 +104,14 @@ func runTest(ctx context.Context, cfg *config.Config, res *config.Resource, chec
 	counts := make([]int, len(tc.Stubs))
 	rt := &runtime{
 		save: func(context.Context, *Run) error { return nil },
-		call: func(ctx context.Context, name string, sys *system.Spec, op string, with map[string]any, c httpconn.Call) (*httpconn.Result, error) {
+		call: func(ctx context.Context, name string, sys *system.Spec, op string, with map[string]any, _ callInfo) (any, error) {
 			full := name + "." + op
 			calls = append(calls, testCall{Call: full, With: with})
-			return stubAnswer(tc.Stubs, counts, name, op, with)
+			res, err := stubAnswer(tc.Stubs, counts, name, op, with)
+			if err != nil {
+				return nil, err
+			}
+			return res.Body, nil
 		},
 		publish: func(_ context.Context, ev *message.Event) error {
 			published = append(published, ev)

@@ -56,7 +56,9 @@ type Operation struct {
 	// Description says what the operation does.
 	Description string `yaml:"description" doc:"What the operation does, for people reading the definitions and the console."`
 	// HTTP is the operation as an HTTP request.
-	HTTP *HTTPOperation `yaml:"http" doc:"The operation as an HTTP request to the system's baseURL."`
+	HTTP *HTTPOperation `yaml:"http" doc:"The operation as an HTTP request to the system's baseURL. Give http or sql."`
+	// SQL is the operation as SQL statements.
+	SQL *SQLOperation `yaml:"sql" doc:"The operation as SQL statements run on the system's database. Give http or sql."`
 }
 
 // HTTPOperation is an operation carried out by one HTTP request.
@@ -130,19 +132,20 @@ func (s *Spec) validateHTTP(ctx *config.Context) {
 			}
 		}
 	}
-	names := make([]string, 0, len(s.Operations))
-	for name := range s.Operations {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
+	for _, name := range sortedOps(s) {
 		op := s.Operations[name]
 		field := config.MapPath("operations", name)
 		if !operationName.MatchString(name) {
 			ctx.Errorf(field, "invalid operation name %q: start with a letter, then letters, digits, '_' or '-'", name)
 		}
-		if op.HTTP == nil {
-			ctx.Errorf(field, "operation %q says nothing about how to carry it out: give http", name)
+		switch {
+		case op.HTTP == nil && op.SQL == nil:
+			ctx.Errorf(field, "operation %q says nothing about how to carry it out: give http or sql", name)
+			continue
+		case op.HTTP != nil && op.SQL != nil:
+			ctx.Errorf(field, "operation %q gives both http and sql: give one", name)
+			continue
+		case op.HTTP == nil:
 			continue
 		}
 		if s.HTTP == nil {
@@ -184,3 +187,14 @@ func (s *Spec) Operation(name string) (*Operation, bool) {
 
 // String describes an operation for messages: "POST /orders/{orderId}/ship".
 func (o *HTTPOperation) String() string { return fmt.Sprintf("%s %s", o.Method, o.Path) }
+
+// sortedOps returns the names of a system's operations in order, so that problems are
+// reported in the same order every time.
+func sortedOps(s *Spec) []string {
+	names := make([]string, 0, len(s.Operations))
+	for name := range s.Operations {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}

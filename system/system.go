@@ -51,6 +51,8 @@ type Spec struct {
 	Location string `yaml:"location" default:"cloud" doc:"Where the system lives: cloud when the platform reaches it directly, or agent:<name> when only the on-premises agent of that name can reach it; the name is a DNS label (lowercase letters, digits and '-', at most 63 characters)." example:"agent:rotterdam"`
 	// HTTP is how to reach the system over HTTP.
 	HTTP *HTTP `yaml:"http" doc:"How to reach the system over HTTP: base URL, authentication, timeout."`
+	// SQL is how to reach the system through its database.
+	SQL *SQL `yaml:"sql" doc:"How to reach the system through its database: driver, connection string, pool."`
 	// Operations are the named things the system can be asked to do.
 	Operations map[string]*Operation `yaml:"operations" doc:"The named operations of the system, which flows call as <system>.<operation>."`
 }
@@ -78,6 +80,7 @@ func (s *Spec) Validate(ctx *config.Context) error {
 		}
 	}
 	s.validateHTTP(ctx)
+	s.validateSQL(ctx)
 	return ctx.Err()
 }
 
