@@ -1,6 +1,7 @@
 package system
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/config"
+	"github.com/causeway/causeway/expr"
 )
 
 // HTTP is how the platform reaches a system over HTTP: the base URL every operation's path
@@ -22,8 +24,33 @@ type HTTP struct {
 	// Headers are sent with every call.
 	Headers map[string]string `yaml:"headers" doc:"Headers sent with every call, such as a tenant id. Authentication belongs in auth, which keeps its values secret."`
 	// Auth is the authentication of every call.
-	Auth *HTTPAuth `yaml:"auth" doc:"How calls authenticate. Give one of bearer, basic or header."`
+	Auth *HTTPAuth `yaml:"auth" doc:"How calls authenticate. Give one of bearer, basic, header, query or oauth2."`
+	// TLS configures the connection's TLS.
+	TLS *TLS `yaml:"tls" doc:"TLS settings: the certificate authority to trust, a client certificate for mutual TLS, the lowest version."`
+	// FollowRedirects lets calls follow redirects to the same host.
+	FollowRedirects bool `yaml:"followRedirects" doc:"Follow redirects (up to 5), only to the same host, so that credentials are not carried elsewhere. Off by default: a 3xx answer is then a permanent failure."`
+	// MaxResponseBytes bounds the answers read.
+	MaxResponseBytes int64 `yaml:"maxResponseBytes" default:"10485760" doc:"The largest answer body read; a larger one is a permanent failure."`
+
+	// tlsConfig is TLS built from TLS at load time.
+	tlsConfig *tls.Config
 }
+
+// TLS is the TLS of a system's connections. Paths are relative to the definition file.
+type TLS struct {
+	// CAFile is a PEM file of certificate authorities to trust instead of the system's.
+	CAFile string `yaml:"caFile" doc:"A PEM file of the certificate authorities to trust, instead of the operating system's; relative to the definition file." example:"certs/erp-ca.pem"`
+	// CertFile and KeyFile are the client certificate for mutual TLS.
+	CertFile string `yaml:"certFile" doc:"A PEM client certificate, for mutual TLS (with keyFile); relative to the definition file."`
+	// KeyFile is the client certificate's key.
+	KeyFile string `yaml:"keyFile" doc:"The PEM private key of certFile; relative to the definition file."`
+	// MinVersion is the lowest TLS version accepted.
+	MinVersion string `yaml:"minVersion" default:"1.2" enum:"1.2,1.3" doc:"The lowest TLS version accepted."`
+}
+
+// TLSConfig returns the TLS configuration built when the definitions loaded, or nil for
+// the defaults.
+func (h *HTTP) TLSConfig() *tls.Config { return h.tlsConfig }
 
 // HTTPAuth is one way of authenticating HTTP calls. Exactly one field is set.
 type HTTPAuth struct {
@@ -33,6 +60,24 @@ type HTTPAuth struct {
 	Basic *BasicAuth `yaml:"basic" doc:"A user name and password sent with HTTP basic authentication."`
 	// Header is a secret sent in a header of its own, such as an API key.
 	Header *HeaderAuth `yaml:"header" doc:"A secret sent in a header of its own, such as X-Api-Key."`
+	// Query is a secret sent as a query parameter, such as an API key.
+	Query *HeaderAuth `yaml:"query" doc:"A secret sent as a query parameter of its own, such as api_key. Prefer header where the system allows it: URLs end up in logs of proxies along the way."`
+	// OAuth2 gets tokens with the client credentials grant.
+	OAuth2 *OAuth2 `yaml:"oauth2" doc:"OAuth 2.0 client credentials: a token is fetched from tokenURL, cached, refreshed before it expires, and sent as a bearer token."`
+}
+
+// OAuth2 is the OAuth 2.0 client credentials grant.
+type OAuth2 struct {
+	// TokenURL is the token endpoint.
+	TokenURL string `yaml:"tokenURL" required:"true" doc:"The token endpoint." example:"https://login.example.com/oauth2/token"`
+	// ClientID is the client's id.
+	ClientID string `yaml:"clientID" required:"true" doc:"The client id."`
+	// ClientSecret is the client's secret.
+	ClientSecret config.Secret `yaml:"clientSecret" required:"true" doc:"The client secret, sent with HTTP basic authentication to the token endpoint." example:"${secret:ERP_CLIENT_SECRET}"`
+	// Scopes are the scopes asked for.
+	Scopes []string `yaml:"scopes" doc:"The scopes asked for."`
+	// Audience is the audience asked for, where the provider needs one.
+	Audience string `yaml:"audience" doc:"The audience asked for, for providers that need one."`
 }
 
 // BasicAuth is HTTP basic authentication.
@@ -74,6 +119,23 @@ type HTTPOperation struct {
 	Headers map[string]string `yaml:"headers" doc:"Headers sent with every call of this operation, on top of the system's."`
 	// Timeout overrides the system's timeout.
 	Timeout time.Duration `yaml:"timeout" doc:"How long one call of this operation may take; the system's timeout when not set."`
+	// Success lists the statuses that count as success.
+	Success []int `yaml:"success" doc:"The HTTP statuses that count as success; any 2xx when not set." example:"[200, 404]"`
+	// Response maps the answer's body to the call's result.
+	Response string `yaml:"response" doc:"A jq program that maps the answer to the call's result; its input is {status, headers, body}. The body itself when not set." example:"{id: .body.orderId, found: (.status == 200)}"`
+
+	response *expr.Program
+}
+
+// ResponseMapping returns the compiled response mapping, or nil.
+func (o *HTTPOperation) ResponseMapping() *expr.Program { return o.response }
+
+// IsSuccess reports whether an answer's status counts as success.
+func (o *HTTPOperation) IsSuccess(status int) bool {
+	if len(o.Success) == 0 {
+		return status >= 200 && status <= 299
+	}
+	return slices.Contains(o.Success, status)
 }
 
 // PathPlaceholder finds the {name} placeholders in an operation path.
@@ -117,7 +179,7 @@ func (s *Spec) validateHTTP(ctx *config.Context) {
 		}
 		if a := h.Auth; a != nil {
 			n := 0
-			for _, set := range []bool{!a.Bearer.IsZero(), a.Basic != nil, a.Header != nil} {
+			for _, set := range []bool{!a.Bearer.IsZero(), a.Basic != nil, a.Header != nil, a.Query != nil, a.OAuth2 != nil} {
 				if set {
 					n++
 				}
@@ -125,10 +187,15 @@ func (s *Spec) validateHTTP(ctx *config.Context) {
 			// A secret read with --skip-secrets is empty, so a bearer-only auth can look
 			// unset; only more than one is certainly wrong then.
 			if n > 1 {
-				ctx.Errorf("http.auth", "give only one of bearer, basic or header")
+				ctx.Errorf("http.auth", "give only one of bearer, basic, header, query or oauth2")
 			}
 			if a.Header != nil {
 				checkHeaderName(ctx, "http.auth.header.name", a.Header.Name)
+			}
+			if o := a.OAuth2; o != nil {
+				if u, err := url.Parse(o.TokenURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					ctx.Errorf("http.auth.oauth2.tokenURL", "%q is not an absolute http or https URL", o.TokenURL)
+				}
 			}
 		}
 	}
@@ -165,6 +232,11 @@ func (s *Spec) validateHTTP(ctx *config.Context) {
 		}
 		if h.Timeout < 0 {
 			ctx.Errorf(field+".http.timeout", "must be positive")
+		}
+		for i, code := range h.Success {
+			if code < 100 || code > 599 {
+				ctx.Errorf(fmt.Sprintf("%s.http.success[%d]", field, i), "%d is not an HTTP status", code)
+			}
 		}
 		for hn := range h.Headers {
 			checkHeaderName(ctx, config.MapPath(field+".http.headers", hn), hn)

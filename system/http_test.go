@@ -48,7 +48,7 @@ func TestInvalidHTTPSettings(t *testing.T) {
 		"spec: {http: {timeout: 1s}}\n":                            `s.yaml:4:14: spec.http.baseURL: required field missing`,
 		"spec: {http: {baseURL: http://x, timeout: 0s}}\n":         `spec.http.timeout: must be positive`,
 		"spec: {http: {baseURL: http://x, headers: {'a b': x}}}\n": `spec.http.headers["a b"]: invalid header name "a b"`,
-		"spec:\n  http:\n    baseURL: http://x\n    auth:\n      basic: {username: u, password: p}\n      header: {name: K, value: v}\n": `s.yaml:8:7: spec.http.auth: give only one of bearer, basic or header`,
+		"spec:\n  http:\n    baseURL: http://x\n    auth:\n      basic: {username: u, password: p}\n      header: {name: K, value: v}\n": `s.yaml:8:7: spec.http.auth: give only one of bearer, basic, header, query or oauth2`,
 		"spec: {http: {baseURL: http://x, auth: {basic: {username: u}}}}\n":                                                              `spec.http.auth.basic.password: required field missing`,
 		"spec: {operations: {ship: {http: {method: POST, path: /s}}}}\n":                                                                 `spec.operations.ship.http: operation "ship" is an HTTP request, but the system has no http settings`,
 		"spec: {http: {baseURL: http://x}, operations: {ship: {description: d}}}\n":                                                      `operation "ship" says nothing about how to carry it out: give http`,

@@ -8,6 +8,8 @@ package httpconn
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -17,12 +19,14 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/causeway/causeway/expr"
 	"github.com/causeway/causeway/system"
+	"github.com/causeway/causeway/telemetry"
 )
 
 // MaxResponseBytes bounds the body of an answer the connector reads; a larger answer is a
@@ -91,9 +95,13 @@ func (e *Error) Error() string {
 // Unwrap gives the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Client carries out HTTP operations. It is safe for concurrent use.
+// Client carries out HTTP operations. It is safe for concurrent use. Each system gets an
+// HTTP client of its own (its TLS settings and redirect policy) and, with OAuth 2.0, a
+// cached token.
 type Client struct {
-	hc       *http.Client
+	mu       sync.Mutex
+	clients  map[string]*http.Client
+	tokens   map[string]*tokenSource
 	calls    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 }
@@ -101,16 +109,8 @@ type Client struct {
 // New returns a client; its metrics are registered with reg when reg is not nil.
 func New(reg prometheus.Registerer) *Client {
 	c := &Client{
-		hc: &http.Client{
-			Transport: &http.Transport{
-				Proxy:               http.ProxyFromEnvironment,
-				MaxIdleConnsPerHost: 64,
-				IdleConnTimeout:     90 * time.Second,
-			},
-			// A redirect to another host would carry the system's credentials there, and
-			// an operation is declared with its path: redirects are the target's answer.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		clients: map[string]*http.Client{},
+		tokens:  map[string]*tokenSource{},
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "causeway_connector_calls_total",
 			Help: "Calls of system operations by outcome: ok, transient or permanent failure.",
@@ -122,13 +122,48 @@ func New(reg prometheus.Registerer) *Client {
 		}, []string{"connector", "system", "operation"}),
 	}
 	if reg != nil {
-		reg.MustRegister(c.calls, c.duration)
+		c.calls = telemetry.RegisterOrReuse(reg, c.calls).(*prometheus.CounterVec)
+		c.duration = telemetry.RegisterOrReuse(reg, c.duration).(*prometheus.HistogramVec)
 	}
 	return c
 }
 
 // Close releases idle connections.
-func (c *Client) Close() { c.hc.CloseIdleConnections() }
+func (c *Client) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, hc := range c.clients {
+		hc.CloseIdleConnections()
+	}
+}
+
+// client returns the HTTP client of a system, built on first use from its settings.
+func (c *Client) client(name string, h *system.HTTP) *http.Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if hc, ok := c.clients[name]; ok {
+		return hc
+	}
+	tr := &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}
+	if cfg := h.TLSConfig(); cfg != nil {
+		tr.TLSClientConfig = cfg.Clone()
+	}
+	hc := &http.Client{Transport: tr, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		// A redirect to another host would carry the system's credentials there; and an
+		// operation is declared with its path, so by default a redirect is the answer.
+		if !h.FollowRedirects || len(via) >= 5 || req.URL.Host != via[0].URL.Host {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}}
+	c.clients[name] = hc
+	return hc
+}
 
 // Do calls the operation op of the system named sysName.
 func (c *Client) Do(ctx context.Context, sysName string, sys *system.Spec, opName string, call Call) (*Result, error) {
@@ -205,27 +240,47 @@ func (c *Client) do(ctx context.Context, sysName string, sys *system.Spec, opNam
 	if call.Traceparent != "" {
 		req.Header.Set("traceparent", call.Traceparent)
 	}
-	authenticate(req, sys.HTTP.Auth)
-
-	resp, err := c.hc.Do(req)
+	if err := c.authenticate(ctx, sysName, req, sys.HTTP.Auth, false); err != nil {
+		return nil, fail(0, transientStatus(statusOf(err)), err)
+	}
+	hc := c.client(sysName, sys.HTTP)
+	resp, err := hc.Do(req)
+	if err == nil && resp.StatusCode == http.StatusUnauthorized && sys.HTTP.Auth != nil && sys.HTTP.Auth.OAuth2 != nil {
+		// The token may have been revoked before it expired: fetch a new one, once.
+		resp.Body.Close()
+		if aerr := c.authenticate(ctx, sysName, req, sys.HTTP.Auth, true); aerr != nil {
+			return nil, fail(0, transientStatus(statusOf(aerr)), aerr)
+		}
+		if req.GetBody != nil {
+			if req.Body, err = req.GetBody(); err != nil {
+				return nil, fail(0, false, err)
+			}
+		}
+		resp, err = hc.Do(req)
+	}
 	if err != nil {
 		// The request never got an answer: the network, a refused connection, a timeout.
-		// All are worth another try; the error text is the transport's, which names the
-		// URL but never a header.
+		// All are worth another try, except a certificate the system's TLS settings do not
+		// accept, which is a configuration to fix. The error text is the transport's,
+		// which names the URL but never a header.
 		if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return nil, fail(0, true, fmt.Errorf("no answer within %s", timeout))
 		}
-		return nil, fail(0, true, scrub(err))
+		return nil, fail(0, !isTLSConfigError(err), scrub(err))
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	limit := sys.HTTP.MaxResponseBytes
+	if limit <= 0 {
+		limit = MaxResponseBytes
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return nil, fail(resp.StatusCode, true, fmt.Errorf("reading the answer: %w", scrub(err)))
 	}
-	if len(data) > MaxResponseBytes {
-		return nil, fail(resp.StatusCode, false, fmt.Errorf("answer over %d bytes", MaxResponseBytes))
+	if int64(len(data)) > limit {
+		return nil, fail(resp.StatusCode, false, fmt.Errorf("answer over %d bytes", limit))
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+	if !h.IsSuccess(resp.StatusCode) {
 		e := fail(resp.StatusCode, transientStatus(resp.StatusCode), fmt.Errorf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode)))
 		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"))
 		e.Body = snippet(data)
@@ -241,7 +296,27 @@ func (c *Client) do(ctx context.Context, sysName string, sys *system.Spec, opNam
 			res.Body = string(data)
 		}
 	}
+	if m := h.ResponseMapping(); m != nil {
+		headers := map[string]any{}
+		for k := range resp.Header {
+			headers[strings.ToLower(k)] = resp.Header.Get(k)
+		}
+		in := map[string]any{"status": resp.StatusCode, "headers": headers, "body": res.Body}
+		if res.Body, err = m.Eval(ctx, in); err != nil {
+			return nil, fail(resp.StatusCode, false, fmt.Errorf("response mapping: %w", err))
+		}
+	}
 	return res, nil
+}
+
+// isTLSConfigError reports a failure of certificate verification or of the TLS handshake's
+// agreement, which only a change of settings can fix.
+func isTLSConfigError(err error) bool {
+	var ua x509.UnknownAuthorityError
+	var ci x509.CertificateInvalidError
+	var hn x509.HostnameError
+	var ve *tls.CertificateVerificationError
+	return errors.As(err, &ua) || errors.As(err, &ci) || errors.As(err, &hn) || errors.As(err, &ve)
 }
 
 // buildURL joins the base URL and the operation's path, fills its placeholders (each value
@@ -285,8 +360,9 @@ func buildURL(base string, h *system.HTTPOperation, call Call) (string, error) {
 // placeholderRe finds {name} in a path.
 var placeholderRe = system.PathPlaceholder
 
-// authenticate adds the system's credentials.
-func authenticate(req *http.Request, a *system.HTTPAuth) {
+// authenticate adds the system's credentials. With OAuth 2.0, refresh fetches a new
+// token even if the cached one has not expired.
+func (c *Client) authenticate(ctx context.Context, name string, req *http.Request, a *system.HTTPAuth, refresh bool) error {
 	switch {
 	case a == nil:
 	case !a.Bearer.IsZero():
@@ -295,7 +371,25 @@ func authenticate(req *http.Request, a *system.HTTPAuth) {
 		req.SetBasicAuth(a.Basic.Username, a.Basic.Password.Reveal())
 	case a.Header != nil:
 		req.Header.Set(a.Header.Name, a.Header.Value.Reveal())
+	case a.Query != nil:
+		q := req.URL.Query()
+		q.Set(a.Query.Name, a.Query.Value.Reveal())
+		req.URL.RawQuery = q.Encode()
+	case a.OAuth2 != nil:
+		c.mu.Lock()
+		ts, ok := c.tokens[name]
+		if !ok {
+			ts = &tokenSource{cfg: a.OAuth2, hc: &http.Client{Timeout: 30 * time.Second}}
+			c.tokens[name] = ts
+		}
+		c.mu.Unlock()
+		tok, err := ts.token(ctx, refresh)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
+	return nil
 }
 
 // transientStatus reports the answers worth another try: the target was busy, down for a

@@ -25,6 +25,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/causeway/causeway/system"
+	"github.com/causeway/causeway/telemetry"
 )
 
 // Error is a failed operation.
@@ -73,18 +74,8 @@ func New(reg prometheus.Registerer) *Client {
 	}
 	if reg != nil {
 		// The HTTP connector registers the same families; share them when it did.
-		c.calls = registerOrReuse(reg, c.calls).(*prometheus.CounterVec)
-		c.duration = registerOrReuse(reg, c.duration).(*prometheus.HistogramVec)
-	}
-	return c
-}
-
-func registerOrReuse(reg prometheus.Registerer, c prometheus.Collector) prometheus.Collector {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			return are.ExistingCollector
-		}
+		c.calls = telemetry.RegisterOrReuse(reg, c.calls).(*prometheus.CounterVec)
+		c.duration = telemetry.RegisterOrReuse(reg, c.duration).(*prometheus.HistogramVec)
 	}
 	return c
 }
