@@ -38,6 +38,7 @@ func (a *admin) routes() http.Handler {
 	mux.HandleFunc("GET /v1/runs", a.listRuns)
 	mux.HandleFunc("POST /v1/flows/{name}/invoke", a.invokeFlow)
 	mux.HandleFunc("POST /v1/runs/{id}/resubmit", a.resubmitRun)
+	mux.HandleFunc("GET /v1/systems/{name}/check", a.checkSystem)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.p.reg, promhttp.HandlerOpts{Registry: a.p.reg}))
 	a.p.health(mux)
 	mux.HandleFunc("/", problem.NotFound)
@@ -190,4 +191,24 @@ func (a *admin) resubmitRun(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Location", "/v1/runs/"+newID)
 	w.WriteHeader(http.StatusAccepted)
 	_ = json.NewEncoder(w).Encode(map[string]string{"runId": newID, "resubmitOf": id})
+}
+
+// checkSystem answers GET /v1/systems/{name}/check: it tries the system's connections and
+// answers 200 when all work, 503 when one does not, with what each showed.
+func (a *admin) checkSystem(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	res, err := a.p.flows.CheckSystem(r.Context(), name)
+	if errors.Is(err, flow.ErrNoSystem) {
+		problem.Write(w, r, http.StatusNotFound, "system-not-found", "no System "+strconv.Quote(name)+" is defined")
+		return
+	}
+	if err != nil {
+		problem.Write(w, r, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if !res.OK {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_ = json.NewEncoder(w).Encode(res)
 }

@@ -445,3 +445,35 @@ func scrub(err error) error {
 	}
 	return err
 }
+
+// Check tries a system's HTTP connection: a GET of its base URL with its TLS settings and
+// credentials (an OAuth 2.0 token is fetched). Any answer means the system is reachable;
+// the detail says what it answered.
+func (c *Client) Check(ctx context.Context, name string, sys *system.Spec) (detail string, err error) {
+	if sys.HTTP == nil {
+		return "", errors.New("the system has no http settings")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, sys.HTTP.BaseURL, nil)
+	if err != nil {
+		return "", err
+	}
+	for k, v := range sys.HTTP.Headers {
+		req.Header.Set(k, v)
+	}
+	if err := c.authenticate(ctx, name, req, sys.HTTP.Auth, false); err != nil {
+		return "", err
+	}
+	resp, err := c.client(name, sys.HTTP).Do(req)
+	if err != nil {
+		return "", scrub(err)
+	}
+	resp.Body.Close()
+	detail = fmt.Sprintf("GET %s answered HTTP %d", sys.HTTP.BaseURL, resp.StatusCode)
+	if resp.TLS != nil {
+		detail += fmt.Sprintf(" over TLS %s", tls.VersionName(resp.TLS.Version))
+	}
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		return detail, fmt.Errorf("%s: the credentials were refused", detail)
+	}
+	return detail, nil
+}

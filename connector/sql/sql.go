@@ -347,3 +347,22 @@ func transient(ctx context.Context, err error) bool {
 	}
 	return false
 }
+
+// Check tries a system's database connection: it opens the pool if needed and pings.
+func (c *Client) Check(ctx context.Context, name string, sys *system.Spec) (string, error) {
+	if sys.SQL == nil {
+		return "", errors.New("the system has no sql settings")
+	}
+	db, err := c.pool(name, sys.SQL)
+	if err != nil {
+		return "", err
+	}
+	if err := db.PingContext(ctx); err != nil {
+		return "", fmt.Errorf("%s database: %w", sys.SQL.Driver, err)
+	}
+	var one int
+	if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return "", fmt.Errorf("%s database: SELECT 1: %w", sys.SQL.Driver, err)
+	}
+	return sys.SQL.Driver + " database answered SELECT 1", nil
+}

@@ -1,0 +1,61 @@
+package flow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/causeway/causeway/system"
+)
+
+// ErrNoSystem is a check of a system that is not defined.
+var ErrNoSystem = errors.New("no such system")
+
+// SystemCheck is the outcome of trying a system's connections.
+type SystemCheck struct {
+	System string           `json:"system"`
+	OK     bool             `json:"ok"`
+	Checks []ConnectorCheck `json:"checks"`
+}
+
+// ConnectorCheck is the outcome of trying one connector of a system.
+type ConnectorCheck struct {
+	Connector  string `json:"connector"`
+	OK         bool   `json:"ok"`
+	Detail     string `json:"detail,omitempty"`
+	Error      string `json:"error,omitempty"`
+	DurationMS int64  `json:"durationMs"`
+}
+
+// CheckSystem tries every connection a system has (HTTP, SQL) and reports what works.
+func (e *Engine) CheckSystem(ctx context.Context, name string) (*SystemCheck, error) {
+	sys, ok := e.systems[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrNoSystem, name)
+	}
+	out := &SystemCheck{System: name, OK: true, Checks: []ConnectorCheck{}}
+	try := func(connector string, check func(context.Context, string, *system.Spec) (string, error)) {
+		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		start := time.Now()
+		detail, err := check(cctx, name, sys)
+		c := ConnectorCheck{Connector: connector, OK: err == nil, Detail: detail, DurationMS: time.Since(start).Milliseconds()}
+		if err != nil {
+			c.Error = err.Error()
+			out.OK = false
+		}
+		out.Checks = append(out.Checks, c)
+	}
+	if sys.HTTP != nil {
+		try("http", e.calls.Check)
+	}
+	if sys.SQL != nil {
+		try("sql", e.sql.Check)
+	}
+	if len(out.Checks) == 0 {
+		out.OK = false
+		out.Checks = append(out.Checks, ConnectorCheck{Connector: "none", Error: "the system declares no connection (http or sql) to check"})
+	}
+	return out, nil
+}
