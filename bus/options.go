@@ -23,6 +23,11 @@ const (
 	StreamInvocations = "INVOCATIONS"
 	// SubjectInvoke prefixes the invocations of a flow.
 	SubjectInvoke = "cw.invoke."
+	// StreamErrors holds what could not become a message or be delivered, with the reason:
+	// the errors queue, on SubjectErrors+origin.
+	StreamErrors = "ERRORS"
+	// SubjectErrors prefixes entries of the errors queue.
+	SubjectErrors = "cw.errors."
 	// HeaderReplyTo carries, on an invocation, the subject its caller waits on for the reply.
 	HeaderReplyTo = "Causeway-Reply-To"
 )

@@ -43,6 +43,20 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 			PersistMode: jetstream.AsyncPersistMode,
 		},
 		{
+			// The errors queue: what someone has to look at. It is kept as long as the
+			// messages are, and like them fsynced under --sync always.
+			Name:        StreamErrors,
+			Description: "Causeway: the errors queue",
+			Subjects:    []string{SubjectErrors + ">"},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			Discard:     jetstream.DiscardOld,
+			MaxAge:      b.opts.MaxAge,
+			Duplicates:  b.opts.DedupWindow,
+			MaxMsgSize:  int32(b.opts.MaxMessageBytes + headerOverhead),
+			Replicas:    b.opts.Replicas,
+		},
+		{
 			// An invocation matters while its caller waits; a day is plenty to resume the
 			// runs a crash interrupted.
 			Name:        StreamInvocations,

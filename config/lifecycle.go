@@ -89,6 +89,10 @@ func (c *Context) Err() error {
 // Lookup returns another resource by kind and name.
 func (c *Context) Lookup(kind, name string) (*Resource, bool) { return c.cfg.Get(kind, name) }
 
+// All returns every resource of a kind, for checks across resources (two sources on one
+// webhook path, say).
+func (c *Context) All(kind string) []*Resource { return c.cfg.ByKind(kind) }
+
 // FieldPos returns where a spec field was written; see Context.Pos.
 func (r *Resource) FieldPos(field string) Position {
 	path := "spec"

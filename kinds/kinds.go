@@ -9,6 +9,7 @@ import (
 	"github.com/causeway/causeway/catalog"
 	"github.com/causeway/causeway/config"
 	"github.com/causeway/causeway/flow"
+	"github.com/causeway/causeway/source"
 	"github.com/causeway/causeway/system"
 )
 
@@ -18,6 +19,7 @@ var registrations = []func(*config.Registry) error{
 	system.Register,
 	flow.Register,
 	flow.RegisterTests,
+	source.Register,
 }
 
 // Default returns a new registry with every kind registered. A kind that fails to register

@@ -19,6 +19,7 @@ import (
 	"github.com/causeway/causeway/config"
 	"github.com/causeway/causeway/flow"
 	"github.com/causeway/causeway/ingest"
+	"github.com/causeway/causeway/source"
 	"github.com/causeway/causeway/store"
 	"github.com/causeway/causeway/tracking"
 	"github.com/prometheus/client_golang/prometheus"
@@ -157,7 +158,8 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 	if err != nil {
 		return nil, err
 	}
-	p.httpSrv = newServer(p.httpRoutes(ing), p.log)
+	hooks := source.NewHandler(p.cfg, source.Options{Bus: p.bus, Check: checkFunc(cat), Node: opts.Node, Logger: p.log, Registerer: p.reg})
+	p.httpSrv = newServer(p.httpRoutes(ing, hooks), p.log)
 	p.adminSrv = newServer(admin.routes(), p.log)
 	if p.httpLn, err = net.Listen("tcp", opts.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("http listener: %w", err)

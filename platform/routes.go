@@ -6,13 +6,15 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/problem"
+	"github.com/causeway/causeway/source"
 )
 
-// httpRoutes is the public listener: ingestion and health. Gateway APIs and webhooks are
-// added here as they are configured.
-func (p *Platform) httpRoutes(ingest http.Handler) http.Handler {
+// httpRoutes is the public listener: ingestion, the sources' webhooks and health. Gateway
+// APIs are added here as they are configured.
+func (p *Platform) httpRoutes(ingest http.Handler, hooks *source.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/messages", ingest)
+	hooks.Register(mux)
 	p.health(mux)
 	mux.HandleFunc("/", problem.NotFound)
 	return mux

@@ -1,0 +1,53 @@
+package source_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/causeway/causeway/config"
+	"github.com/causeway/causeway/kinds"
+)
+
+const common = `apiVersion: causeway/v1
+kind: System
+metadata: {name: shop}
+---
+apiVersion: causeway/v1
+kind: MessageType
+metadata: {name: order.created}
+spec: {schema: {type: object}}
+`
+
+func load(t *testing.T, doc string) error {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "defs.yaml"), []byte(common+"---\n"+doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CAUSEWAY_SECRET_BAD", "not-a-whsec-secret!")
+	_, err := config.Load(dir, config.Options{Registry: kinds.Default()})
+	return err
+}
+
+func TestBadSources(t *testing.T) {
+	src := func(path, sig, emit string) string {
+		return "apiVersion: causeway/v1\nkind: Source\nmetadata: {name: s}\nspec:\n  system: shop\n  webhook: {path: " + path + sig + "}\n  emit: " + emit + "\n"
+	}
+	for doc, want := range map[string]string{
+		src("/orders", "", "{type: order.created}"):                                                                                                     `spec.webhook.path: "/orders": a webhook path starts with /hooks/`,
+		src("/hooks/a/../b", "", "{type: order.created}"):                                                                                               `a webhook path starts with /hooks/`,
+		src("/hooks/a", `, signature: {scheme: standard, secret: "${secret:BAD}"}`, "{type: order.created}"):                                            `spec.webhook.signature.secret: a standard webhook secret is whsec_ followed by base64`,
+		src("/hooks/a", `, signature: {scheme: plain, secret: x}`, "{type: order.created}"):                                                             `spec.webhook.signature.scheme: must be one of "standard", "github", got "plain"`,
+		src("/hooks/a", "", "{type: order.created, subject: 'o/${{ .body.id | }}'}"):                                                                    `spec.emit.subject: jq: unexpected EOF`,
+		src("/hooks/a", "", "{type: order.created, data: {id: '${{ nope }}'}}"):                                                                         `spec.emit.data.id: jq: function not defined: nope/0`,
+		src("/hooks/a", "", "{type: order.gone}"):                                                                                                       `spec.emit.type: MessageType "order.gone" is not defined`,
+		src("/hooks/a", "", "{type: order.created}") + "---\n" + strings.Replace(src("/hooks/a", "", "{type: order.created}"), "name: s", "name: t", 1): `spec.webhook.path: /hooks/a is also the path of source "t"`,
+	} {
+		err := load(t, doc)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s\n got %v\nwant %q", doc, err, want)
+		}
+	}
+}

@@ -1,0 +1,174 @@
+// Package source implements the Source kind: the adapter that turns one system's events into
+// canonical messages. A source has a trigger (for now: a webhook on the http listener) and an
+// emit mapping from the raw event to the message; the message is checked against its
+// MessageType and stored on the bus before the system hears yes. What cannot be mapped or
+// does not match its schema is never dropped: it goes to the ERRORS stream with the reason
+// and the raw payload.
+package source
+
+import (
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/causeway/causeway/config"
+	"github.com/causeway/causeway/expr"
+)
+
+// Kind is the kind name of source definitions.
+const Kind = "Source"
+
+const kindDoc = `A Source turns one system's events into canonical messages: a trigger (a webhook the
+system calls) and an emit mapping from the raw event ({body, headers, query}) to the message.
+The message is checked against its MessageType and stored on the bus before the system is
+answered; a payload that cannot be mapped or does not match goes to the ERRORS stream with
+the reason, never dropped.`
+
+const kindExample = `apiVersion: causeway/v1
+kind: Source
+metadata:
+  name: erp-invoices
+  description: The ERP calls this webhook for every posted invoice
+spec:
+  system: erp
+  webhook:
+    path: /hooks/erp/invoices
+    signature:
+      scheme: standard
+      secret: ${secret:ERP_WEBHOOK_SECRET}
+  emit:
+    type: invoice.posted
+    subject: invoice/${{ .body.number }}
+    data:
+      invoiceId: ${{ .body.number }}
+      amount: ${{ .body.total }}`
+
+// Spec is the spec of a Source.
+type Spec struct {
+	// System names the system the events come from.
+	System string `yaml:"system" required:"true" ref:"System" doc:"The system whose events this source turns into messages."`
+	// Webhook is a path on the http listener that the system calls.
+	Webhook *Webhook `yaml:"webhook" required:"true" doc:"A path on the http listener the system calls with its events."`
+	// Emit maps the raw event to the message.
+	Emit Emit `yaml:"emit" required:"true" doc:"How the raw event ({body, headers, query}) becomes a message."`
+
+	compiled *compiled
+}
+
+// Webhook is an HTTP endpoint a system calls.
+type Webhook struct {
+	// Path is where the webhook listens.
+	Path string `yaml:"path" required:"true" doc:"The path on the http listener; it must start with /hooks/." example:"/hooks/shop/orders"`
+	// Signature checks that a call comes from the system.
+	Signature *Signature `yaml:"signature" doc:"How calls are signed; calls without a valid signature are refused. Strongly recommended: without it, anyone who can reach the listener can send events."`
+	// MaxBodyBytes bounds a call's body.
+	MaxBodyBytes int64 `yaml:"maxBodyBytes" default:"1048576" doc:"The largest body accepted."`
+}
+
+// Signature is the signing scheme of a webhook.
+type Signature struct {
+	// Scheme is standard (Standard Webhooks) or github.
+	Scheme string `yaml:"scheme" required:"true" enum:"standard,github" doc:"standard: Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature; secret whsec_...); github: X-Hub-Signature-256 (HMAC-SHA256 of the body)."`
+	// Secret is the shared signing secret.
+	Secret config.Secret `yaml:"secret" required:"true" doc:"The shared signing secret; for standard, the whsec_... value the system shows." example:"${secret:SHOP_WEBHOOK_SECRET}"`
+	// Tolerance bounds the age of a signed timestamp, against replays.
+	Tolerance time.Duration `yaml:"tolerance" default:"5m" doc:"With standard: how far the signed timestamp may be from now, against replays."`
+}
+
+// Emit is the mapping from a raw event to a message.
+type Emit struct {
+	// Type is the message type.
+	Type string `yaml:"type" required:"true" ref:"MessageType" doc:"The type of the messages emitted."`
+	// ID is the message id; by default the webhook's delivery id.
+	ID string `yaml:"id" doc:"The message id, a template; by default the delivery id the system sends (webhook-id, X-GitHub-Delivery), so that a delivery sent again is stored once, or a new id." example:"order-${{ .body.id }}"`
+	// Subject is the message subject.
+	Subject string `yaml:"subject" doc:"The message subject, a template." example:"order/${{ .body.id }}"`
+	// Data is the message data.
+	Data config.JSON `yaml:"data" doc:"The message data: a value with ${{ jq }} templates, or one template; the body itself when left out."`
+}
+
+// compiled is the checked form of a source.
+type compiled struct {
+	id, subject *expr.Template
+	data        *expr.Value
+}
+
+var webhookPath = regexp.MustCompile(`^/hooks/[A-Za-z0-9._~/-]+$`)
+
+var _ config.Provisioner = (*Spec)(nil)
+
+// Provision compiles the emit mapping and checks the webhook.
+func (s *Spec) Provision(ctx *config.Context) error {
+	c := &compiled{}
+	s.compiled = c
+	if w := s.Webhook; w != nil {
+		if !webhookPath.MatchString(w.Path) || strings.Contains(w.Path, "//") || strings.Contains(w.Path, "/../") || strings.HasSuffix(w.Path, "/..") {
+			ctx.Errorf("webhook.path", "%q: a webhook path starts with /hooks/ and holds letters, digits, '.', '_', '~', '-' and '/'", w.Path)
+		}
+		if w.MaxBodyBytes < 1 {
+			ctx.Errorf("webhook.maxBodyBytes", "must be positive")
+		}
+		if sg := w.Signature; sg != nil {
+			if sg.Tolerance <= 0 {
+				ctx.Errorf("webhook.signature.tolerance", "must be positive")
+			}
+			if sg.Scheme == "standard" && !sg.Secret.IsZero() {
+				if _, err := standardKey(sg.Secret.Reveal()); err != nil {
+					ctx.Errorf("webhook.signature.secret", "%v", err)
+				}
+			}
+		}
+	}
+	compile := func(field, src string) *expr.Template {
+		if src == "" {
+			return nil
+		}
+		t, err := expr.ParseTemplate(src)
+		if err != nil {
+			ctx.Errorf(field, "%v", err)
+		}
+		return t
+	}
+	c.id = compile("emit.id", s.Emit.ID)
+	c.subject = compile("emit.subject", s.Emit.Subject)
+	if !s.Emit.Data.IsZero() {
+		v, errs := expr.CompileValue(s.Emit.Data.Raw)
+		for _, e := range errs {
+			ctx.ErrorAt(s.Emit.Data.PosOf(e.Pointer), "spec.emit.data%s: %v", pointerPath(e.Pointer), e.Err)
+		}
+		c.data = v
+	}
+	return ctx.Err()
+}
+
+// pointerPath writes a JSON pointer as a field path suffix.
+func pointerPath(ptr string) string {
+	if ptr == "" {
+		return ""
+	}
+	return "." + strings.ReplaceAll(strings.TrimPrefix(ptr, "/"), "/", ".")
+}
+
+// Register adds the Source kind to a registry.
+func Register(r *config.Registry) error {
+	return r.Register(config.Kind{Name: Kind, Doc: kindDoc, Example: kindExample, New: func() any { return new(Spec) }})
+}
+
+var _ config.Validator = (*Spec)(nil)
+
+// Validate checks that no other source listens on the same webhook path.
+func (s *Spec) Validate(ctx *config.Context) error {
+	if s.Webhook == nil {
+		return nil
+	}
+	for _, r := range ctx.All(Kind) {
+		other, ok := r.Spec.(*Spec)
+		if !ok || r.Metadata.Name == ctx.Name() || other.Webhook == nil {
+			continue
+		}
+		if other.Webhook.Path == s.Webhook.Path {
+			ctx.Errorf("webhook.path", "%s is also the path of source %q", s.Webhook.Path, r.Metadata.Name)
+		}
+	}
+	return ctx.Err()
+}

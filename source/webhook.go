@@ -1,0 +1,246 @@
+package source
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/causeway/causeway/bus"
+	"github.com/causeway/causeway/config"
+	"github.com/causeway/causeway/expr"
+	"github.com/causeway/causeway/message"
+	"github.com/causeway/causeway/problem"
+)
+
+// Publisher stores accepted messages on the bus.
+type Publisher interface {
+	PublishAll(ctx context.Context, events []*message.Event, node string) error
+}
+
+// Options configures the webhook handler.
+type Options struct {
+	// Bus stores messages and, through its JetStream, the ERRORS entries.
+	Bus *bus.Bus
+	// Check validates a message's data against its MessageType.
+	Check func(typ string, data []byte) error
+	// Node names this node on the messages it stores.
+	Node string
+	// Logger and Registerer receive logs and metrics.
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Handler serves the webhooks of the configured sources.
+type Handler struct {
+	opts    Options
+	log     *slog.Logger
+	sources []*webhookSource
+	events  *prometheus.CounterVec
+}
+
+type webhookSource struct {
+	name string
+	spec *Spec
+}
+
+// NewHandler prepares the webhooks of the sources in cfg.
+func NewHandler(cfg *config.Config, opts Options) *Handler {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	h := &Handler{opts: opts, log: opts.Logger.With("component", "sources"),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_source_events_total",
+			Help: "Events received by sources, by result: accepted (stored as a message), errors (kept in the ERRORS stream), refused (signature, size, not JSON).",
+		}, []string{"source", "result"})}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(h.events)
+	}
+	for _, r := range cfg.ByKind(Kind) {
+		h.sources = append(h.sources, &webhookSource{name: r.Metadata.Name, spec: r.Spec.(*Spec)})
+	}
+	sort.Slice(h.sources, func(i, j int) bool { return h.sources[i].name < h.sources[j].name })
+	return h
+}
+
+// Register adds each source's webhook to mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	for _, s := range h.sources {
+		if s.spec.Webhook != nil {
+			mux.HandleFunc("POST "+s.spec.Webhook.Path, func(w http.ResponseWriter, r *http.Request) { h.serve(s, w, r) })
+		}
+	}
+}
+
+// serve handles one call of a webhook.
+func (h *Handler) serve(s *webhookSource, w http.ResponseWriter, r *http.Request) {
+	wh := s.spec.Webhook
+	refuse := func(status int, slug, detail string) {
+		h.events.WithLabelValues(s.name, "refused").Inc()
+		h.log.Debug("webhook call refused", "source", s.name, "status", status, "reason", detail)
+		problem.Write(w, r, status, slug, detail)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, wh.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			refuse(http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("the body is over the limit of %d bytes", mbe.Limit))
+			return
+		}
+		refuse(http.StatusBadRequest, "malformed", "reading the body: "+err.Error())
+		return
+	}
+	deliveryID := ""
+	if sg := wh.Signature; sg != nil {
+		if deliveryID, err = verify(sg, r.Header, body, time.Now()); err != nil {
+			refuse(http.StatusUnauthorized, "bad-signature", err.Error())
+			return
+		}
+	}
+	var payload any
+	if len(body) > 0 {
+		if payload, err = expr.DecodeJSON(body); err != nil {
+			refuse(http.StatusBadRequest, "malformed", "the body is not JSON: "+err.Error())
+			return
+		}
+	}
+	headers := map[string]any{}
+	for k := range r.Header {
+		headers[strings.ToLower(k)] = r.Header.Get(k)
+	}
+	query := map[string]any{}
+	for k, v := range r.URL.Query() {
+		query[k] = v[0]
+	}
+	input := map[string]any{"body": payload, "headers": headers, "query": query}
+
+	ev, err := h.emit(r.Context(), s, input, payload, deliveryID)
+	if err == nil && h.opts.Check != nil {
+		if cerr := h.opts.Check(ev.Type, ev.Data); cerr != nil {
+			err = fmt.Errorf("the message does not match %s: %w", ev.Type, cerr)
+		}
+	}
+	if err != nil {
+		// Never dropped: kept with the raw payload for someone to look at and replay.
+		id, serr := h.keep(r.Context(), s, r, body, deliveryID, err)
+		if serr != nil {
+			h.log.Error("webhook payload could not be kept in the ERRORS stream", "source", s.name, "err", serr)
+			w.Header().Set("Retry-After", "5")
+			problem.Write(w, r, http.StatusServiceUnavailable, "bus-unavailable", "the event could not be mapped and could not be kept either; send it again later")
+			return
+		}
+		h.events.WithLabelValues(s.name, "errors").Inc()
+		h.log.Warn("webhook event kept in the ERRORS stream", "source", s.name, "error", id, "reason", err)
+		writeJSON(w, http.StatusAccepted, map[string]any{"error": id, "reason": err.Error()})
+		return
+	}
+	if err := h.opts.Bus.PublishAll(r.Context(), []*message.Event{ev}, h.opts.Node); err != nil {
+		h.log.Error("webhook message not stored", "source", s.name, "id", ev.ID, "err", err)
+		w.Header().Set("Retry-After", "1")
+		problem.Write(w, r, http.StatusServiceUnavailable, "bus-unavailable", "the bus did not store the message; send it again")
+		return
+	}
+	h.events.WithLabelValues(s.name, "accepted").Inc()
+	writeJSON(w, http.StatusAccepted, map[string]any{"id": ev.ID})
+}
+
+// emit maps a raw event to a message.
+func (h *Handler) emit(ctx context.Context, s *webhookSource, input, payload any, deliveryID string) (*message.Event, error) {
+	c := s.spec.compiled
+	ev := &message.Event{Source: s.spec.System, Type: s.spec.Emit.Type, ID: deliveryID}
+	if c.id != nil {
+		v, err := c.id.Eval(ctx, input)
+		if err != nil {
+			return nil, fmt.Errorf("emit.id: %w", err)
+		}
+		ev.ID = expr.ToString(v)
+	}
+	if c.subject != nil {
+		v, err := c.subject.Eval(ctx, input)
+		if err != nil {
+			return nil, fmt.Errorf("emit.subject: %w", err)
+		}
+		ev.Subject = expr.ToString(v)
+	}
+	data := payload
+	if c.data != nil {
+		v, err := c.data.Eval(ctx, input)
+		if err != nil {
+			return nil, fmt.Errorf("emit.data: %w", err)
+		}
+		data = v
+	}
+	if data != nil {
+		raw, err := expr.MarshalJSON(data)
+		if err != nil {
+			return nil, fmt.Errorf("emit.data: %w", err)
+		}
+		ev.Data, ev.DataContentType = raw, "application/json"
+	}
+	ev.FillDefaults(time.Now())
+	if problems := ev.Check(""); len(problems) > 0 {
+		return nil, fmt.Errorf("emit: %v", problems)
+	}
+	return ev, nil
+}
+
+// ErrorEntry is what the ERRORS stream keeps of an event that could not become a message.
+type ErrorEntry struct {
+	ID         string            `json:"id"`
+	Source     string            `json:"source"`
+	Reason     string            `json:"reason"`
+	Time       time.Time         `json:"time"`
+	DeliveryID string            `json:"deliveryId,omitempty"`
+	Headers    map[string]string `json:"headers,omitempty"`
+	// Body is the raw payload: as text when it is UTF-8, else base64 in BodyBase64.
+	Body       string `json:"body,omitempty"`
+	BodyBase64 []byte `json:"bodyBase64,omitempty"`
+}
+
+// keep stores an event that could not become a message in the ERRORS stream.
+func (h *Handler) keep(ctx context.Context, s *webhookSource, r *http.Request, body []byte, deliveryID string, reason error) (string, error) {
+	e := ErrorEntry{ID: message.NewID(), Source: s.name, Reason: reason.Error(), Time: time.Now().UTC(), DeliveryID: deliveryID, Headers: map[string]string{}}
+	for k := range r.Header {
+		// Signatures and credentials are not kept.
+		switch strings.ToLower(k) {
+		case "authorization", "webhook-signature", "x-hub-signature-256", "x-hub-signature", "cookie":
+			continue
+		}
+		e.Headers[k] = r.Header.Get(k)
+	}
+	if utf8.Valid(body) {
+		e.Body = string(body)
+	} else {
+		e.BodyBase64 = body
+	}
+	data, err := json.Marshal(e)
+	if err != nil {
+		return "", err
+	}
+	opts := []jetstream.PublishOpt{jetstream.WithExpectStream(bus.StreamErrors)}
+	if deliveryID != "" {
+		// A delivery sent again is kept once.
+		opts = append(opts, jetstream.WithMsgID("source:"+s.name+":"+deliveryID))
+	}
+	if _, err := h.opts.Bus.JetStream().Publish(ctx, bus.SubjectErrors+"source."+s.name, data, opts...); err != nil {
+		return "", err
+	}
+	return e.ID, nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
