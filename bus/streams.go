@@ -77,6 +77,9 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 // stream, KV_CW_RUNS, is what the tracking index reads runs from.
 const BucketRuns = "CW_RUNS"
 
+// BucketCursors is the key-value bucket of the cursor of each polling source.
+const BucketCursors = "CW_CURSORS"
+
 // BucketSchedules is the key-value bucket of the last tick of each scheduled flow.
 const BucketSchedules = "CW_SCHEDULES"
 
@@ -96,6 +99,16 @@ func (b *Bus) ensureStreams(ctx context.Context) error {
 	defer cancel()
 	// One record per run, written when each step starts and ends; its history is the
 	// stream's, so only the latest state is kept.
+	// The cursor of each polling source, moved only after a batch is stored.
+	if _, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      BucketCursors,
+		Description: "Causeway: the cursor of each polling source",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    b.opts.Replicas,
+	}); err != nil {
+		return fmt.Errorf("bus: bucket %s: %w", BucketCursors, err)
+	}
 	// The last tick of each scheduled flow, so that a restart knows which ticks it missed.
 	if _, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      BucketSchedules,

@@ -69,6 +69,7 @@ type Platform struct {
 	store   *store.SQLite
 	indexer *tracking.Indexer
 	flows   *flow.Engine
+	poller  *source.Poller
 	reg     *prometheus.Registry
 	// stopPruning ends the hourly pruning of the tracking index.
 	stopPruning context.CancelFunc
@@ -158,7 +159,9 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 	if err != nil {
 		return nil, err
 	}
-	hooks := source.NewHandler(p.cfg, source.Options{Bus: p.bus, Check: checkFunc(cat), Node: opts.Node, Logger: p.log, Registerer: p.reg})
+	srcOpts := source.Options{Bus: p.bus, Check: checkFunc(cat), Node: opts.Node, Logger: p.log, Registerer: p.reg}
+	hooks := source.NewHandler(p.cfg, srcOpts)
+	p.poller = source.NewPoller(p.cfg, srcOpts)
 	p.httpSrv = newServer(p.httpRoutes(ing, hooks), p.log)
 	p.adminSrv = newServer(admin.routes(), p.log)
 	if p.httpLn, err = net.Listen("tcp", opts.HTTPAddr); err != nil {
@@ -209,6 +212,9 @@ func (p *Platform) Start() {
 	p.log.Info("causeway ready", "http", p.HTTPAddr(), "admin", p.AdminAddr(), "node", p.opts.Node,
 		"resources", len(p.cfg.All()), "sync", p.opts.Sync.String())
 	if err := p.flows.Start(context.Background()); err != nil {
+		p.serveErr <- err
+	}
+	if err := p.poller.Start(); err != nil {
 		p.serveErr <- err
 	}
 }

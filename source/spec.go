@@ -48,7 +48,9 @@ type Spec struct {
 	// System names the system the events come from.
 	System string `yaml:"system" required:"true" ref:"System" doc:"The system whose events this source turns into messages."`
 	// Webhook is a path on the http listener that the system calls.
-	Webhook *Webhook `yaml:"webhook" required:"true" doc:"A path on the http listener the system calls with its events."`
+	Webhook *Webhook `yaml:"webhook" doc:"A path on the http listener the system calls with its events. Give webhook or sqlPoll."`
+	// SQLPoll reads new rows from the system's database.
+	SQLPoll *SQLPoll `yaml:"sqlPoll" doc:"Read new rows from the system's database with a query and a cursor. Give webhook or sqlPoll."`
 	// Emit maps the raw event to the message.
 	Emit Emit `yaml:"emit" required:"true" doc:"How the raw event ({body, headers, query}) becomes a message."`
 
@@ -75,6 +77,21 @@ type Signature struct {
 	Tolerance time.Duration `yaml:"tolerance" default:"5m" doc:"With standard: how far the signed timestamp may be from now, against replays."`
 }
 
+// SQLPoll reads a system's new rows with a cursor: the query gets the last cursor value as
+// :cursor and the batch size as :limit, and must return rows ordered by the cursor column.
+type SQLPoll struct {
+	// Query reads the rows after :cursor, at most :limit, ordered by the cursor column.
+	Query string `yaml:"query" required:"true" doc:"The query: rows after :cursor, ordered by the cursor column, at most :limit." example:"SELECT id, status FROM orders WHERE id > :cursor ORDER BY id LIMIT :limit"`
+	// Cursor is the column whose value of the last row read becomes the next :cursor.
+	Cursor string `yaml:"cursor" required:"true" doc:"The column whose value in the last row read is the next :cursor. It must grow with every new row (an id, or a timestamp with no two rows alike)." example:"id"`
+	// Initial is :cursor before any row was read.
+	Initial config.JSON `yaml:"initial" doc:"The value of :cursor before any row was read (default 0)." example:"0"`
+	// Interval is the wait between polls when there was nothing more to read.
+	Interval time.Duration `yaml:"interval" default:"5s" doc:"How long to wait before polling again after a poll that read less than a full batch."`
+	// BatchSize is :limit.
+	BatchSize int `yaml:"batchSize" default:"100" doc:"The most rows read at once (the query's :limit)."`
+}
+
 // Emit is the mapping from a raw event to a message.
 type Emit struct {
 	// Type is the message type.
@@ -97,10 +114,24 @@ var webhookPath = regexp.MustCompile(`^/hooks/[A-Za-z0-9._~/-]+$`)
 
 var _ config.Provisioner = (*Spec)(nil)
 
-// Provision compiles the emit mapping and checks the webhook.
+// Provision compiles the emit mapping and checks the trigger.
 func (s *Spec) Provision(ctx *config.Context) error {
 	c := &compiled{}
 	s.compiled = c
+	if (s.Webhook == nil) == (s.SQLPoll == nil) {
+		ctx.Errorf("", "give one trigger: webhook or sqlPoll")
+	}
+	if p := s.SQLPoll; p != nil {
+		if p.Interval <= 0 {
+			ctx.Errorf("sqlPoll.interval", "must be positive")
+		}
+		if p.BatchSize < 1 || p.BatchSize > 10000 {
+			ctx.Errorf("sqlPoll.batchSize", "must be between 1 and 10000")
+		}
+		if !strings.Contains(p.Query, ":cursor") {
+			ctx.Errorf("sqlPoll.query", "the query must read the rows after :cursor")
+		}
+	}
 	if w := s.Webhook; w != nil {
 		if !webhookPath.MatchString(w.Path) || strings.Contains(w.Path, "//") || strings.Contains(w.Path, "/../") || strings.HasSuffix(w.Path, "/..") {
 			ctx.Errorf("webhook.path", "%q: a webhook path starts with /hooks/ and holds letters, digits, '.', '_', '~', '-' and '/'", w.Path)
@@ -156,10 +187,18 @@ func Register(r *config.Registry) error {
 
 var _ config.Validator = (*Spec)(nil)
 
-// Validate checks that no other source listens on the same webhook path.
+// Validate checks that no other source listens on the same webhook path, and that a
+// polled system has a database.
 func (s *Spec) Validate(ctx *config.Context) error {
+	if s.SQLPoll != nil {
+		if r, ok := ctx.Lookup("System", s.System); ok {
+			if sys, _ := r.Spec.(interface{ HasSQL() bool }); sys != nil && !sys.HasSQL() {
+				ctx.Errorf("sqlPoll", "system %q has no sql settings to poll", s.System)
+			}
+		}
+	}
 	if s.Webhook == nil {
-		return nil
+		return ctx.Err()
 	}
 	for _, r := range ctx.All(Kind) {
 		other, ok := r.Spec.(*Spec)

@@ -125,7 +125,7 @@ func (h *Handler) serve(s *webhookSource, w http.ResponseWriter, r *http.Request
 	}
 	input := map[string]any{"body": payload, "headers": headers, "query": query}
 
-	ev, err := h.emit(r.Context(), s, input, payload, deliveryID)
+	ev, err := emitEvent(r.Context(), s.spec, input, payload, deliveryID)
 	if err == nil && h.opts.Check != nil {
 		if cerr := h.opts.Check(ev.Type, ev.Data); cerr != nil {
 			err = fmt.Errorf("the message does not match %s: %w", ev.Type, cerr)
@@ -155,10 +155,10 @@ func (h *Handler) serve(s *webhookSource, w http.ResponseWriter, r *http.Request
 	writeJSON(w, http.StatusAccepted, map[string]any{"id": ev.ID})
 }
 
-// emit maps a raw event to a message.
-func (h *Handler) emit(ctx context.Context, s *webhookSource, input, payload any, deliveryID string) (*message.Event, error) {
-	c := s.spec.compiled
-	ev := &message.Event{Source: s.spec.System, Type: s.spec.Emit.Type, ID: deliveryID}
+// emitEvent maps a raw event to a message.
+func emitEvent(ctx context.Context, spec *Spec, input, payload any, deliveryID string) (*message.Event, error) {
+	c := spec.compiled
+	ev := &message.Event{Source: spec.System, Type: spec.Emit.Type, ID: deliveryID}
 	if c.id != nil {
 		v, err := c.id.Eval(ctx, input)
 		if err != nil {
@@ -208,17 +208,28 @@ type ErrorEntry struct {
 	BodyBase64 []byte `json:"bodyBase64,omitempty"`
 }
 
-// keep stores an event that could not become a message in the ERRORS stream.
+// keep stores a webhook event that could not become a message in the ERRORS stream,
+// without the headers that carry signatures and credentials.
 func (h *Handler) keep(ctx context.Context, s *webhookSource, r *http.Request, body []byte, deliveryID string, reason error) (string, error) {
-	e := ErrorEntry{ID: message.NewID(), Source: s.name, Reason: reason.Error(), Time: time.Now().UTC(), DeliveryID: deliveryID, Headers: map[string]string{}}
+	headers := map[string]string{}
 	for k := range r.Header {
-		// Signatures and credentials are not kept.
 		switch strings.ToLower(k) {
 		case "authorization", "webhook-signature", "x-hub-signature-256", "x-hub-signature", "cookie":
 			continue
 		}
-		e.Headers[k] = r.Header.Get(k)
+		headers[k] = r.Header.Get(k)
 	}
+	return keepError2(ctx, h.opts.Bus, s.name, deliveryID, body, headers, reason)
+}
+
+// keepError stores what a source could not turn into a message in the ERRORS stream.
+func keepError(ctx context.Context, b *bus.Bus, source, deliveryID string, body []byte, headers map[string]string, reason error) error {
+	_, err := keepError2(ctx, b, source, deliveryID, body, headers, reason)
+	return err
+}
+
+func keepError2(ctx context.Context, b *bus.Bus, source, deliveryID string, body []byte, headers map[string]string, reason error) (string, error) {
+	e := ErrorEntry{ID: message.NewID(), Source: source, Reason: reason.Error(), Time: time.Now().UTC(), DeliveryID: deliveryID, Headers: headers}
 	if utf8.Valid(body) {
 		e.Body = string(body)
 	} else {
@@ -230,10 +241,10 @@ func (h *Handler) keep(ctx context.Context, s *webhookSource, r *http.Request, b
 	}
 	opts := []jetstream.PublishOpt{jetstream.WithExpectStream(bus.StreamErrors)}
 	if deliveryID != "" {
-		// A delivery sent again is kept once.
-		opts = append(opts, jetstream.WithMsgID("source:"+s.name+":"+deliveryID))
+		// An event read or sent again is kept once.
+		opts = append(opts, jetstream.WithMsgID("source:"+source+":"+deliveryID))
 	}
-	if _, err := h.opts.Bus.JetStream().Publish(ctx, bus.SubjectErrors+"source."+s.name, data, opts...); err != nil {
+	if _, err := b.JetStream().Publish(ctx, bus.SubjectErrors+"source."+source, data, opts...); err != nil {
 		return "", err
 	}
 	return e.ID, nil

@@ -202,3 +202,6 @@ func (s *Spec) validateSQL(ctx *config.Context) {
 		}
 	}
 }
+
+// HasSQL reports whether the system can be reached through its database.
+func (s *Spec) HasSQL() bool { return s.SQL != nil }

@@ -366,3 +366,50 @@ func (c *Client) Check(ctx context.Context, name string, sys *system.Spec) (stri
 	}
 	return sys.SQL.Driver + " database answered SELECT 1", nil
 }
+
+// Query runs one query with :name parameters on a system's database and returns its rows,
+// for sources that read a system's tables. Failures are classified as for operations.
+func (c *Client) Query(ctx context.Context, sysName string, sys *system.Spec, text string, params map[string]any) ([]any, error) {
+	fail := func(transient bool, err error) *Error {
+		return &Error{System: sysName, Operation: "query", Transient: transient, Err: err}
+	}
+	if sys.SQL == nil {
+		return nil, fail(false, errors.New("the system has no sql settings"))
+	}
+	db, err := c.pool(sysName, sys.SQL)
+	if err != nil {
+		return nil, fail(false, err)
+	}
+	style := "?"
+	if sys.SQL.Driver == "postgres" {
+		style = "$"
+	}
+	bound, names, err := system.BindNamed(text, style)
+	if err != nil {
+		return nil, fail(false, err)
+	}
+	args := make([]any, len(names))
+	for i, n := range names {
+		v, ok := params[n]
+		if !ok {
+			return nil, fail(false, fmt.Errorf("the query needs the parameter %s", n))
+		}
+		if args[i], err = sqlValue(v); err != nil {
+			return nil, fail(false, err)
+		}
+	}
+	if sys.SQL.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, sys.SQL.Timeout)
+		defer cancel()
+	}
+	rows, err := db.QueryContext(ctx, bound, args...)
+	if err != nil {
+		return nil, fail(transient(ctx, err), err)
+	}
+	list, err := readRows(rows)
+	if err != nil {
+		return nil, fail(transient(ctx, err), err)
+	}
+	return list, nil
+}
