@@ -192,11 +192,23 @@ func TestConnectionRefusedIsTransient(t *testing.T) {
 	}
 }
 
+// TestLargeAnswerIsRefused sends more than the system's maxResponseBytes, and, with the
+// default limit, more than 10 MiB.
 func TestLargeAnswerIsRefused(t *testing.T) {
 	url, _ := target(t, func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write(make([]byte, 4096))
+	})
+	sys := erp(url, nil)
+	sys.HTTP.MaxResponseBytes = 1024
+	_, err := New(nil).Do(context.Background(), "erp", sys, "markShipped", Call{Params: map[string]any{"orderId": "1"}})
+	if err == nil || !strings.Contains(err.Error(), "answer over 1024 bytes") {
+		t.Fatalf("got %v", err)
+	}
+	big, _ := target(t, func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write(make([]byte, MaxResponseBytes+10))
 	})
-	_, err := New(nil).Do(context.Background(), "erp", erp(url, nil), "getOrder", Call{Params: map[string]any{"id": "1"}})
+	// markShipped has no short timeout of its own: reading 10 MiB takes a while under -race.
+	_, err = New(nil).Do(context.Background(), "erp", erp(big, nil), "markShipped", Call{Params: map[string]any{"orderId": "1"}})
 	if err == nil || !strings.Contains(err.Error(), "answer over") {
 		t.Fatalf("got %v", err)
 	}
