@@ -53,9 +53,12 @@ func (e *Engine) CheckSystem(ctx context.Context, name string) (*SystemCheck, er
 	if sys.SQL != nil {
 		try("sql", e.sql.Check)
 	}
+	if sys.AMQP != nil {
+		try("amqp", e.amqp.Check)
+	}
 	if len(out.Checks) == 0 {
 		out.OK = false
-		out.Checks = append(out.Checks, ConnectorCheck{Connector: "none", Error: "the system declares no connection (http or sql) to check"})
+		out.Checks = append(out.Checks, ConnectorCheck{Connector: "none", Error: "the system declares no connection (http, sql or amqp) to check"})
 	}
 	return out, nil
 }

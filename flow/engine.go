@@ -15,6 +15,7 @@ import (
 
 	"github.com/causeway/causeway/bus"
 	"github.com/causeway/causeway/config"
+	amqpconn "github.com/causeway/causeway/connector/amqp"
 	httpconn "github.com/causeway/causeway/connector/http"
 	sqlconn "github.com/causeway/causeway/connector/sql"
 	"github.com/causeway/causeway/expr"
@@ -51,6 +52,7 @@ type Engine struct {
 	journal *journal
 	calls   *httpconn.Client
 	sql     *sqlconn.Client
+	amqp    *amqpconn.Client
 	systems map[string]*system.Spec
 	flows   []*loadedFlow
 	metrics *metrics
@@ -105,6 +107,7 @@ func NewEngine(ctx context.Context, opts Options) (*Engine, error) {
 		e.calls = httpconn.New(opts.Registerer)
 	}
 	e.sql = sqlconn.New(opts.Registerer)
+	e.amqp = amqpconn.New()
 	for _, r := range opts.Config.ByKind(system.Kind) {
 		e.systems[r.Metadata.Name] = r.Spec.(*system.Spec)
 	}
@@ -256,6 +259,9 @@ func (e *Engine) Stop(grace time.Duration) {
 	}
 	if e.sql != nil {
 		e.sql.Close()
+	}
+	if e.amqp != nil {
+		e.amqp.Close()
 	}
 }
 

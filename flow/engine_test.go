@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/causeway/causeway/bus"
 	"github.com/causeway/causeway/config"
@@ -602,5 +603,56 @@ spec:
 	run = f.waitRun(t, "store", id2, flow.StatusSucceeded, flow.StatusFailed)
 	if run.Status != flow.StatusFailed || !strings.Contains(run.Error, "(permanent)") || stepsByID(run)["ship"].Attempts != 1 {
 		t.Errorf("duplicate: %s %s", run.Status, run.Error)
+	}
+}
+
+// TestAMQPStep publishes from a flow to the machine's RabbitMQ.
+func TestAMQPStep(t *testing.T) {
+	testutil.RequireService(t, "RabbitMQ", "127.0.0.1:5672")
+	erp := startERP(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) })
+	queue := fmt.Sprintf("cw-flow-%d", time.Now().UnixNano())
+	f := startEngine(t, erp.URL, `apiVersion: causeway/v1
+kind: System
+metadata: {name: broker}
+spec:
+  amqp: {url: "amqp://guest:guest@127.0.0.1:5672/"}
+  operations:
+    announce: {amqp: {routingKey: "${{ .params.queue }}"}}
+---
+apiVersion: causeway/v1
+kind: Flow
+metadata: {name: tell}
+spec:
+  trigger: {message: {types: [order.paid]}}
+  steps:
+    - id: announce
+      call: broker.announce
+      with: {queue: "`+queue+`", body: {orderId: "${{ .data.orderId }}"}}
+`)
+	id := f.send(t, "order.paid", `{"orderId":"Q-1","total":1}`)
+	run := f.waitRun(t, "tell", id, flow.StatusSucceeded, flow.StatusFailed)
+	// Nothing is bound to the queue name yet, so the broker cannot route it: permanent.
+	if run.Status != flow.StatusFailed || !strings.Contains(run.Error, "could not route") {
+		t.Fatalf("unroutable: %s %s", run.Status, run.Error)
+	}
+	conn, err := amqp.Dial("amqp://guest:guest@127.0.0.1:5672/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare(queue, false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	id = f.send(t, "order.paid", `{"orderId":"Q-2","total":1}`)
+	if run := f.waitRun(t, "tell", id, flow.StatusSucceeded, flow.StatusFailed); run.Status != flow.StatusSucceeded {
+		t.Fatalf("publish: %s %s", run.Status, run.Error)
+	}
+	d, ok, err := ch.Get(queue, true)
+	if err != nil || !ok || string(d.Body) != `{"orderId":"Q-2"}` {
+		t.Errorf("queued: %v %v %s", ok, err, d.Body)
 	}
 }

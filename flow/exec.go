@@ -15,6 +15,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	amqpconn "github.com/causeway/causeway/connector/amqp"
 	httpconn "github.com/causeway/causeway/connector/http"
 	sqlconn "github.com/causeway/causeway/connector/sql"
 	"github.com/causeway/causeway/expr"
@@ -51,6 +52,8 @@ func (e *Engine) runtime() *runtime {
 				return nil, fmt.Errorf("system %q has no operation %q", name, opName)
 			case op.SQL != nil:
 				return e.sql.Do(ctx, name, sys, opName, with)
+			case op.AMQP != nil:
+				return e.amqp.Do(ctx, name, sys, opName, with)
 			case op.HTTP != nil:
 				res, err := e.calls.Do(ctx, name, sys, opName, httpCall(op.HTTP, with, info))
 				if err != nil {
@@ -321,6 +324,10 @@ func transient(err error) bool {
 	var se *sqlconn.Error
 	if errors.As(err, &se) {
 		return se.Transient
+	}
+	var ae *amqpconn.Error
+	if errors.As(err, &ae) {
+		return ae.Transient
 	}
 	return errors.Is(err, context.DeadlineExceeded)
 }

@@ -101,9 +101,22 @@ type Operation struct {
 	// Description says what the operation does.
 	Description string `yaml:"description" doc:"What the operation does, for people reading the definitions and the console."`
 	// HTTP is the operation as an HTTP request.
-	HTTP *HTTPOperation `yaml:"http" doc:"The operation as an HTTP request to the system's baseURL. Give http or sql."`
+	HTTP *HTTPOperation `yaml:"http" doc:"The operation as an HTTP request to the system's baseURL. Give one of http, sql or amqp."`
 	// SQL is the operation as SQL statements.
-	SQL *SQLOperation `yaml:"sql" doc:"The operation as SQL statements run on the system's database. Give http or sql."`
+	SQL *SQLOperation `yaml:"sql" doc:"The operation as SQL statements run on the system's database. Give one of http, sql or amqp."`
+	// AMQP is the operation as a publish to a broker.
+	AMQP *AMQPOperation `yaml:"amqp" doc:"The operation as a publish to the system's AMQP broker, confirmed by the broker. Give one of http, sql or amqp."`
+}
+
+// kinds counts how many ways of carrying out the operation it gives.
+func (o *Operation) kinds() int {
+	n := 0
+	for _, set := range []bool{o.HTTP != nil, o.SQL != nil, o.AMQP != nil} {
+		if set {
+			n++
+		}
+	}
+	return n
 }
 
 // HTTPOperation is an operation carried out by one HTTP request.
@@ -206,11 +219,11 @@ func (s *Spec) validateHTTP(ctx *config.Context) {
 			ctx.Errorf(field, "invalid operation name %q: start with a letter, then letters, digits, '_' or '-'", name)
 		}
 		switch {
-		case op.HTTP == nil && op.SQL == nil:
-			ctx.Errorf(field, "operation %q says nothing about how to carry it out: give http or sql", name)
+		case op.kinds() == 0:
+			ctx.Errorf(field, "operation %q says nothing about how to carry it out: give http, sql or amqp", name)
 			continue
-		case op.HTTP != nil && op.SQL != nil:
-			ctx.Errorf(field, "operation %q gives both http and sql: give one", name)
+		case op.kinds() > 1:
+			ctx.Errorf(field, "operation %q gives more than one of http, sql and amqp: give one", name)
 			continue
 		case op.HTTP == nil:
 			continue

@@ -53,6 +53,8 @@ type Spec struct {
 	HTTP *HTTP `yaml:"http" doc:"How to reach the system over HTTP: base URL, authentication, timeout."`
 	// SQL is how to reach the system through its database.
 	SQL *SQL `yaml:"sql" doc:"How to reach the system through its database: driver, connection string, pool."`
+	// AMQP is how to reach the system through an AMQP 0.9.1 broker.
+	AMQP *AMQP `yaml:"amqp" doc:"How to reach the system through an AMQP 0.9.1 broker (RabbitMQ)."`
 	// Operations are the named things the system can be asked to do.
 	Operations map[string]*Operation `yaml:"operations" doc:"The named operations of the system, which flows call as <system>.<operation>."`
 }
@@ -81,6 +83,7 @@ func (s *Spec) Validate(ctx *config.Context) error {
 	}
 	s.validateHTTP(ctx)
 	s.validateSQL(ctx)
+	s.validateAMQP(ctx)
 	return ctx.Err()
 }
 
