@@ -56,9 +56,12 @@ func (e *Engine) CheckSystem(ctx context.Context, name string) (*SystemCheck, er
 	if sys.AMQP != nil {
 		try("amqp", e.amqp.Check)
 	}
+	if sys.NATS != nil {
+		try("nats", e.nats.Check)
+	}
 	if len(out.Checks) == 0 {
 		out.OK = false
-		out.Checks = append(out.Checks, ConnectorCheck{Connector: "none", Error: "the system declares no connection (http, sql or amqp) to check"})
+		out.Checks = append(out.Checks, ConnectorCheck{Connector: "none", Error: "the system declares no connection (http, sql, amqp or nats) to check"})
 	}
 	return out, nil
 }

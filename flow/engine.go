@@ -17,6 +17,7 @@ import (
 	"github.com/causeway/causeway/config"
 	amqpconn "github.com/causeway/causeway/connector/amqp"
 	httpconn "github.com/causeway/causeway/connector/http"
+	natsconn "github.com/causeway/causeway/connector/nats"
 	sqlconn "github.com/causeway/causeway/connector/sql"
 	"github.com/causeway/causeway/expr"
 	"github.com/causeway/causeway/message"
@@ -53,6 +54,7 @@ type Engine struct {
 	calls   *httpconn.Client
 	sql     *sqlconn.Client
 	amqp    *amqpconn.Client
+	nats    *natsconn.Client
 	systems map[string]*system.Spec
 	flows   []*loadedFlow
 	metrics *metrics
@@ -108,6 +110,7 @@ func NewEngine(ctx context.Context, opts Options) (*Engine, error) {
 	}
 	e.sql = sqlconn.New(opts.Registerer)
 	e.amqp = amqpconn.New()
+	e.nats = natsconn.New()
 	for _, r := range opts.Config.ByKind(system.Kind) {
 		e.systems[r.Metadata.Name] = r.Spec.(*system.Spec)
 	}
@@ -262,6 +265,9 @@ func (e *Engine) Stop(grace time.Duration) {
 	}
 	if e.amqp != nil {
 		e.amqp.Close()
+	}
+	if e.nats != nil {
+		e.nats.Close()
 	}
 }
 

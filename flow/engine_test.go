@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -654,5 +655,44 @@ spec:
 	d, ok, err := ch.Get(queue, true)
 	if err != nil || !ok || string(d.Body) != `{"orderId":"Q-2"}` {
 		t.Errorf("queued: %v %v %s", ok, err, d.Body)
+	}
+}
+
+// TestNATSStep sends a request from a flow to a service on the machine's NATS server.
+func TestNATSStep(t *testing.T) {
+	testutil.RequireService(t, "NATS", "127.0.0.1:4222")
+	nc, err := nats.Connect("nats://127.0.0.1:4222")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	subject := fmt.Sprintf("cwflow%d.price", time.Now().UnixNano())
+	sub, err := nc.Subscribe(subject, func(m *nats.Msg) { _ = m.Respond([]byte(`{"price":7}`)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	nc.Flush()
+	erp := startERP(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) })
+	f := startEngine(t, erp.URL, `apiVersion: causeway/v1
+kind: System
+metadata: {name: pricing}
+spec:
+  nats: {url: "nats://127.0.0.1:4222"}
+  operations:
+    quote: {nats: {subject: "`+subject+`", request: true}}
+---
+apiVersion: causeway/v1
+kind: Flow
+metadata: {name: quote}
+spec:
+  trigger: {message: {types: [order.paid]}}
+  steps:
+    - {id: quote, call: pricing.quote, with: {sku: "${{ .data.orderId }}"}}
+`)
+	id := f.send(t, "order.paid", `{"orderId":"N-1","total":1}`)
+	run := f.waitRun(t, "quote", id, flow.StatusSucceeded, flow.StatusFailed)
+	if run.Status != flow.StatusSucceeded || fmt.Sprint(stepsByID(run)["quote"].Output.(map[string]any)["price"]) != "7" {
+		t.Errorf("run %s %s %v", run.Status, run.Error, stepsByID(run)["quote"])
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	amqpconn "github.com/causeway/causeway/connector/amqp"
 	httpconn "github.com/causeway/causeway/connector/http"
+	natsconn "github.com/causeway/causeway/connector/nats"
 	sqlconn "github.com/causeway/causeway/connector/sql"
 	"github.com/causeway/causeway/expr"
 	"github.com/causeway/causeway/message"
@@ -54,6 +55,8 @@ func (e *Engine) runtime() *runtime {
 				return e.sql.Do(ctx, name, sys, opName, with)
 			case op.AMQP != nil:
 				return e.amqp.Do(ctx, name, sys, opName, with)
+			case op.NATS != nil:
+				return e.nats.Do(ctx, name, sys, opName, with)
 			case op.HTTP != nil:
 				res, err := e.calls.Do(ctx, name, sys, opName, httpCall(op.HTTP, with, info))
 				if err != nil {
@@ -328,6 +331,10 @@ func transient(err error) bool {
 	var ae *amqpconn.Error
 	if errors.As(err, &ae) {
 		return ae.Transient
+	}
+	var ne *natsconn.Error
+	if errors.As(err, &ne) {
+		return ne.Transient
 	}
 	return errors.Is(err, context.DeadlineExceeded)
 }

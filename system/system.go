@@ -55,6 +55,8 @@ type Spec struct {
 	SQL *SQL `yaml:"sql" doc:"How to reach the system through its database: driver, connection string, pool."`
 	// AMQP is how to reach the system through an AMQP 0.9.1 broker.
 	AMQP *AMQP `yaml:"amqp" doc:"How to reach the system through an AMQP 0.9.1 broker (RabbitMQ)."`
+	// NATS is how to reach the system through a NATS server of its own.
+	NATS *NATS `yaml:"nats" doc:"How to reach the system through a NATS server of its own (not the platform's bus)."`
 	// Operations are the named things the system can be asked to do.
 	Operations map[string]*Operation `yaml:"operations" doc:"The named operations of the system, which flows call as <system>.<operation>."`
 }
@@ -84,6 +86,7 @@ func (s *Spec) Validate(ctx *config.Context) error {
 	s.validateHTTP(ctx)
 	s.validateSQL(ctx)
 	s.validateAMQP(ctx)
+	s.validateNATS(ctx)
 	return ctx.Err()
 }
 
