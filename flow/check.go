@@ -59,9 +59,12 @@ func (e *Engine) CheckSystem(ctx context.Context, name string) (*SystemCheck, er
 	if sys.NATS != nil {
 		try("nats", e.nats.Check)
 	}
+	if sys.MQTT != nil {
+		try("mqtt", e.mqtt.Check)
+	}
 	if len(out.Checks) == 0 {
 		out.OK = false
-		out.Checks = append(out.Checks, ConnectorCheck{Connector: "none", Error: "the system declares no connection (http, sql, amqp or nats) to check"})
+		out.Checks = append(out.Checks, ConnectorCheck{Connector: "none", Error: "the system declares no connection (http, sql, amqp, nats or mqtt) to check"})
 	}
 	return out, nil
 }

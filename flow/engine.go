@@ -17,6 +17,7 @@ import (
 	"github.com/causeway/causeway/config"
 	amqpconn "github.com/causeway/causeway/connector/amqp"
 	httpconn "github.com/causeway/causeway/connector/http"
+	mqttconn "github.com/causeway/causeway/connector/mqtt"
 	natsconn "github.com/causeway/causeway/connector/nats"
 	sqlconn "github.com/causeway/causeway/connector/sql"
 	"github.com/causeway/causeway/expr"
@@ -55,6 +56,7 @@ type Engine struct {
 	sql     *sqlconn.Client
 	amqp    *amqpconn.Client
 	nats    *natsconn.Client
+	mqtt    *mqttconn.Client
 	systems map[string]*system.Spec
 	flows   []*loadedFlow
 	metrics *metrics
@@ -111,6 +113,7 @@ func NewEngine(ctx context.Context, opts Options) (*Engine, error) {
 	e.sql = sqlconn.New(opts.Registerer)
 	e.amqp = amqpconn.New()
 	e.nats = natsconn.New()
+	e.mqtt = mqttconn.New(opts.Node)
 	for _, r := range opts.Config.ByKind(system.Kind) {
 		e.systems[r.Metadata.Name] = r.Spec.(*system.Spec)
 	}
@@ -268,6 +271,9 @@ func (e *Engine) Stop(grace time.Duration) {
 	}
 	if e.nats != nil {
 		e.nats.Close()
+	}
+	if e.mqtt != nil {
+		e.mqtt.Close()
 	}
 }
 

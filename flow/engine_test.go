@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/paho"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -694,5 +696,56 @@ spec:
 	run := f.waitRun(t, "quote", id, flow.StatusSucceeded, flow.StatusFailed)
 	if run.Status != flow.StatusSucceeded || fmt.Sprint(stepsByID(run)["quote"].Output.(map[string]any)["price"]) != "7" {
 		t.Errorf("run %s %s %v", run.Status, run.Error, stepsByID(run)["quote"])
+	}
+}
+
+// TestMQTTStep publishes from a flow to the machine's Mosquitto.
+func TestMQTTStep(t *testing.T) {
+	testutil.RequireService(t, "Mosquitto", "127.0.0.1:1883")
+	conn, err := net.Dial("tcp", "127.0.0.1:1883")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, 1)
+	sub := paho.NewClient(paho.ClientConfig{Conn: conn, OnPublishReceived: []func(paho.PublishReceived) (bool, error){
+		func(p paho.PublishReceived) (bool, error) { got <- p.Packet.Payload; return true, nil },
+	}})
+	ctx := context.Background()
+	if _, err := sub.Connect(ctx, &paho.Connect{ClientID: fmt.Sprint("cw-flow-sub-", time.Now().UnixNano()), CleanStart: true, KeepAlive: 30}); err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Disconnect(&paho.Disconnect{})
+	topic := fmt.Sprint("cw/flow/", time.Now().UnixNano())
+	if _, err := sub.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: topic, QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	erp := startERP(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) })
+	f := startEngine(t, erp.URL, `apiVersion: causeway/v1
+kind: System
+metadata: {name: plant}
+spec:
+  mqtt: {url: "mqtt://127.0.0.1:1883"}
+  operations:
+    notify: {mqtt: {topic: "`+topic+`"}}
+---
+apiVersion: causeway/v1
+kind: Flow
+metadata: {name: notify}
+spec:
+  trigger: {message: {types: [order.paid]}}
+  steps:
+    - {id: notify, call: plant.notify, with: {body: {order: "${{ .data.orderId }}"}}}
+`)
+	id := f.send(t, "order.paid", `{"orderId":"M-1","total":1}`)
+	if run := f.waitRun(t, "notify", id, flow.StatusSucceeded, flow.StatusFailed); run.Status != flow.StatusSucceeded {
+		t.Fatalf("run %s %s", run.Status, run.Error)
+	}
+	select {
+	case p := <-got:
+		if string(p) != `{"order":"M-1"}` {
+			t.Errorf("received %s", p)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing received")
 	}
 }

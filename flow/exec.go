@@ -17,6 +17,7 @@ import (
 
 	amqpconn "github.com/causeway/causeway/connector/amqp"
 	httpconn "github.com/causeway/causeway/connector/http"
+	mqttconn "github.com/causeway/causeway/connector/mqtt"
 	natsconn "github.com/causeway/causeway/connector/nats"
 	sqlconn "github.com/causeway/causeway/connector/sql"
 	"github.com/causeway/causeway/expr"
@@ -57,6 +58,8 @@ func (e *Engine) runtime() *runtime {
 				return e.amqp.Do(ctx, name, sys, opName, with)
 			case op.NATS != nil:
 				return e.nats.Do(ctx, name, sys, opName, with)
+			case op.MQTT != nil:
+				return e.mqtt.Do(ctx, name, sys, opName, with)
 			case op.HTTP != nil:
 				res, err := e.calls.Do(ctx, name, sys, opName, httpCall(op.HTTP, with, info))
 				if err != nil {
@@ -335,6 +338,10 @@ func transient(err error) bool {
 	var ne *natsconn.Error
 	if errors.As(err, &ne) {
 		return ne.Transient
+	}
+	var me *mqttconn.Error
+	if errors.As(err, &me) {
+		return me.Transient
 	}
 	return errors.Is(err, context.DeadlineExceeded)
 }

@@ -57,6 +57,8 @@ type Spec struct {
 	AMQP *AMQP `yaml:"amqp" doc:"How to reach the system through an AMQP 0.9.1 broker (RabbitMQ)."`
 	// NATS is how to reach the system through a NATS server of its own.
 	NATS *NATS `yaml:"nats" doc:"How to reach the system through a NATS server of its own (not the platform's bus)."`
+	// MQTT is how to reach the system through an MQTT broker.
+	MQTT *MQTT `yaml:"mqtt" doc:"How to reach the system through an MQTT broker (MQTT 5)."`
 	// Operations are the named things the system can be asked to do.
 	Operations map[string]*Operation `yaml:"operations" doc:"The named operations of the system, which flows call as <system>.<operation>."`
 }
@@ -87,6 +89,7 @@ func (s *Spec) Validate(ctx *config.Context) error {
 	s.validateSQL(ctx)
 	s.validateAMQP(ctx)
 	s.validateNATS(ctx)
+	s.validateMQTT(ctx)
 	return ctx.Err()
 }
 
