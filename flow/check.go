@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	fileconn "github.com/causeway/causeway/connector/file"
 	"github.com/causeway/causeway/system"
 )
 
@@ -62,9 +63,12 @@ func (e *Engine) CheckSystem(ctx context.Context, name string) (*SystemCheck, er
 	if sys.MQTT != nil {
 		try("mqtt", e.mqtt.Check)
 	}
+	if sys.Files != nil {
+		try("files", fileconn.Check)
+	}
 	if len(out.Checks) == 0 {
 		out.OK = false
-		out.Checks = append(out.Checks, ConnectorCheck{Connector: "none", Error: "the system declares no connection (http, sql, amqp, nats or mqtt) to check"})
+		out.Checks = append(out.Checks, ConnectorCheck{Connector: "none", Error: "the system declares no connection (http, sql, amqp, nats, mqtt or files) to check"})
 	}
 	return out, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	amqpconn "github.com/causeway/causeway/connector/amqp"
+	fileconn "github.com/causeway/causeway/connector/file"
 	httpconn "github.com/causeway/causeway/connector/http"
 	mqttconn "github.com/causeway/causeway/connector/mqtt"
 	natsconn "github.com/causeway/causeway/connector/nats"
@@ -60,6 +61,8 @@ func (e *Engine) runtime() *runtime {
 				return e.nats.Do(ctx, name, sys, opName, with)
 			case op.MQTT != nil:
 				return e.mqtt.Do(ctx, name, sys, opName, with)
+			case op.File != nil:
+				return fileconn.Do(ctx, name, sys, opName, with)
 			case op.HTTP != nil:
 				res, err := e.calls.Do(ctx, name, sys, opName, httpCall(op.HTTP, with, info))
 				if err != nil {
@@ -342,6 +345,10 @@ func transient(err error) bool {
 	var me *mqttconn.Error
 	if errors.As(err, &me) {
 		return me.Transient
+	}
+	var fe *fileconn.Error
+	if errors.As(err, &fe) {
+		return fe.Transient
 	}
 	return errors.Is(err, context.DeadlineExceeded)
 }

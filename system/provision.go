@@ -15,6 +15,7 @@ var _ config.Provisioner = (*Spec)(nil)
 // Provision reads what the definitions point at (TLS files) and compiles the operations'
 // response mappings, so that a bad file or expression is a validate error at its line.
 func (s *Spec) Provision(ctx *config.Context) error {
+	s.provisionFiles(ctx)
 	if h := s.HTTP; h != nil && h.TLS != nil {
 		h.tlsConfig = buildTLS(ctx, h.TLS)
 	}

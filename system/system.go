@@ -59,6 +59,8 @@ type Spec struct {
 	NATS *NATS `yaml:"nats" doc:"How to reach the system through a NATS server of its own (not the platform's bus)."`
 	// MQTT is how to reach the system through an MQTT broker.
 	MQTT *MQTT `yaml:"mqtt" doc:"How to reach the system through an MQTT broker (MQTT 5)."`
+	// Files is how to reach the system through a directory.
+	Files *Files `yaml:"files" doc:"How to reach the system through a directory of files, local or mounted."`
 	// Operations are the named things the system can be asked to do.
 	Operations map[string]*Operation `yaml:"operations" doc:"The named operations of the system, which flows call as <system>.<operation>."`
 }
@@ -90,6 +92,7 @@ func (s *Spec) Validate(ctx *config.Context) error {
 	s.validateAMQP(ctx)
 	s.validateNATS(ctx)
 	s.validateMQTT(ctx)
+	s.validateFiles(ctx)
 	return ctx.Err()
 }
 
