@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	emailconn "github.com/causeway/causeway/connector/email"
 	fileconn "github.com/causeway/causeway/connector/file"
 	"github.com/causeway/causeway/system"
 )
@@ -66,9 +67,12 @@ func (e *Engine) CheckSystem(ctx context.Context, name string) (*SystemCheck, er
 	if sys.Files != nil {
 		try("files", fileconn.Check)
 	}
+	if sys.SMTP != nil {
+		try("smtp", emailconn.Check)
+	}
 	if len(out.Checks) == 0 {
 		out.OK = false
-		out.Checks = append(out.Checks, ConnectorCheck{Connector: "none", Error: "the system declares no connection (http, sql, amqp, nats, mqtt or files) to check"})
+		out.Checks = append(out.Checks, ConnectorCheck{Connector: "none", Error: "the system declares no connection (http, sql, amqp, nats, mqtt, files or smtp) to check"})
 	}
 	return out, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	amqpconn "github.com/causeway/causeway/connector/amqp"
+	emailconn "github.com/causeway/causeway/connector/email"
 	fileconn "github.com/causeway/causeway/connector/file"
 	httpconn "github.com/causeway/causeway/connector/http"
 	mqttconn "github.com/causeway/causeway/connector/mqtt"
@@ -63,6 +64,8 @@ func (e *Engine) runtime() *runtime {
 				return e.mqtt.Do(ctx, name, sys, opName, with)
 			case op.File != nil:
 				return fileconn.Do(ctx, name, sys, opName, with)
+			case op.Email != nil:
+				return emailconn.Do(ctx, name, sys, opName, with)
 			case op.HTTP != nil:
 				res, err := e.calls.Do(ctx, name, sys, opName, httpCall(op.HTTP, with, info))
 				if err != nil {
@@ -349,6 +352,10 @@ func transient(err error) bool {
 	var fe *fileconn.Error
 	if errors.As(err, &fe) {
 		return fe.Transient
+	}
+	var ee *emailconn.Error
+	if errors.As(err, &ee) {
+		return ee.Transient
 	}
 	return errors.Is(err, context.DeadlineExceeded)
 }

@@ -208,15 +208,19 @@ func (p *Platform) Start() {
 			}
 		}()
 	}
-	p.ready.Store(true)
-	p.log.Info("causeway ready", "http", p.HTTPAddr(), "admin", p.AdminAddr(), "node", p.opts.Node,
-		"resources", len(p.cfg.All()), "sync", p.opts.Sync.String())
+	// Flows and sources start before the node says it is ready: a flow's consumer must
+	// exist before a client that waited for readiness sends the first message.
 	if err := p.flows.Start(context.Background()); err != nil {
 		p.serveErr <- err
+		return
 	}
 	if err := p.poller.Start(); err != nil {
 		p.serveErr <- err
+		return
 	}
+	p.ready.Store(true)
+	p.log.Info("causeway ready", "http", p.HTTPAddr(), "admin", p.AdminAddr(), "node", p.opts.Node,
+		"resources", len(p.cfg.All()), "sync", p.opts.Sync.String())
 }
 
 // Wait blocks until ctx ends or a listener fails.

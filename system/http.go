@@ -111,13 +111,15 @@ type Operation struct {
 	// MQTT is the operation as a publish to the system's MQTT broker.
 	MQTT *MQTTOperation `yaml:"mqtt" doc:"The operation as a publish to the system's MQTT broker. Give one of http, sql, amqp, nats, mqtt or file."`
 	// File is the operation as a file written to the system's directory.
-	File *FileOperation `yaml:"file" doc:"The operation as a file written, atomically, to the system's directory. Give one of http, sql, amqp, nats, mqtt or file."`
+	File *FileOperation `yaml:"file" doc:"The operation as a file written, atomically, to the system's directory. Give one of http, sql, amqp, nats, mqtt, file or email."`
+	// Email is the operation as an email sent through the system's mail server.
+	Email *EmailOperation `yaml:"email" doc:"The operation as an email sent through the system's mail server. Give one of http, sql, amqp, nats, mqtt, file or email."`
 }
 
 // kinds counts how many ways of carrying out the operation it gives.
 func (o *Operation) kinds() int {
 	n := 0
-	for _, set := range []bool{o.HTTP != nil, o.SQL != nil, o.AMQP != nil, o.NATS != nil, o.MQTT != nil, o.File != nil} {
+	for _, set := range []bool{o.HTTP != nil, o.SQL != nil, o.AMQP != nil, o.NATS != nil, o.MQTT != nil, o.File != nil, o.Email != nil} {
 		if set {
 			n++
 		}
@@ -226,10 +228,10 @@ func (s *Spec) validateHTTP(ctx *config.Context) {
 		}
 		switch {
 		case op.kinds() == 0:
-			ctx.Errorf(field, "operation %q says nothing about how to carry it out: give http, sql, amqp, nats, mqtt or file", name)
+			ctx.Errorf(field, "operation %q says nothing about how to carry it out: give http, sql, amqp, nats, mqtt, file or email", name)
 			continue
 		case op.kinds() > 1:
-			ctx.Errorf(field, "operation %q gives more than one of http, sql, amqp, nats, mqtt and file: give one", name)
+			ctx.Errorf(field, "operation %q gives more than one of http, sql, amqp, nats, mqtt, file and email: give one", name)
 			continue
 		case op.HTTP == nil:
 			continue

@@ -40,7 +40,7 @@ func TestInvalidSQLSettings(t *testing.T) {
 		"spec: {sql: {driver: sqlite, dsn: x}, operations: {get: {sql: {exec: a, one: true}}}}\n":                                                `spec.operations.get.sql.one: one applies to query`,
 		"spec: {sql: {driver: sqlite, dsn: x}, operations: {get: {sql: {query: \"SELECT 'a\"}}}}\n":                                              `unterminated ' quote`,
 		"spec: {sql: {driver: sqlite, dsn: x}, operations: {get: {sql: {statements: [{}]}}}}\n":                                                  `spec.operations.get.sql.statements[0]: give query or exec (one of them)`,
-		"spec: {sql: {driver: sqlite, dsn: x}, http: {baseURL: http://x}, operations: {get: {http: {method: GET, path: /}, sql: {query: a}}}}\n": `operation "get" gives more than one of http, sql, amqp, nats, mqtt and file: give one`,
+		"spec: {sql: {driver: sqlite, dsn: x}, http: {baseURL: http://x}, operations: {get: {http: {method: GET, path: /}, sql: {query: a}}}}\n": `operation "get" gives more than one of http, sql, amqp, nats, mqtt, file and email: give one`,
 	} {
 		_, err := loadSystem(t, spec)
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -61,6 +61,8 @@ type Spec struct {
 	MQTT *MQTT `yaml:"mqtt" doc:"How to reach the system through an MQTT broker (MQTT 5)."`
 	// Files is how to reach the system through a directory.
 	Files *Files `yaml:"files" doc:"How to reach the system through a directory of files, local or mounted."`
+	// SMTP is how to send the system email.
+	SMTP *SMTP `yaml:"smtp" doc:"How to send email through a mail server (SMTP)."`
 	// Operations are the named things the system can be asked to do.
 	Operations map[string]*Operation `yaml:"operations" doc:"The named operations of the system, which flows call as <system>.<operation>."`
 }
@@ -93,6 +95,7 @@ func (s *Spec) Validate(ctx *config.Context) error {
 	s.validateNATS(ctx)
 	s.validateMQTT(ctx)
 	s.validateFiles(ctx)
+	s.validateSMTP(ctx)
 	return ctx.Err()
 }
 
