@@ -70,7 +70,9 @@ type Platform struct {
 	indexer *tracking.Indexer
 	flows   *flow.Engine
 	poller  *source.Poller
-	reg     *prometheus.Registry
+	// consumers consume the queues of amqp sources.
+	consumers *source.Consumers
+	reg       *prometheus.Registry
 	// stopPruning ends the hourly pruning of the tracking index.
 	stopPruning context.CancelFunc
 
@@ -162,6 +164,7 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 	srcOpts := source.Options{Bus: p.bus, Check: checkFunc(cat), Node: opts.Node, Logger: p.log, Registerer: p.reg}
 	hooks := source.NewHandler(p.cfg, srcOpts)
 	p.poller = source.NewPoller(p.cfg, srcOpts)
+	p.consumers = source.NewConsumers(p.cfg, srcOpts)
 	p.httpSrv = newServer(p.httpRoutes(ing, hooks), p.log)
 	p.adminSrv = newServer(admin.routes(), p.log)
 	if p.httpLn, err = net.Listen("tcp", opts.HTTPAddr); err != nil {
@@ -218,6 +221,7 @@ func (p *Platform) Start() {
 		p.serveErr <- err
 		return
 	}
+	p.consumers.Start()
 	p.ready.Store(true)
 	p.log.Info("causeway ready", "http", p.HTTPAddr(), "admin", p.AdminAddr(), "node", p.opts.Node,
 		"resources", len(p.cfg.All()), "sync", p.opts.Sync.String())

@@ -56,7 +56,7 @@ func TestBadPollSources(t *testing.T) {
 	for doc, want := range map[string]string{
 		"apiVersion: causeway/v1\nkind: Source\nmetadata: {name: s}\nspec:\n  system: shop\n  sqlPoll: {query: 'SELECT id FROM t', cursor: id}\n  emit: {type: order.created}\n":                                     `spec.sqlPoll.query: the query must read the rows after :cursor`,
 		"apiVersion: causeway/v1\nkind: Source\nmetadata: {name: s}\nspec:\n  system: shop\n  sqlPoll: {query: 'SELECT id FROM t WHERE id > :cursor', cursor: id}\n  emit: {type: order.created}\n":                  `spec.sqlPoll: system "shop" has no sql settings to poll`,
-		"apiVersion: causeway/v1\nkind: Source\nmetadata: {name: s}\nspec:\n  system: shop\n  emit: {type: order.created}\n":                                                                                         `spec: give one trigger: webhook or sqlPoll`,
+		"apiVersion: causeway/v1\nkind: Source\nmetadata: {name: s}\nspec:\n  system: shop\n  emit: {type: order.created}\n":                                                                                         `spec: give one trigger: webhook, sqlPoll or amqp`,
 		"apiVersion: causeway/v1\nkind: Source\nmetadata: {name: s}\nspec:\n  system: shop\n  webhook: {path: /hooks/a}\n  sqlPoll: {query: 'x :cursor', cursor: id, batchSize: 0}\n  emit: {type: order.created}\n": `spec.sqlPoll.batchSize: must be between 1 and 10000`,
 	} {
 		err := load(t, doc)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/causeway/causeway/config"
 	"github.com/causeway/causeway/expr"
+	"github.com/causeway/causeway/system"
 )
 
 // Kind is the kind name of source definitions.
@@ -48,9 +49,11 @@ type Spec struct {
 	// System names the system the events come from.
 	System string `yaml:"system" required:"true" ref:"System" doc:"The system whose events this source turns into messages."`
 	// Webhook is a path on the http listener that the system calls.
-	Webhook *Webhook `yaml:"webhook" doc:"A path on the http listener the system calls with its events. Give webhook or sqlPoll."`
+	Webhook *Webhook `yaml:"webhook" doc:"A path on the http listener the system calls with its events. Give one of webhook, sqlPoll or amqp."`
 	// SQLPoll reads new rows from the system's database.
-	SQLPoll *SQLPoll `yaml:"sqlPoll" doc:"Read new rows from the system's database with a query and a cursor. Give webhook or sqlPoll."`
+	SQLPoll *SQLPoll `yaml:"sqlPoll" doc:"Read new rows from the system's database with a query and a cursor. Give one of webhook, sqlPoll or amqp."`
+	// AMQP consumes a queue of the system's broker.
+	AMQP *AMQPSource `yaml:"amqp" doc:"Consume a queue of the system's AMQP broker; each delivery is acknowledged after its message is stored. Give one of webhook, sqlPoll or amqp."`
 	// Emit maps the raw event to the message.
 	Emit Emit `yaml:"emit" required:"true" doc:"How the raw event ({body, headers, query}) becomes a message."`
 
@@ -92,6 +95,14 @@ type SQLPoll struct {
 	BatchSize int `yaml:"batchSize" default:"100" doc:"The most rows read at once (the query's :limit)."`
 }
 
+// AMQPSource consumes a queue.
+type AMQPSource struct {
+	// Queue is the queue to consume; it must exist.
+	Queue string `yaml:"queue" required:"true" doc:"The queue to consume; it must exist on the broker." example:"erp.orders"`
+	// Prefetch bounds the deliveries in flight.
+	Prefetch int `yaml:"prefetch" default:"20" doc:"How many deliveries the broker sends ahead of acknowledgements."`
+}
+
 // Emit is the mapping from a raw event to a message.
 type Emit struct {
 	// Type is the message type.
@@ -118,8 +129,17 @@ var _ config.Provisioner = (*Spec)(nil)
 func (s *Spec) Provision(ctx *config.Context) error {
 	c := &compiled{}
 	s.compiled = c
-	if (s.Webhook == nil) == (s.SQLPoll == nil) {
-		ctx.Errorf("", "give one trigger: webhook or sqlPoll")
+	triggers := 0
+	for _, set := range []bool{s.Webhook != nil, s.SQLPoll != nil, s.AMQP != nil} {
+		if set {
+			triggers++
+		}
+	}
+	if triggers != 1 {
+		ctx.Errorf("", "give one trigger: webhook, sqlPoll or amqp")
+	}
+	if a := s.AMQP; a != nil && (a.Prefetch < 1 || a.Prefetch > 10000) {
+		ctx.Errorf("amqp.prefetch", "must be between 1 and 10000")
 	}
 	if p := s.SQLPoll; p != nil {
 		if p.Interval <= 0 {
@@ -190,11 +210,13 @@ var _ config.Validator = (*Spec)(nil)
 // Validate checks that no other source listens on the same webhook path, and that a
 // polled system has a database.
 func (s *Spec) Validate(ctx *config.Context) error {
-	if s.SQLPoll != nil {
-		if r, ok := ctx.Lookup("System", s.System); ok {
-			if sys, _ := r.Spec.(interface{ HasSQL() bool }); sys != nil && !sys.HasSQL() {
-				ctx.Errorf("sqlPoll", "system %q has no sql settings to poll", s.System)
-			}
+	if r, ok := ctx.Lookup("System", s.System); ok {
+		sys, _ := r.Spec.(*system.Spec)
+		if s.SQLPoll != nil && sys != nil && sys.SQL == nil {
+			ctx.Errorf("sqlPoll", "system %q has no sql settings to poll", s.System)
+		}
+		if s.AMQP != nil && sys != nil && sys.AMQP == nil {
+			ctx.Errorf("amqp", "system %q has no amqp settings to consume from", s.System)
 		}
 	}
 	if s.Webhook == nil {
