@@ -149,13 +149,18 @@ func (p *Poller) batch(ctx context.Context, s *pollSource, cursor any) (int, any
 	}
 	events := make([]*message.Event, 0, len(rows))
 	next := cursor
+	var done []map[string]any
 	for _, r := range rows {
 		row := r.(map[string]any)
-		v, ok := row[cfg.Cursor]
-		if !ok {
-			return 0, cursor, fmt.Errorf("the query's rows have no column %q (the cursor)", cfg.Cursor)
+		done = append(done, row)
+		v := row[cfg.Cursor]
+		if cfg.Cursor != "" {
+			var ok bool
+			if v, ok = row[cfg.Cursor]; !ok {
+				return 0, cursor, fmt.Errorf("the query's rows have no column %q (the cursor)", cfg.Cursor)
+			}
+			next = v
 		}
-		next = v
 		ev, err := emitEvent(ctx, s.spec, map[string]any{"row": row}, row, "")
 		if err == nil && p.opts.Check != nil {
 			if cerr := p.opts.Check(ev.Type, ev.Data); cerr != nil {
@@ -164,7 +169,7 @@ func (p *Poller) batch(ctx context.Context, s *pollSource, cursor any) (int, any
 		}
 		if err != nil {
 			raw, _ := expr.MarshalJSON(row)
-			if kerr := keepError(ctx, p.opts.Bus, s.name, fmt.Sprint(v), raw, nil, err); kerr != nil {
+			if kerr := keepError(ctx, p.opts.Bus, s.name, rowID(cfg, row, raw), raw, nil, err); kerr != nil {
 				return 0, cursor, kerr
 			}
 			p.log.Warn("row kept in the ERRORS stream", "source", s.name, "cursor", v, "reason", err)
@@ -177,5 +182,21 @@ func (p *Poller) batch(ctx context.Context, s *pollSource, cursor any) (int, any
 			return 0, cursor, err
 		}
 	}
+	if cfg.Done != "" {
+		// The outbox: the rows go only once their messages are stored. A crash before
+		// this reads them again; their messages carry the same ids and are stored once.
+		if err := p.sql.ExecEach(ctx, s.spec.System, s.sys, cfg.Done, done); err != nil {
+			return 0, cursor, fmt.Errorf("done: %w", err)
+		}
+	}
 	return len(rows), next, nil
+}
+
+// rowID names a row for the ERRORS stream's de-duplication: its cursor value, or its whole
+// content in outbox mode.
+func rowID(cfg *SQLPoll, row map[string]any, raw []byte) string {
+	if cfg.Cursor != "" {
+		return fmt.Sprint(row[cfg.Cursor])
+	}
+	return string(raw)
 }

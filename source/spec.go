@@ -86,7 +86,10 @@ type SQLPoll struct {
 	// Query reads the rows after :cursor, at most :limit, ordered by the cursor column.
 	Query string `yaml:"query" required:"true" doc:"The query: rows after :cursor, ordered by the cursor column, at most :limit." example:"SELECT id, status FROM orders WHERE id > :cursor ORDER BY id LIMIT :limit"`
 	// Cursor is the column whose value of the last row read becomes the next :cursor.
-	Cursor string `yaml:"cursor" required:"true" doc:"The column whose value in the last row read is the next :cursor. It must grow with every new row (an id, or a timestamp with no two rows alike)." example:"id"`
+	Cursor string `yaml:"cursor" doc:"The column whose value in the last row read is the next :cursor. It must grow with every new row (an id, or a timestamp with no two rows alike). Required unless done is given." example:"id"`
+	// Done is run for each row, in one transaction, after the batch is stored: the outbox
+	// pattern (delete or mark what was read).
+	Done string `yaml:"done" doc:"A statement run for each row read, in one transaction, once the batch is stored: the outbox pattern, deleting or marking the rows. Its :parameters are the row's columns. With done, no cursor is needed." example:"DELETE FROM outbox WHERE id = :id"`
 	// Initial is :cursor before any row was read.
 	Initial config.JSON `yaml:"initial" doc:"The value of :cursor before any row was read (default 0)." example:"0"`
 	// Interval is the wait between polls when there was nothing more to read.
@@ -148,7 +151,10 @@ func (s *Spec) Provision(ctx *config.Context) error {
 		if p.BatchSize < 1 || p.BatchSize > 10000 {
 			ctx.Errorf("sqlPoll.batchSize", "must be between 1 and 10000")
 		}
-		if !strings.Contains(p.Query, ":cursor") {
+		switch {
+		case p.Done == "" && p.Cursor == "":
+			ctx.Errorf("sqlPoll", "give cursor (the column that grows), or done (the outbox statement)")
+		case p.Done == "" && !strings.Contains(p.Query, ":cursor"):
 			ctx.Errorf("sqlPoll.query", "the query must read the rows after :cursor")
 		}
 	}

@@ -413,3 +413,50 @@ func (c *Client) Query(ctx context.Context, sysName string, sys *system.Spec, te
 	}
 	return list, nil
 }
+
+// ExecEach runs one statement once per parameter set, all in one transaction: every
+// execution takes effect, or none.
+func (c *Client) ExecEach(ctx context.Context, sysName string, sys *system.Spec, text string, params []map[string]any) error {
+	fail := func(transient bool, err error) *Error {
+		return &Error{System: sysName, Operation: "exec", Transient: transient, Err: err}
+	}
+	if sys.SQL == nil {
+		return fail(false, errors.New("the system has no sql settings"))
+	}
+	db, err := c.pool(sysName, sys.SQL)
+	if err != nil {
+		return fail(false, err)
+	}
+	style := "?"
+	if sys.SQL.Driver == "postgres" {
+		style = "$"
+	}
+	bound, names, err := system.BindNamed(text, style)
+	if err != nil {
+		return fail(false, err)
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fail(transient(ctx, err), err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	for _, p := range params {
+		args := make([]any, len(names))
+		for i, n := range names {
+			v, ok := p[n]
+			if !ok {
+				return fail(false, fmt.Errorf("the statement needs the parameter %s", n))
+			}
+			if args[i], err = sqlValue(v); err != nil {
+				return fail(false, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, bound, args...); err != nil {
+			return fail(transient(ctx, err), err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fail(transient(ctx, err), err)
+	}
+	return nil
+}
