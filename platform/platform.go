@@ -72,7 +72,9 @@ type Platform struct {
 	poller  *source.Poller
 	// consumers consume the queues of amqp sources.
 	consumers *source.Consumers
-	reg       *prometheus.Registry
+	// watchers pick up the files of file sources.
+	watchers *source.Watchers
+	reg      *prometheus.Registry
 	// stopPruning ends the hourly pruning of the tracking index.
 	stopPruning context.CancelFunc
 
@@ -161,10 +163,11 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 	if err != nil {
 		return nil, err
 	}
-	srcOpts := source.Options{Bus: p.bus, Check: checkFunc(cat), Node: opts.Node, Logger: p.log, Registerer: p.reg}
+	srcOpts := source.Options{Bus: p.bus, Check: checkFunc(cat), Node: opts.Node, Logger: p.log, Registerer: p.reg, Metrics: source.NewMetrics(p.reg)}
 	hooks := source.NewHandler(p.cfg, srcOpts)
 	p.poller = source.NewPoller(p.cfg, srcOpts)
 	p.consumers = source.NewConsumers(p.cfg, srcOpts)
+	p.watchers = source.NewWatchers(p.cfg, srcOpts)
 	p.httpSrv = newServer(p.httpRoutes(ing, hooks), p.log)
 	p.adminSrv = newServer(admin.routes(), p.log)
 	if p.httpLn, err = net.Listen("tcp", opts.HTTPAddr); err != nil {
@@ -222,6 +225,7 @@ func (p *Platform) Start() {
 		return
 	}
 	p.consumers.Start()
+	p.watchers.Start()
 	p.ready.Store(true)
 	p.log.Info("causeway ready", "http", p.HTTPAddr(), "admin", p.AdminAddr(), "node", p.opts.Node,
 		"resources", len(p.cfg.All()), "sync", p.opts.Sync.String())

@@ -150,19 +150,22 @@ func (c *Consumers) handle(ctx context.Context, s *amqpSource, d amqp.Delivery) 
 	if d.MessageId != "" {
 		deliveryID = "amqp:" + s.spec.AMQP.Queue + ":" + d.MessageId
 	}
-	ev, err := emitEvent(ctx, s.spec, input, body, deliveryID)
-	if err == nil && c.opts.Check != nil {
-		if cerr := c.opts.Check(ev.Type, ev.Data); cerr != nil {
-			err = fmt.Errorf("the message does not match %s: %w", ev.Type, cerr)
-		}
-	}
+	ev, err := mapEvent(ctx, c.opts, s.spec, input, body, deliveryID)
 	if err != nil {
 		hdrs := map[string]string{}
 		for k, v := range headers {
 			hdrs[k] = fmt.Sprint(v)
 		}
 		raw, _ := json.Marshal(input)
-		return keepError(ctx, c.opts.Bus, s.name, d.MessageId, raw, hdrs, err)
+		if err := keepError(ctx, c.opts.Bus, s.name, d.MessageId, raw, hdrs, err); err != nil {
+			return err
+		}
+		c.opts.Metrics.count(s.name, "errors", 1)
+		return nil
 	}
-	return c.opts.Bus.PublishAll(ctx, []*message.Event{ev}, c.opts.Node)
+	if err := c.opts.Bus.PublishAll(ctx, []*message.Event{ev}, c.opts.Node); err != nil {
+		return err
+	}
+	c.opts.Metrics.count(s.name, "accepted", 1)
+	return nil
 }

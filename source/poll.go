@@ -161,17 +161,13 @@ func (p *Poller) batch(ctx context.Context, s *pollSource, cursor any) (int, any
 			}
 			next = v
 		}
-		ev, err := emitEvent(ctx, s.spec, map[string]any{"row": row}, row, "")
-		if err == nil && p.opts.Check != nil {
-			if cerr := p.opts.Check(ev.Type, ev.Data); cerr != nil {
-				err = fmt.Errorf("the message does not match %s: %w", ev.Type, cerr)
-			}
-		}
+		ev, err := mapEvent(ctx, p.opts, s.spec, map[string]any{"row": row}, row, "")
 		if err != nil {
 			raw, _ := expr.MarshalJSON(row)
 			if kerr := keepError(ctx, p.opts.Bus, s.name, rowID(cfg, row, raw), raw, nil, err); kerr != nil {
 				return 0, cursor, kerr
 			}
+			p.opts.Metrics.count(s.name, "errors", 1)
 			p.log.Warn("row kept in the ERRORS stream", "source", s.name, "cursor", v, "reason", err)
 			continue
 		}
@@ -181,6 +177,7 @@ func (p *Poller) batch(ctx context.Context, s *pollSource, cursor any) (int, any
 		if err := p.opts.Bus.PublishAll(ctx, events, p.opts.Node); err != nil {
 			return 0, cursor, err
 		}
+		p.opts.Metrics.count(s.name, "accepted", len(events))
 	}
 	if cfg.Done != "" {
 		// The outbox: the rows go only once their messages are stored. A crash before

@@ -7,6 +7,7 @@
 package source
 
 import (
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -53,7 +54,9 @@ type Spec struct {
 	// SQLPoll reads new rows from the system's database.
 	SQLPoll *SQLPoll `yaml:"sqlPoll" doc:"Read new rows from the system's database with a query and a cursor. Give one of webhook, sqlPoll or amqp."`
 	// AMQP consumes a queue of the system's broker.
-	AMQP *AMQPSource `yaml:"amqp" doc:"Consume a queue of the system's AMQP broker; each delivery is acknowledged after its message is stored. Give one of webhook, sqlPoll or amqp."`
+	AMQP *AMQPSource `yaml:"amqp" doc:"Consume a queue of the system's AMQP broker; each delivery is acknowledged after its message is stored. Give one of webhook, sqlPoll, amqp or file."`
+	// File picks up files dropped in the system's directory.
+	File *FileSource `yaml:"file" doc:"Pick up the files dropped in the system's directory: one message per file, or per record. Give one of webhook, sqlPoll, amqp or file."`
 	// Emit maps the raw event to the message.
 	Emit Emit `yaml:"emit" required:"true" doc:"How the raw event ({body, headers, query}) becomes a message."`
 
@@ -106,6 +109,22 @@ type AMQPSource struct {
 	Prefetch int `yaml:"prefetch" default:"20" doc:"How many deliveries the broker sends ahead of acknowledgements."`
 }
 
+// FileSource picks up files from a directory.
+type FileSource struct {
+	// Dir is a subdirectory of the system's directory; "" for the directory itself.
+	Dir string `yaml:"dir" doc:"A subdirectory of the system's directory to watch; the directory itself when left out." example:"outbox"`
+	// Pattern selects the files.
+	Pattern string `yaml:"pattern" default:"*" doc:"A shell pattern the file names must match." example:"orders-*.csv"`
+	// Format says how a file becomes messages.
+	Format string `yaml:"format" default:"json" enum:"json,jsonl,csv,text" doc:"json: the file is one JSON document, one message; jsonl: one message per line; csv: one message per row, the first row naming the columns; text: the file is one string, one message."`
+	// Interval is the wait between looks at the directory.
+	Interval time.Duration `yaml:"interval" default:"2s" doc:"How often the directory is looked at."`
+	// Settle is how long a file must be left alone before it is read.
+	Settle time.Duration `yaml:"settle" default:"1s" doc:"How long a file must not have changed before it is read, so that one still being written is not read half. Producers should still write under another name and rename."`
+	// MaxBytes is the largest file read; larger ones go to failed/.
+	MaxBytes int64 `yaml:"maxBytes" default:"67108864" doc:"The largest file read, in bytes (default 64 MiB); a larger one is moved to failed/ with an entry in ERRORS."`
+}
+
 // Emit is the mapping from a raw event to a message.
 type Emit struct {
 	// Type is the message type.
@@ -133,16 +152,33 @@ func (s *Spec) Provision(ctx *config.Context) error {
 	c := &compiled{}
 	s.compiled = c
 	triggers := 0
-	for _, set := range []bool{s.Webhook != nil, s.SQLPoll != nil, s.AMQP != nil} {
+	for _, set := range []bool{s.Webhook != nil, s.SQLPoll != nil, s.AMQP != nil, s.File != nil} {
 		if set {
 			triggers++
 		}
 	}
 	if triggers != 1 {
-		ctx.Errorf("", "give one trigger: webhook, sqlPoll or amqp")
+		ctx.Errorf("", "give one trigger: webhook, sqlPoll, amqp or file")
 	}
 	if a := s.AMQP; a != nil && (a.Prefetch < 1 || a.Prefetch > 10000) {
 		ctx.Errorf("amqp.prefetch", "must be between 1 and 10000")
+	}
+	if f := s.File; f != nil {
+		if _, err := filepath.Match(f.Pattern, "x"); err != nil {
+			ctx.Errorf("file.pattern", "%q: %v", f.Pattern, err)
+		}
+		if filepath.IsAbs(f.Dir) || strings.HasPrefix(filepath.Clean(f.Dir), "..") {
+			ctx.Errorf("file.dir", "%q must be a subdirectory of the system's directory", f.Dir)
+		}
+		if f.Interval <= 0 {
+			ctx.Errorf("file.interval", "must be positive")
+		}
+		if f.Settle < 0 {
+			ctx.Errorf("file.settle", "must not be negative")
+		}
+		if f.MaxBytes < 1 || f.MaxBytes > 1<<30 {
+			ctx.Errorf("file.maxBytes", "must be between 1 and 1073741824")
+		}
 	}
 	if p := s.SQLPoll; p != nil {
 		if p.Interval <= 0 {
@@ -223,6 +259,9 @@ func (s *Spec) Validate(ctx *config.Context) error {
 		}
 		if s.AMQP != nil && sys != nil && sys.AMQP == nil {
 			ctx.Errorf("amqp", "system %q has no amqp settings to consume from", s.System)
+		}
+		if s.File != nil && sys != nil && sys.Files == nil {
+			ctx.Errorf("file", "system %q has no files settings (a directory) to watch", s.System)
 		}
 	}
 	if s.Webhook == nil {

@@ -39,6 +39,8 @@ type Options struct {
 	// Logger and Registerer receive logs and metrics.
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	// Metrics counts the events of every kind of source; nil counts nothing.
+	Metrics *Metrics
 }
 
 // Handler serves the webhooks of the configured sources.
@@ -46,7 +48,6 @@ type Handler struct {
 	opts    Options
 	log     *slog.Logger
 	sources []*webhookSource
-	events  *prometheus.CounterVec
 }
 
 type webhookSource struct {
@@ -59,14 +60,7 @@ func NewHandler(cfg *config.Config, opts Options) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	h := &Handler{opts: opts, log: opts.Logger.With("component", "sources"),
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "causeway_source_events_total",
-			Help: "Events received by sources, by result: accepted (stored as a message), errors (kept in the ERRORS stream), refused (signature, size, not JSON).",
-		}, []string{"source", "result"})}
-	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(h.events)
-	}
+	h := &Handler{opts: opts, log: opts.Logger.With("component", "sources")}
 	for _, r := range cfg.ByKind(Kind) {
 		h.sources = append(h.sources, &webhookSource{name: r.Metadata.Name, spec: r.Spec.(*Spec)})
 	}
@@ -87,7 +81,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 func (h *Handler) serve(s *webhookSource, w http.ResponseWriter, r *http.Request) {
 	wh := s.spec.Webhook
 	refuse := func(status int, slug, detail string) {
-		h.events.WithLabelValues(s.name, "refused").Inc()
+		h.opts.Metrics.count(s.name, "refused", 1)
 		h.log.Debug("webhook call refused", "source", s.name, "status", status, "reason", detail)
 		problem.Write(w, r, status, slug, detail)
 	}
@@ -125,12 +119,7 @@ func (h *Handler) serve(s *webhookSource, w http.ResponseWriter, r *http.Request
 	}
 	input := map[string]any{"body": payload, "headers": headers, "query": query}
 
-	ev, err := emitEvent(r.Context(), s.spec, input, payload, deliveryID)
-	if err == nil && h.opts.Check != nil {
-		if cerr := h.opts.Check(ev.Type, ev.Data); cerr != nil {
-			err = fmt.Errorf("the message does not match %s: %w", ev.Type, cerr)
-		}
-	}
+	ev, err := mapEvent(r.Context(), h.opts, s.spec, input, payload, deliveryID)
 	if err != nil {
 		// Never dropped: kept with the raw payload for someone to look at and replay.
 		id, serr := h.keep(r.Context(), s, r, body, deliveryID, err)
@@ -140,7 +129,7 @@ func (h *Handler) serve(s *webhookSource, w http.ResponseWriter, r *http.Request
 			problem.Write(w, r, http.StatusServiceUnavailable, "bus-unavailable", "the event could not be mapped and could not be kept either; send it again later")
 			return
 		}
-		h.events.WithLabelValues(s.name, "errors").Inc()
+		h.opts.Metrics.count(s.name, "errors", 1)
 		h.log.Warn("webhook event kept in the ERRORS stream", "source", s.name, "error", id, "reason", err)
 		writeJSON(w, http.StatusAccepted, map[string]any{"error": id, "reason": err.Error()})
 		return
@@ -151,7 +140,7 @@ func (h *Handler) serve(s *webhookSource, w http.ResponseWriter, r *http.Request
 		problem.Write(w, r, http.StatusServiceUnavailable, "bus-unavailable", "the bus did not store the message; send it again")
 		return
 	}
-	h.events.WithLabelValues(s.name, "accepted").Inc()
+	h.opts.Metrics.count(s.name, "accepted", 1)
 	writeJSON(w, http.StatusAccepted, map[string]any{"id": ev.ID})
 }
 
@@ -191,6 +180,27 @@ func emitEvent(ctx context.Context, spec *Spec, input, payload any, deliveryID s
 	ev.FillDefaults(time.Now())
 	if problems := ev.Check(""); len(problems) > 0 {
 		return nil, fmt.Errorf("emit: %v", problems)
+	}
+	return ev, nil
+}
+
+// mapEvent maps a raw event to a message, and checks it against its MessageType and the
+// size the bus takes, so that what cannot be stored goes to ERRORS instead of failing the
+// publish again and again.
+func mapEvent(ctx context.Context, opts Options, spec *Spec, input, payload any, deliveryID string) (*message.Event, error) {
+	ev, err := emitEvent(ctx, spec, input, payload, deliveryID)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Check != nil {
+		if err := opts.Check(ev.Type, ev.Data); err != nil {
+			return nil, fmt.Errorf("the message does not match %s: %w", ev.Type, err)
+		}
+	}
+	if opts.Bus != nil {
+		if limit := opts.Bus.MaxMessageBytes(); limit > 0 && int64(len(ev.Data)) > limit {
+			return nil, fmt.Errorf("the message's data has %d bytes, more than the bus takes (%d)", len(ev.Data), limit)
+		}
 	}
 	return ev, nil
 }
