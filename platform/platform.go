@@ -74,7 +74,9 @@ type Platform struct {
 	consumers *source.Consumers
 	// watchers pick up the files of file sources.
 	watchers *source.Watchers
-	reg      *prometheus.Registry
+	// subscribers hold the subscriptions of mqtt and nats sources.
+	subscribers *source.Subscribers
+	reg         *prometheus.Registry
 	// stopPruning ends the hourly pruning of the tracking index.
 	stopPruning context.CancelFunc
 
@@ -168,6 +170,7 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 	p.poller = source.NewPoller(p.cfg, srcOpts)
 	p.consumers = source.NewConsumers(p.cfg, srcOpts)
 	p.watchers = source.NewWatchers(p.cfg, srcOpts)
+	p.subscribers = source.NewSubscribers(p.cfg, srcOpts)
 	p.httpSrv = newServer(p.httpRoutes(ing, hooks), p.log)
 	p.adminSrv = newServer(admin.routes(), p.log)
 	if p.httpLn, err = net.Listen("tcp", opts.HTTPAddr); err != nil {
@@ -226,6 +229,9 @@ func (p *Platform) Start() {
 	}
 	p.consumers.Start()
 	p.watchers.Start()
+	// A plain NATS subscription gets only what is sent once it exists: wait for it (a
+	// while) before saying ready.
+	p.subscribers.Start(10 * time.Second)
 	p.ready.Store(true)
 	p.log.Info("causeway ready", "http", p.HTTPAddr(), "admin", p.AdminAddr(), "node", p.opts.Node,
 		"resources", len(p.cfg.All()), "sync", p.opts.Sync.String())
@@ -255,6 +261,7 @@ func (p *Platform) Shutdown() error {
 			}
 		}
 	}
+	p.stopSources()
 	if p.flows != nil {
 		// Runs in progress get what is left of the shutdown time; the rest resume from
 		// their journals when their triggers are delivered again.
@@ -266,8 +273,26 @@ func (p *Platform) Shutdown() error {
 	return errors.Join(errs...)
 }
 
+// stopSources ends every source's reading; what a source had read but not stored, its
+// system sends or offers again.
+func (p *Platform) stopSources() {
+	if p.poller != nil {
+		p.poller.Stop()
+	}
+	if p.consumers != nil {
+		p.consumers.Stop()
+	}
+	if p.watchers != nil {
+		p.watchers.Stop()
+	}
+	if p.subscribers != nil {
+		p.subscribers.Stop()
+	}
+}
+
 // close releases everything New opened, in reverse order; it is safe on a partial start.
 func (p *Platform) close() {
+	p.stopSources()
 	for _, ln := range []net.Listener{p.httpLn, p.adminLn} {
 		if ln != nil {
 			_ = ln.Close()

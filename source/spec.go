@@ -7,6 +7,8 @@
 package source
 
 import (
+	"fmt"
+	"math"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -50,13 +52,17 @@ type Spec struct {
 	// System names the system the events come from.
 	System string `yaml:"system" required:"true" ref:"System" doc:"The system whose events this source turns into messages."`
 	// Webhook is a path on the http listener that the system calls.
-	Webhook *Webhook `yaml:"webhook" doc:"A path on the http listener the system calls with its events. Give one of webhook, sqlPoll or amqp."`
+	Webhook *Webhook `yaml:"webhook" doc:"A path on the http listener the system calls with its events. Give one trigger."`
 	// SQLPoll reads new rows from the system's database.
-	SQLPoll *SQLPoll `yaml:"sqlPoll" doc:"Read new rows from the system's database with a query and a cursor. Give one of webhook, sqlPoll or amqp."`
+	SQLPoll *SQLPoll `yaml:"sqlPoll" doc:"Read new rows from the system's database with a query and a cursor. Give one trigger."`
 	// AMQP consumes a queue of the system's broker.
-	AMQP *AMQPSource `yaml:"amqp" doc:"Consume a queue of the system's AMQP broker; each delivery is acknowledged after its message is stored. Give one of webhook, sqlPoll, amqp or file."`
+	AMQP *AMQPSource `yaml:"amqp" doc:"Consume a queue of the system's AMQP broker; each delivery is acknowledged after its message is stored. Give one trigger."`
 	// File picks up files dropped in the system's directory.
-	File *FileSource `yaml:"file" doc:"Pick up the files dropped in the system's directory: one message per file, or per record. Give one of webhook, sqlPoll, amqp or file."`
+	File *FileSource `yaml:"file" doc:"Pick up the files dropped in the system's directory: one message per file, or per record. Give one trigger."`
+	// MQTT subscribes to topics of the system's MQTT broker.
+	MQTT *MQTTSource `yaml:"mqtt" doc:"Subscribe to topics of the system's MQTT broker (MQTT 5, QoS 1, a session the broker keeps while the node is away); each message is acknowledged after it is stored. Give one trigger."`
+	// NATS subscribes to a subject of the system's NATS server, or consumes a stream.
+	NATS *NATSSource `yaml:"nats" doc:"Subscribe to a subject of the system's NATS server, or consume one of its JetStream streams (acknowledged after the message is stored). Give one trigger."`
 	// Emit maps the raw event to the message.
 	Emit Emit `yaml:"emit" required:"true" doc:"How the raw event ({body, headers, query}) becomes a message."`
 
@@ -109,6 +115,29 @@ type AMQPSource struct {
 	Prefetch int `yaml:"prefetch" default:"20" doc:"How many deliveries the broker sends ahead of acknowledgements."`
 }
 
+// MQTTSource subscribes to topics.
+type MQTTSource struct {
+	// Topics are the topic filters subscribed to.
+	Topics []string `yaml:"topics" required:"true" doc:"The topic filters to subscribe to (+ and # wildcards)." example:"[plant/+/orders]"`
+	// SessionExpiry is how long the broker keeps the subscription and its messages while the
+	// node is not connected.
+	SessionExpiry time.Duration `yaml:"sessionExpiry" default:"24h" doc:"How long the broker keeps the session (the subscription and the messages for it) while the node is away."`
+	// ClientID names the session at the broker.
+	ClientID string `yaml:"clientID" doc:"The client id, which names the session at the broker; by default causeway-source-<source>-<node>. Two nodes must not share one."`
+}
+
+// NATSSource subscribes to a subject or consumes a JetStream stream.
+type NATSSource struct {
+	// Subject is a subject (wildcards allowed); for a stream, a filter.
+	Subject string `yaml:"subject" doc:"The subject to subscribe to (* and > wildcards); with stream, a filter on the stream's subjects." example:"plant.orders.>"`
+	// Queue is a queue group for a plain subscription.
+	Queue string `yaml:"queue" doc:"A queue group, so that the nodes share the subject's messages instead of each getting all of them (plain subscriptions only)."`
+	// Stream is a JetStream stream to consume with a durable consumer.
+	Stream string `yaml:"stream" doc:"A JetStream stream of the system's server to consume with a durable consumer; each message is acknowledged after it is stored. Without it, a plain subscription, which gets only what is sent while the node is connected." example:"ORDERS"`
+	// Consumer names the durable consumer.
+	Consumer string `yaml:"consumer" doc:"The durable consumer's name (created when missing); by default causeway-<source>."`
+}
+
 // FileSource picks up files from a directory.
 type FileSource struct {
 	// Dir is a subdirectory of the system's directory; "" for the directory itself.
@@ -152,16 +181,40 @@ func (s *Spec) Provision(ctx *config.Context) error {
 	c := &compiled{}
 	s.compiled = c
 	triggers := 0
-	for _, set := range []bool{s.Webhook != nil, s.SQLPoll != nil, s.AMQP != nil, s.File != nil} {
+	for _, set := range []bool{s.Webhook != nil, s.SQLPoll != nil, s.AMQP != nil, s.File != nil, s.MQTT != nil, s.NATS != nil} {
 		if set {
 			triggers++
 		}
 	}
 	if triggers != 1 {
-		ctx.Errorf("", "give one trigger: webhook, sqlPoll, amqp or file")
+		ctx.Errorf("", "give one trigger: webhook, sqlPoll, amqp, file, mqtt or nats")
 	}
 	if a := s.AMQP; a != nil && (a.Prefetch < 1 || a.Prefetch > 10000) {
 		ctx.Errorf("amqp.prefetch", "must be between 1 and 10000")
+	}
+	if m := s.MQTT; m != nil {
+		if len(m.Topics) == 0 {
+			ctx.Errorf("mqtt.topics", "give at least one topic filter")
+		}
+		for i, t := range m.Topics {
+			if !validTopicFilter(t) {
+				ctx.Errorf(fmt.Sprintf("mqtt.topics[%d]", i), "%q is not a topic filter (# only last, + and # alone between slashes)", t)
+			}
+		}
+		if m.SessionExpiry < time.Second || m.SessionExpiry > time.Duration(math.MaxUint32)*time.Second {
+			ctx.Errorf("mqtt.sessionExpiry", "must be between 1s and 136 years")
+		}
+	}
+	if n := s.NATS; n != nil {
+		if n.Subject == "" && n.Stream == "" {
+			ctx.Errorf("nats", "give a subject, or a stream")
+		}
+		if n.Stream != "" && n.Queue != "" {
+			ctx.Errorf("nats.queue", "a queue group is for plain subscriptions; a stream's durable consumer is shared by the nodes already")
+		}
+		if n.Subject != "" && !validSubject(n.Subject) {
+			ctx.Errorf("nats.subject", "%q is not a subject (tokens separated by dots; * and > alone, > only last)", n.Subject)
+		}
 	}
 	if f := s.File; f != nil {
 		if _, err := filepath.Match(f.Pattern, "x"); err != nil {
@@ -242,6 +295,41 @@ func pointerPath(ptr string) string {
 	return "." + strings.ReplaceAll(strings.TrimPrefix(ptr, "/"), "/", ".")
 }
 
+// validTopicFilter says whether t is an MQTT topic filter: + and # fill a whole level, and #
+// comes last.
+func validTopicFilter(t string) bool {
+	if t == "" {
+		return false
+	}
+	levels := strings.Split(t, "/")
+	for i, l := range levels {
+		if strings.ContainsAny(l, "+#") && len(l) != 1 {
+			return false
+		}
+		if l == "#" && i != len(levels)-1 {
+			return false
+		}
+	}
+	return true
+}
+
+// validSubject says whether s is a NATS subject or wildcard subject.
+func validSubject(s string) bool {
+	tokens := strings.Split(s, ".")
+	for i, t := range tokens {
+		if t == "" || strings.ContainsAny(t, " \t\r\n") {
+			return false
+		}
+		if strings.ContainsAny(t, "*>") && len(t) != 1 {
+			return false
+		}
+		if t == ">" && i != len(tokens)-1 {
+			return false
+		}
+	}
+	return true
+}
+
 // Register adds the Source kind to a registry.
 func Register(r *config.Registry) error {
 	return r.Register(config.Kind{Name: Kind, Doc: kindDoc, Example: kindExample, New: func() any { return new(Spec) }})
@@ -259,6 +347,12 @@ func (s *Spec) Validate(ctx *config.Context) error {
 		}
 		if s.AMQP != nil && sys != nil && sys.AMQP == nil {
 			ctx.Errorf("amqp", "system %q has no amqp settings to consume from", s.System)
+		}
+		if s.MQTT != nil && sys != nil && sys.MQTT == nil {
+			ctx.Errorf("mqtt", "system %q has no mqtt settings to subscribe with", s.System)
+		}
+		if s.NATS != nil && sys != nil && sys.NATS == nil {
+			ctx.Errorf("nats", "system %q has no nats settings to subscribe with", s.System)
 		}
 		if s.File != nil && sys != nil && sys.Files == nil {
 			ctx.Errorf("file", "system %q has no files settings (a directory) to watch", s.System)

@@ -71,24 +71,9 @@ func (c *Client) connect(ctx context.Context, name string, cfg *system.MQTT) (*p
 			return pc, nil
 		}
 	}
-	u, err := url.Parse(cfg.URL.Reveal())
+	conn, err := Dial(ctx, cfg)
 	if err != nil {
-		return nil, errors.New("the system's mqtt url does not parse")
-	}
-	d := net.Dialer{Timeout: 10 * time.Second}
-	var conn net.Conn
-	if u.Scheme == "mqtts" {
-		conn, err = tls.DialWithDialer(&d, "tcp", u.Host, &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12})
-	} else {
-		conn, err = d.DialContext(ctx, "tcp", u.Host)
-	}
-	if err != nil {
-		// The URL may hold a password: say what failed without quoting it.
-		var oe *net.OpError
-		if errors.As(err, &oe) {
-			return nil, fmt.Errorf("connecting to the broker: %v", oe.Err)
-		}
-		return nil, errors.New("connecting to the broker failed")
+		return nil, err
 	}
 	pc := paho.NewClient(paho.ClientConfig{Conn: conn, PacketTimeout: 10 * time.Second})
 	id := cfg.ClientID
@@ -96,12 +81,7 @@ func (c *Client) connect(ctx context.Context, name string, cfg *system.MQTT) (*p
 		id = "causeway-" + name + "-" + c.node
 	}
 	cp := &paho.Connect{ClientID: id, KeepAlive: 30, CleanStart: true}
-	if u.User != nil {
-		cp.Username, cp.UsernameFlag = u.User.Username(), true
-		if pw, ok := u.User.Password(); ok {
-			cp.Password, cp.PasswordFlag = []byte(pw), true
-		}
-	}
+	SetCredentials(cp, cfg)
 	ack, err := pc.Connect(ctx, cp)
 	if err != nil {
 		_ = conn.Close()
@@ -112,6 +92,43 @@ func (c *Client) connect(ctx context.Context, name string, cfg *system.MQTT) (*p
 	}
 	c.clients[name] = pc
 	return pc, nil
+}
+
+// Dial opens the network connection to a system's broker, with TLS for mqtts://. Its
+// errors never quote the URL, which may hold a password.
+func Dial(ctx context.Context, cfg *system.MQTT) (net.Conn, error) {
+	u, err := url.Parse(cfg.URL.Reveal())
+	if err != nil {
+		return nil, errors.New("the system's mqtt url does not parse")
+	}
+	d := net.Dialer{Timeout: 10 * time.Second}
+	var conn net.Conn
+	if u.Scheme == "mqtts" {
+		td := tls.Dialer{NetDialer: &d, Config: &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}}
+		conn, err = td.DialContext(ctx, "tcp", u.Host)
+	} else {
+		conn, err = d.DialContext(ctx, "tcp", u.Host)
+	}
+	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) {
+			return nil, fmt.Errorf("connecting to the broker: %v", oe.Err)
+		}
+		return nil, errors.New("connecting to the broker failed")
+	}
+	return conn, nil
+}
+
+// SetCredentials puts the user name and password of a system's broker URL into a CONNECT.
+func SetCredentials(cp *paho.Connect, cfg *system.MQTT) {
+	u, err := url.Parse(cfg.URL.Reveal())
+	if err != nil || u.User == nil {
+		return
+	}
+	cp.Username, cp.UsernameFlag = u.User.Username(), true
+	if pw, ok := u.User.Password(); ok {
+		cp.Password, cp.PasswordFlag = []byte(pw), true
+	}
 }
 
 // refused is a broker's deliberate no, which trying again does not change.
