@@ -15,11 +15,7 @@ import (
 
 	"github.com/causeway/causeway/bus"
 	"github.com/causeway/causeway/config"
-	amqpconn "github.com/causeway/causeway/connector/amqp"
-	httpconn "github.com/causeway/causeway/connector/http"
-	mqttconn "github.com/causeway/causeway/connector/mqtt"
-	natsconn "github.com/causeway/causeway/connector/nats"
-	sqlconn "github.com/causeway/causeway/connector/sql"
+	"github.com/causeway/causeway/connector"
 	"github.com/causeway/causeway/expr"
 	"github.com/causeway/causeway/message"
 	"github.com/causeway/causeway/system"
@@ -31,8 +27,9 @@ type Options struct {
 	Bus *bus.Bus
 	// Config holds the flows and the systems they call.
 	Config *config.Config
-	// Calls carries out HTTP operations.
-	Calls *httpconn.Client
+	// Connectors carry out the call steps' operations; when nil the engine makes its own
+	// and closes them when it stops.
+	Connectors *connector.Set
 	// Check validates the data of a message a flow publishes against its MessageType.
 	Check func(typ string, data []byte) error
 	// Node names this node in run records and published messages.
@@ -52,14 +49,12 @@ type Engine struct {
 	opts    Options
 	log     *slog.Logger
 	journal *journal
-	calls   *httpconn.Client
-	sql     *sqlconn.Client
-	amqp    *amqpconn.Client
-	nats    *natsconn.Client
-	mqtt    *mqttconn.Client
-	systems map[string]*system.Spec
-	flows   []*loadedFlow
-	metrics *metrics
+	conns   *connector.Set
+	// ownConns says the engine made conns and closes them.
+	ownConns bool
+	systems  map[string]*system.Spec
+	flows    []*loadedFlow
+	metrics  *metrics
 
 	mu      sync.Mutex
 	running []jetstream.ConsumeContext
@@ -106,14 +101,10 @@ func NewEngine(ctx context.Context, opts Options) (*Engine, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	e := &Engine{opts: opts, log: opts.Logger.With("component", "flows"), calls: opts.Calls, systems: map[string]*system.Spec{}}
-	if e.calls == nil {
-		e.calls = httpconn.New(opts.Registerer)
+	e := &Engine{opts: opts, log: opts.Logger.With("component", "flows"), conns: opts.Connectors, systems: map[string]*system.Spec{}}
+	if e.conns == nil {
+		e.conns, e.ownConns = connector.New(connector.Options{Node: opts.Node, Registerer: opts.Registerer}), true
 	}
-	e.sql = sqlconn.New(opts.Registerer)
-	e.amqp = amqpconn.New()
-	e.nats = natsconn.New()
-	e.mqtt = mqttconn.New(opts.Node)
 	for _, r := range opts.Config.ByKind(system.Kind) {
 		e.systems[r.Metadata.Name] = r.Spec.(*system.Spec)
 	}
@@ -263,17 +254,8 @@ func (e *Engine) Stop(grace time.Duration) {
 	if e.stop != nil {
 		e.stop()
 	}
-	if e.sql != nil {
-		e.sql.Close()
-	}
-	if e.amqp != nil {
-		e.amqp.Close()
-	}
-	if e.nats != nil {
-		e.nats.Close()
-	}
-	if e.mqtt != nil {
-		e.mqtt.Close()
+	if e.ownConns {
+		e.conns.Close()
 	}
 }
 

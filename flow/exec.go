@@ -15,13 +15,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
-	amqpconn "github.com/causeway/causeway/connector/amqp"
-	emailconn "github.com/causeway/causeway/connector/email"
-	fileconn "github.com/causeway/causeway/connector/file"
-	httpconn "github.com/causeway/causeway/connector/http"
-	mqttconn "github.com/causeway/causeway/connector/mqtt"
-	natsconn "github.com/causeway/causeway/connector/nats"
-	sqlconn "github.com/causeway/causeway/connector/sql"
+	"github.com/causeway/causeway/connector"
 	"github.com/causeway/causeway/expr"
 	"github.com/causeway/causeway/message"
 	"github.com/causeway/causeway/system"
@@ -50,30 +44,7 @@ func (e *Engine) runtime() *runtime {
 		save: e.journal.save,
 		note: e.journal.note,
 		call: func(ctx context.Context, name string, sys *system.Spec, opName string, with map[string]any, info callInfo) (any, error) {
-			op, ok := sys.Operation(opName)
-			switch {
-			case !ok:
-				return nil, fmt.Errorf("system %q has no operation %q", name, opName)
-			case op.SQL != nil:
-				return e.sql.Do(ctx, name, sys, opName, with)
-			case op.AMQP != nil:
-				return e.amqp.Do(ctx, name, sys, opName, with)
-			case op.NATS != nil:
-				return e.nats.Do(ctx, name, sys, opName, with)
-			case op.MQTT != nil:
-				return e.mqtt.Do(ctx, name, sys, opName, with)
-			case op.File != nil:
-				return fileconn.Do(ctx, name, sys, opName, with)
-			case op.Email != nil:
-				return emailconn.Do(ctx, name, sys, opName, with)
-			case op.HTTP != nil:
-				res, err := e.calls.Do(ctx, name, sys, opName, httpCall(op.HTTP, with, info))
-				if err != nil {
-					return nil, err
-				}
-				return res.Body, nil
-			}
-			return nil, fmt.Errorf("operation %s.%s has no connector", name, opName)
+			return e.conns.Call(ctx, name, sys, opName, with, connector.CallInfo{IdempotencyKey: info.idempotencyKey, Traceparent: info.traceparent})
 		},
 		publish: func(ctx context.Context, ev *message.Event) error {
 			return e.opts.Bus.PublishAll(ctx, []*message.Event{ev}, e.opts.Node)
@@ -328,37 +299,7 @@ func (r *runner) attempts(ctx context.Context, st *Step, rec *StepRecord, key st
 }
 
 // transient reports whether another attempt may succeed.
-func transient(err error) bool {
-	var ce *httpconn.Error
-	if errors.As(err, &ce) {
-		return ce.Transient
-	}
-	var se *sqlconn.Error
-	if errors.As(err, &se) {
-		return se.Transient
-	}
-	var ae *amqpconn.Error
-	if errors.As(err, &ae) {
-		return ae.Transient
-	}
-	var ne *natsconn.Error
-	if errors.As(err, &ne) {
-		return ne.Transient
-	}
-	var me *mqttconn.Error
-	if errors.As(err, &me) {
-		return me.Transient
-	}
-	var fe *fileconn.Error
-	if errors.As(err, &fe) {
-		return fe.Transient
-	}
-	var ee *emailconn.Error
-	if errors.As(err, &ee) {
-		return ee.Transient
-	}
-	return errors.Is(err, context.DeadlineExceeded)
-}
+func transient(err error) bool { return connector.Transient(err) }
 
 // do carries out a leaf action once, and returns its resolved input and its output.
 func (r *runner) do(ctx context.Context, st *Step, key string, extra map[string]any) (in, out any, err error) {
@@ -428,36 +369,6 @@ func (r *runner) call(ctx context.Context, st *Step, key string, input any) (in,
 // callInfo is what a call carries besides its parameters.
 type callInfo struct {
 	idempotencyKey, traceparent string
-}
-
-// httpCall shapes a call's with into an HTTP call: the path's {placeholders} by name,
-// query, headers and body; any other key goes into the query string.
-func httpCall(op *system.HTTPOperation, with map[string]any, info callInfo) httpconn.Call {
-	call := httpconn.Call{Params: map[string]any{}, Query: map[string]any{}, Headers: map[string]string{},
-		IdempotencyKey: info.idempotencyKey, Traceparent: info.traceparent}
-	inPath := map[string]bool{}
-	for _, p := range op.PathParams() {
-		inPath[p] = true
-	}
-	for k, v := range with {
-		switch {
-		case k == "body":
-			call.Body = v
-		case k == "query":
-			q, _ := v.(map[string]any)
-			maps.Copy(call.Query, q)
-		case k == "headers":
-			h, _ := v.(map[string]any)
-			for hk, hv := range h {
-				call.Headers[hk] = expr.ToString(hv)
-			}
-		case inPath[k]:
-			call.Params[k] = v
-		default:
-			call.Query[k] = v
-		}
-	}
-	return call
 }
 
 // publish publishes a follow-up message. Its id is derived from the run and the step, so a

@@ -17,6 +17,7 @@ import (
 
 	"github.com/causeway/causeway/bus"
 	"github.com/causeway/causeway/config"
+	"github.com/causeway/causeway/connector"
 	"github.com/causeway/causeway/flow"
 	"github.com/causeway/causeway/ingest"
 	"github.com/causeway/causeway/source"
@@ -76,7 +77,9 @@ type Platform struct {
 	watchers *source.Watchers
 	// subscribers hold the subscriptions of mqtt and nats sources.
 	subscribers *source.Subscribers
-	reg         *prometheus.Registry
+	// conns are the connector clients flows and sources share.
+	conns *connector.Set
+	reg   *prometheus.Registry
 	// stopPruning ends the hourly pruning of the tracking index.
 	stopPruning context.CancelFunc
 
@@ -150,8 +153,9 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 	p.stopPruning = stopPruning
 	go tracking.PruneEvery(pruneCtx, p.store, retention, time.Hour, p.log)
 
+	p.conns = connector.New(connector.Options{Node: opts.Node, Registerer: p.reg})
 	p.flows, err = flow.NewEngine(ctx, flow.Options{
-		Bus: p.bus, Config: p.cfg, Check: checkFunc(cat), Node: opts.Node, AckWait: opts.FlowAckWait,
+		Bus: p.bus, Config: p.cfg, Check: checkFunc(cat), Node: opts.Node, AckWait: opts.FlowAckWait, Connectors: p.conns,
 		Logger: p.log, Registerer: p.reg,
 	})
 	if err != nil {
@@ -300,6 +304,9 @@ func (p *Platform) close() {
 	}
 	if p.flows != nil {
 		p.flows.Stop(0)
+	}
+	if p.conns != nil {
+		p.conns.Close()
 	}
 	if p.stopPruning != nil {
 		p.stopPruning()

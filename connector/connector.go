@@ -1,0 +1,224 @@
+// Package connector carries out a system's named operations through the connector its
+// definition chooses (HTTP, SQL, AMQP, NATS, MQTT, files, email), and checks a system's
+// connections. One Set serves a node: flows' call steps and schedule sources share its
+// connection pools.
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	amqpconn "github.com/causeway/causeway/connector/amqp"
+	emailconn "github.com/causeway/causeway/connector/email"
+	fileconn "github.com/causeway/causeway/connector/file"
+	httpconn "github.com/causeway/causeway/connector/http"
+	mqttconn "github.com/causeway/causeway/connector/mqtt"
+	natsconn "github.com/causeway/causeway/connector/nats"
+	sqlconn "github.com/causeway/causeway/connector/sql"
+	"github.com/causeway/causeway/expr"
+	"github.com/causeway/causeway/system"
+)
+
+// Set holds a node's connector clients and their connections.
+type Set struct {
+	http *httpconn.Client
+	sql  *sqlconn.Client
+	amqp *amqpconn.Client
+	nats *natsconn.Client
+	mqtt *mqttconn.Client
+}
+
+// Options configure a Set.
+type Options struct {
+	// Node goes into default client ids.
+	Node string
+	// Registerer receives the connectors' metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// HTTP replaces the HTTP client (tests give one with their own transport).
+	HTTP *httpconn.Client
+}
+
+// New makes a Set; Close releases its connections.
+func New(opts Options) *Set {
+	s := &Set{http: opts.HTTP, sql: sqlconn.New(opts.Registerer), amqp: amqpconn.New(), nats: natsconn.New(), mqtt: mqttconn.New(opts.Node)}
+	if s.http == nil {
+		s.http = httpconn.New(opts.Registerer)
+	}
+	return s
+}
+
+// Close releases every connection.
+func (s *Set) Close() {
+	s.sql.Close()
+	s.amqp.Close()
+	s.nats.Close()
+	s.mqtt.Close()
+}
+
+// CallInfo is what a call carries besides its parameters.
+type CallInfo struct {
+	// IdempotencyKey is sent to HTTP systems as Idempotency-Key.
+	IdempotencyKey string
+	// Traceparent continues the caller's trace.
+	Traceparent string
+}
+
+// Call carries out operation op of system name with the parameters with, and returns its
+// result. Errors say whether trying again may help (see each connector's Error).
+func (s *Set) Call(ctx context.Context, name string, sys *system.Spec, opName string, with map[string]any, info CallInfo) (any, error) {
+	op, ok := sys.Operation(opName)
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("system %q has no operation %q", name, opName)
+	case op.SQL != nil:
+		return s.sql.Do(ctx, name, sys, opName, with)
+	case op.AMQP != nil:
+		return s.amqp.Do(ctx, name, sys, opName, with)
+	case op.NATS != nil:
+		return s.nats.Do(ctx, name, sys, opName, with)
+	case op.MQTT != nil:
+		return s.mqtt.Do(ctx, name, sys, opName, with)
+	case op.File != nil:
+		return fileconn.Do(ctx, name, sys, opName, with)
+	case op.Email != nil:
+		return emailconn.Do(ctx, name, sys, opName, with)
+	case op.HTTP != nil:
+		res, err := s.http.Do(ctx, name, sys, opName, HTTPCall(op.HTTP, with, info))
+		if err != nil {
+			return nil, err
+		}
+		return res.Body, nil
+	}
+	return nil, fmt.Errorf("operation %s.%s has no connector", name, opName)
+}
+
+// HTTPCall shapes a call's with into an HTTP call: the path's {placeholders} by name,
+// query, headers and body; any other key goes into the query string.
+func HTTPCall(op *system.HTTPOperation, with map[string]any, info CallInfo) httpconn.Call {
+	call := httpconn.Call{Params: map[string]any{}, Query: map[string]any{}, Headers: map[string]string{},
+		IdempotencyKey: info.IdempotencyKey, Traceparent: info.Traceparent}
+	inPath := map[string]bool{}
+	for _, p := range op.PathParams() {
+		inPath[p] = true
+	}
+	for k, v := range with {
+		switch {
+		case k == "body":
+			call.Body = v
+		case k == "query":
+			q, _ := v.(map[string]any)
+			maps.Copy(call.Query, q)
+		case k == "headers":
+			h, _ := v.(map[string]any)
+			for hk, hv := range h {
+				call.Headers[hk] = expr.ToString(hv)
+			}
+		case inPath[k]:
+			call.Params[k] = v
+		default:
+			call.Query[k] = v
+		}
+	}
+	return call
+}
+
+// SystemCheck is the outcome of trying a system's connections.
+type SystemCheck struct {
+	System string           `json:"system"`
+	OK     bool             `json:"ok"`
+	Checks []ConnectorCheck `json:"checks"`
+}
+
+// ConnectorCheck is the outcome of trying one connector of a system.
+type ConnectorCheck struct {
+	Connector  string `json:"connector"`
+	OK         bool   `json:"ok"`
+	Detail     string `json:"detail,omitempty"`
+	Error      string `json:"error,omitempty"`
+	DurationMS int64  `json:"durationMs"`
+}
+
+// ErrNoConnection is a system that declares nothing to check.
+var ErrNoConnection = errors.New("the system declares no connection (http, sql, amqp, nats, mqtt, files or smtp) to check")
+
+// Check tries every connection a system declares and reports what works.
+func (s *Set) Check(ctx context.Context, name string, sys *system.Spec) *SystemCheck {
+	out := &SystemCheck{System: name, OK: true, Checks: []ConnectorCheck{}}
+	try := func(connector string, check func(context.Context, string, *system.Spec) (string, error)) {
+		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		start := time.Now()
+		detail, err := check(cctx, name, sys)
+		c := ConnectorCheck{Connector: connector, OK: err == nil, Detail: detail, DurationMS: time.Since(start).Milliseconds()}
+		if err != nil {
+			c.Error = err.Error()
+			out.OK = false
+		}
+		out.Checks = append(out.Checks, c)
+	}
+	if sys.HTTP != nil {
+		try("http", s.http.Check)
+	}
+	if sys.SQL != nil {
+		try("sql", s.sql.Check)
+	}
+	if sys.AMQP != nil {
+		try("amqp", s.amqp.Check)
+	}
+	if sys.NATS != nil {
+		try("nats", s.nats.Check)
+	}
+	if sys.MQTT != nil {
+		try("mqtt", s.mqtt.Check)
+	}
+	if sys.Files != nil {
+		try("files", fileconn.Check)
+	}
+	if sys.SMTP != nil {
+		try("smtp", emailconn.Check)
+	}
+	if len(out.Checks) == 0 {
+		out.OK = false
+		out.Checks = append(out.Checks, ConnectorCheck{Connector: "none", Error: ErrNoConnection.Error()})
+	}
+	return out
+}
+
+// Transient reports whether another attempt of a failed call may succeed: the connector
+// said so, or the call ran out of time.
+func Transient(err error) bool {
+	var ce *httpconn.Error
+	if errors.As(err, &ce) {
+		return ce.Transient
+	}
+	var se *sqlconn.Error
+	if errors.As(err, &se) {
+		return se.Transient
+	}
+	var ae *amqpconn.Error
+	if errors.As(err, &ae) {
+		return ae.Transient
+	}
+	var ne *natsconn.Error
+	if errors.As(err, &ne) {
+		return ne.Transient
+	}
+	var me *mqttconn.Error
+	if errors.As(err, &me) {
+		return me.Transient
+	}
+	var fe *fileconn.Error
+	if errors.As(err, &fe) {
+		return fe.Transient
+	}
+	var ee *emailconn.Error
+	if errors.As(err, &ee) {
+		return ee.Transient
+	}
+	return errors.Is(err, context.DeadlineExceeded)
+}
