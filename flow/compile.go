@@ -12,6 +12,7 @@ import (
 
 	"github.com/causeway/causeway/config"
 	"github.com/causeway/causeway/expr"
+	"github.com/causeway/causeway/internal/cronspec"
 	"github.com/causeway/causeway/system"
 )
 
@@ -20,7 +21,6 @@ type compiled struct {
 	filter   *expr.Program
 	key      *expr.Program
 	schedule cron.Schedule
-	location *time.Location
 }
 
 // compiledStep is a step's checked form.
@@ -58,9 +58,6 @@ const (
 // stepID is what a step id may look like: it appears in journal keys and in .steps.<id>.
 var stepID = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,62}$`)
 
-// cronParser reads standard five-field expressions and descriptors such as @daily.
-var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
 var _ config.Provisioner = (*Spec)(nil)
 
 // Provision compiles every expression and template of the flow and parses its schedule, so
@@ -77,17 +74,10 @@ func (s *Spec) Provision(ctx *config.Context) error {
 		c.key = compileProgram(ctx, "key", s.Key)
 	}
 	if sc := t.Schedule; sc != nil {
-		loc, err := time.LoadLocation(sc.Timezone)
-		if err != nil {
-			ctx.Errorf("trigger.schedule.timezone", "unknown time zone %q: use an IANA name such as Europe/Amsterdam", sc.Timezone)
-		}
-		c.location = loc
-		spec := sc.Cron
-		if loc != nil {
-			spec = "CRON_TZ=" + loc.String() + " " + spec
-		}
-		if sched, err := cronParser.Parse(spec); err != nil {
-			ctx.Errorf("trigger.schedule.cron", "invalid cron expression %q: %v", sc.Cron, err)
+		if sched, errs := cronspec.Parse(sc.Cron, sc.Timezone); errs != nil {
+			for _, e := range errs {
+				ctx.Errorf("trigger.schedule."+e.Field, "%s", e.Msg)
+			}
 		} else {
 			c.schedule = sched
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/causeway/causeway/bus"
+	"github.com/causeway/causeway/internal/cronspec"
 	"github.com/causeway/causeway/message"
 )
 
@@ -20,23 +21,6 @@ import (
 // The time of the last tick is kept in the CW_SCHEDULES bucket. On start, a node that finds
 // ticks missed while the platform was down fires one tick, for the latest missed time, not
 // one per missed tick.
-
-// maxCatchUpSteps bounds the search for the latest missed tick (a year of minutes).
-const maxCatchUpSteps = 600_000
-
-// missedTick returns the latest tick of sched after last and no later than now.
-func missedTick(next func(time.Time) time.Time, last, now time.Time) (time.Time, bool) {
-	var latest time.Time
-	t := last
-	for range maxCatchUpSteps {
-		t = next(t)
-		if t.IsZero() || t.After(now) {
-			break
-		}
-		latest = t
-	}
-	return latest, !latest.IsZero()
-}
 
 // schedule ticks a scheduled flow until halt closes.
 func (e *Engine) schedule(f *loadedFlow, halt <-chan struct{}) {
@@ -57,7 +41,7 @@ func (e *Engine) schedule(f *loadedFlow, halt <-chan struct{}) {
 	if entry, err := kv.Get(ctx, f.name); err == nil {
 		var last time.Time
 		if json.Unmarshal(entry.Value(), &last) == nil {
-			if missed, ok := missedTick(sched.Next, last, now); ok {
+			if missed, ok := cronspec.Missed(sched, last, now); ok {
 				e.log.Info("ticks were missed while the platform was down; running the latest once", "flow", f.name, "tick", missed)
 				e.tick(ctx, f, kv, missed)
 			}

@@ -77,6 +77,8 @@ type Platform struct {
 	watchers *source.Watchers
 	// subscribers hold the subscriptions of mqtt and nats sources.
 	subscribers *source.Subscribers
+	// schedulers tick the schedule sources.
+	schedulers *source.Schedulers
 	// conns are the connector clients flows and sources share.
 	conns *connector.Set
 	reg   *prometheus.Registry
@@ -169,12 +171,13 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 	if err != nil {
 		return nil, err
 	}
-	srcOpts := source.Options{Bus: p.bus, Check: checkFunc(cat), Node: opts.Node, Logger: p.log, Registerer: p.reg, Metrics: source.NewMetrics(p.reg)}
+	srcOpts := source.Options{Bus: p.bus, Check: checkFunc(cat), Node: opts.Node, Logger: p.log, Registerer: p.reg, Metrics: source.NewMetrics(p.reg), Connectors: p.conns}
 	hooks := source.NewHandler(p.cfg, srcOpts)
 	p.poller = source.NewPoller(p.cfg, srcOpts)
 	p.consumers = source.NewConsumers(p.cfg, srcOpts)
 	p.watchers = source.NewWatchers(p.cfg, srcOpts)
 	p.subscribers = source.NewSubscribers(p.cfg, srcOpts)
+	p.schedulers = source.NewSchedulers(p.cfg, srcOpts)
 	p.httpSrv = newServer(p.httpRoutes(ing, hooks), p.log)
 	p.adminSrv = newServer(admin.routes(), p.log)
 	if p.httpLn, err = net.Listen("tcp", opts.HTTPAddr); err != nil {
@@ -228,6 +231,10 @@ func (p *Platform) Start() {
 		return
 	}
 	if err := p.poller.Start(); err != nil {
+		p.serveErr <- err
+		return
+	}
+	if err := p.schedulers.Start(); err != nil {
 		p.serveErr <- err
 		return
 	}
@@ -291,6 +298,9 @@ func (p *Platform) stopSources() {
 	}
 	if p.subscribers != nil {
 		p.subscribers.Stop()
+	}
+	if p.schedulers != nil {
+		p.schedulers.Stop()
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/robfig/cron/v3"
+
 	"github.com/causeway/causeway/config"
 	"github.com/causeway/causeway/expr"
 	"github.com/causeway/causeway/system"
@@ -63,6 +65,8 @@ type Spec struct {
 	MQTT *MQTTSource `yaml:"mqtt" doc:"Subscribe to topics of the system's MQTT broker (MQTT 5, QoS 1, a session the broker keeps while the node is away); each message is acknowledged after it is stored. Give one trigger."`
 	// NATS subscribes to a subject of the system's NATS server, or consumes a stream.
 	NATS *NATSSource `yaml:"nats" doc:"Subscribe to a subject of the system's NATS server, or consume one of its JetStream streams (acknowledged after the message is stored). Give one trigger."`
+	// Schedule calls an operation of the system on a cron schedule.
+	Schedule *ScheduleSource `yaml:"schedule" doc:"Call an operation of the system on a cron schedule and emit its result: one message, or one per element. Give one trigger."`
 	// Emit maps the raw event to the message.
 	Emit Emit `yaml:"emit" required:"true" doc:"How the raw event ({body, headers, query}) becomes a message."`
 
@@ -170,6 +174,9 @@ type Emit struct {
 type compiled struct {
 	id, subject *expr.Template
 	data        *expr.Value
+	// schedule is the parsed cron of a schedule source, with its call's parameters.
+	schedule cron.Schedule
+	with     *expr.Value
 }
 
 var webhookPath = regexp.MustCompile(`^/hooks/[A-Za-z0-9._~/-]+$`)
@@ -181,16 +188,19 @@ func (s *Spec) Provision(ctx *config.Context) error {
 	c := &compiled{}
 	s.compiled = c
 	triggers := 0
-	for _, set := range []bool{s.Webhook != nil, s.SQLPoll != nil, s.AMQP != nil, s.File != nil, s.MQTT != nil, s.NATS != nil} {
+	for _, set := range []bool{s.Webhook != nil, s.SQLPoll != nil, s.AMQP != nil, s.File != nil, s.MQTT != nil, s.NATS != nil, s.Schedule != nil} {
 		if set {
 			triggers++
 		}
 	}
 	if triggers != 1 {
-		ctx.Errorf("", "give one trigger: webhook, sqlPoll, amqp, file, mqtt or nats")
+		ctx.Errorf("", "give one trigger: webhook, sqlPoll, amqp, file, mqtt, nats or schedule")
 	}
 	if a := s.AMQP; a != nil && (a.Prefetch < 1 || a.Prefetch > 10000) {
 		ctx.Errorf("amqp.prefetch", "must be between 1 and 10000")
+	}
+	if sc := s.Schedule; sc != nil {
+		s.provisionSchedule(ctx, sc)
 	}
 	if m := s.MQTT; m != nil {
 		if len(m.Topics) == 0 {
@@ -353,6 +363,11 @@ func (s *Spec) Validate(ctx *config.Context) error {
 		}
 		if s.NATS != nil && sys != nil && sys.NATS == nil {
 			ctx.Errorf("nats", "system %q has no nats settings to subscribe with", s.System)
+		}
+		if sc := s.Schedule; sc != nil && sys != nil {
+			if _, ok := sys.Operation(sc.Call); !ok {
+				ctx.Errorf("schedule.call", "system %q has no operation %q", s.System, sc.Call)
+			}
 		}
 		if s.File != nil && sys != nil && sys.Files == nil {
 			ctx.Errorf("file", "system %q has no files settings (a directory) to watch", s.System)

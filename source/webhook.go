@@ -18,6 +18,7 @@ import (
 
 	"github.com/causeway/causeway/bus"
 	"github.com/causeway/causeway/config"
+	"github.com/causeway/causeway/connector"
 	"github.com/causeway/causeway/expr"
 	"github.com/causeway/causeway/message"
 	"github.com/causeway/causeway/problem"
@@ -41,6 +42,8 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Metrics counts the events of every kind of source; nil counts nothing.
 	Metrics *Metrics
+	// Connectors carry out the operations schedule sources call.
+	Connectors *connector.Set
 }
 
 // Handler serves the webhooks of the configured sources.
