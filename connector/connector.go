@@ -1,5 +1,5 @@
 // Package connector carries out a system's named operations through the connector its
-// definition chooses (HTTP, SQL, AMQP, NATS, MQTT, files, email), and checks a system's
+// definition chooses (HTTP, SQL, AMQP, NATS, MQTT, Kafka, files, email), and checks a system's
 // connections. One Set serves a node: flows' call steps and schedule sources share its
 // connection pools.
 package connector
@@ -17,6 +17,7 @@ import (
 	emailconn "github.com/causeway/causeway/connector/email"
 	fileconn "github.com/causeway/causeway/connector/file"
 	httpconn "github.com/causeway/causeway/connector/http"
+	kafkaconn "github.com/causeway/causeway/connector/kafka"
 	mqttconn "github.com/causeway/causeway/connector/mqtt"
 	natsconn "github.com/causeway/causeway/connector/nats"
 	sqlconn "github.com/causeway/causeway/connector/sql"
@@ -26,11 +27,12 @@ import (
 
 // Set holds a node's connector clients and their connections.
 type Set struct {
-	http *httpconn.Client
-	sql  *sqlconn.Client
-	amqp *amqpconn.Client
-	nats *natsconn.Client
-	mqtt *mqttconn.Client
+	http  *httpconn.Client
+	sql   *sqlconn.Client
+	amqp  *amqpconn.Client
+	nats  *natsconn.Client
+	mqtt  *mqttconn.Client
+	kafka *kafkaconn.Client
 }
 
 // Options configure a Set.
@@ -45,7 +47,7 @@ type Options struct {
 
 // New makes a Set; Close releases its connections.
 func New(opts Options) *Set {
-	s := &Set{http: opts.HTTP, sql: sqlconn.New(opts.Registerer), amqp: amqpconn.New(), nats: natsconn.New(), mqtt: mqttconn.New(opts.Node)}
+	s := &Set{http: opts.HTTP, sql: sqlconn.New(opts.Registerer), amqp: amqpconn.New(), nats: natsconn.New(), mqtt: mqttconn.New(opts.Node), kafka: kafkaconn.New()}
 	if s.http == nil {
 		s.http = httpconn.New(opts.Registerer)
 	}
@@ -58,6 +60,7 @@ func (s *Set) Close() {
 	s.amqp.Close()
 	s.nats.Close()
 	s.mqtt.Close()
+	s.kafka.Close()
 }
 
 // CallInfo is what a call carries besides its parameters.
@@ -83,6 +86,8 @@ func (s *Set) Call(ctx context.Context, name string, sys *system.Spec, opName st
 		return s.nats.Do(ctx, name, sys, opName, with)
 	case op.MQTT != nil:
 		return s.mqtt.Do(ctx, name, sys, opName, with)
+	case op.Kafka != nil:
+		return s.kafka.Do(ctx, name, sys, opName, with)
 	case op.File != nil:
 		return fileconn.Do(ctx, name, sys, opName, with)
 	case op.Email != nil:
@@ -144,7 +149,7 @@ type ConnectorCheck struct {
 }
 
 // ErrNoConnection is a system that declares nothing to check.
-var ErrNoConnection = errors.New("the system declares no connection (http, sql, amqp, nats, mqtt, files or smtp) to check")
+var ErrNoConnection = errors.New("the system declares no connection (http, sql, amqp, nats, mqtt, kafka, files or smtp) to check")
 
 // Check tries every connection a system declares and reports what works.
 func (s *Set) Check(ctx context.Context, name string, sys *system.Spec) *SystemCheck {
@@ -175,6 +180,9 @@ func (s *Set) Check(ctx context.Context, name string, sys *system.Spec) *SystemC
 	}
 	if sys.MQTT != nil {
 		try("mqtt", s.mqtt.Check)
+	}
+	if sys.Kafka != nil {
+		try("kafka", s.kafka.Check)
 	}
 	if sys.Files != nil {
 		try("files", fileconn.Check)
@@ -211,6 +219,10 @@ func Transient(err error) bool {
 	var me *mqttconn.Error
 	if errors.As(err, &me) {
 		return me.Transient
+	}
+	var ke *kafkaconn.Error
+	if errors.As(err, &ke) {
+		return ke.Transient
 	}
 	var fe *fileconn.Error
 	if errors.As(err, &fe) {

@@ -65,6 +65,8 @@ type Spec struct {
 	MQTT *MQTTSource `yaml:"mqtt" doc:"Subscribe to topics of the system's MQTT broker (MQTT 5, QoS 1, a session the broker keeps while the node is away); each message is acknowledged after it is stored. Give one trigger."`
 	// NATS subscribes to a subject of the system's NATS server, or consumes a stream.
 	NATS *NATSSource `yaml:"nats" doc:"Subscribe to a subject of the system's NATS server, or consume one of its JetStream streams (acknowledged after the message is stored). Give one trigger."`
+	// Kafka consumes topics of the system's Kafka cluster in a consumer group.
+	Kafka *KafkaSource `yaml:"kafka" doc:"Consume topics of the system's Kafka cluster in a consumer group; offsets are committed after the messages are stored. Give one trigger."`
 	// Schedule calls an operation of the system on a cron schedule.
 	Schedule *ScheduleSource `yaml:"schedule" doc:"Call an operation of the system on a cron schedule and emit its result: one message, or one per element. Give one trigger."`
 	// Emit maps the raw event to the message.
@@ -142,6 +144,16 @@ type NATSSource struct {
 	Consumer string `yaml:"consumer" doc:"The durable consumer's name (created when missing); by default causeway-<source>."`
 }
 
+// KafkaSource consumes topics in a consumer group.
+type KafkaSource struct {
+	// Topics are the topics consumed.
+	Topics []string `yaml:"topics" required:"true" doc:"The topics to consume." example:"[erp.orders]"`
+	// Group is the consumer group.
+	Group string `yaml:"group" doc:"The consumer group, shared by the nodes; by default causeway-<source>."`
+	// Start is where a group without committed offsets begins.
+	Start string `yaml:"start" default:"earliest" enum:"earliest,latest" doc:"Where a group that has no committed offsets starts: the earliest record kept, or only records produced from now on."`
+}
+
 // FileSource picks up files from a directory.
 type FileSource struct {
 	// Dir is a subdirectory of the system's directory; "" for the directory itself.
@@ -188,19 +200,22 @@ func (s *Spec) Provision(ctx *config.Context) error {
 	c := &compiled{}
 	s.compiled = c
 	triggers := 0
-	for _, set := range []bool{s.Webhook != nil, s.SQLPoll != nil, s.AMQP != nil, s.File != nil, s.MQTT != nil, s.NATS != nil, s.Schedule != nil} {
+	for _, set := range []bool{s.Webhook != nil, s.SQLPoll != nil, s.AMQP != nil, s.File != nil, s.MQTT != nil, s.NATS != nil, s.Kafka != nil, s.Schedule != nil} {
 		if set {
 			triggers++
 		}
 	}
 	if triggers != 1 {
-		ctx.Errorf("", "give one trigger: webhook, sqlPoll, amqp, file, mqtt, nats or schedule")
+		ctx.Errorf("", "give one trigger: webhook, sqlPoll, amqp, file, mqtt, nats, kafka or schedule")
 	}
 	if a := s.AMQP; a != nil && (a.Prefetch < 1 || a.Prefetch > 10000) {
 		ctx.Errorf("amqp.prefetch", "must be between 1 and 10000")
 	}
 	if sc := s.Schedule; sc != nil {
 		s.provisionSchedule(ctx, sc)
+	}
+	if k := s.Kafka; k != nil && len(k.Topics) == 0 {
+		ctx.Errorf("kafka.topics", "give at least one topic")
 	}
 	if m := s.MQTT; m != nil {
 		if len(m.Topics) == 0 {
@@ -360,6 +375,9 @@ func (s *Spec) Validate(ctx *config.Context) error {
 		}
 		if s.MQTT != nil && sys != nil && sys.MQTT == nil {
 			ctx.Errorf("mqtt", "system %q has no mqtt settings to subscribe with", s.System)
+		}
+		if s.Kafka != nil && sys != nil && sys.Kafka == nil {
+			ctx.Errorf("kafka", "system %q has no kafka settings to consume from", s.System)
 		}
 		if s.NATS != nil && sys != nil && sys.NATS == nil {
 			ctx.Errorf("nats", "system %q has no nats settings to subscribe with", s.System)

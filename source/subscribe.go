@@ -18,12 +18,12 @@ import (
 
 // Subscribing to brokers.
 //
-// mqtt and nats sources hold a connection to a system's broker and handle what it sends one
+// mqtt, nats and kafka sources hold a connection to a system's broker and handle what it sends one
 // message at a time: the message is stored on the bus (or kept in ERRORS) before the broker
 // hears that it was received, so a crash or a failed store makes the broker send it again.
 // A lost connection is made again with a growing wait.
 
-// Subscribers runs the mqtt and nats sources of a configuration.
+// Subscribers runs the mqtt, nats and kafka sources of a configuration.
 type Subscribers struct {
 	opts  Options
 	subs  []*subscription
@@ -42,7 +42,7 @@ type subscription struct {
 	run func(ctx context.Context, subscribed func()) error
 }
 
-// NewSubscribers prepares the mqtt and nats sources of cfg.
+// NewSubscribers prepares the mqtt, nats and kafka sources of cfg.
 func NewSubscribers(cfg *config.Config, opts Options) *Subscribers {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -50,14 +50,17 @@ func NewSubscribers(cfg *config.Config, opts Options) *Subscribers {
 	s := &Subscribers{opts: opts}
 	for _, r := range cfg.ByKind(Kind) {
 		spec := r.Spec.(*Spec)
-		if spec.MQTT == nil && spec.NATS == nil {
+		if spec.MQTT == nil && spec.NATS == nil && spec.Kafka == nil {
 			continue
 		}
 		sr, _ := cfg.Get(system.Kind, spec.System)
 		sub := &subscription{name: r.Metadata.Name, spec: spec, sys: sr.Spec.(*system.Spec)}
-		if spec.MQTT != nil {
+		switch {
+		case spec.MQTT != nil:
 			sub.run = func(ctx context.Context, subscribed func()) error { return s.runMQTT(ctx, sub, subscribed) }
-		} else {
+		case spec.Kafka != nil:
+			sub.run = func(ctx context.Context, subscribed func()) error { return s.runKafka(ctx, sub, subscribed) }
+		default:
 			sub.run = func(ctx context.Context, subscribed func()) error { return s.runNATS(ctx, sub, subscribed) }
 		}
 		s.subs = append(s.subs, sub)

@@ -101,25 +101,27 @@ type Operation struct {
 	// Description says what the operation does.
 	Description string `yaml:"description" doc:"What the operation does, for people reading the definitions and the console."`
 	// HTTP is the operation as an HTTP request.
-	HTTP *HTTPOperation `yaml:"http" doc:"The operation as an HTTP request to the system's baseURL. Give one of http, sql or amqp."`
+	HTTP *HTTPOperation `yaml:"http" doc:"The operation as an HTTP request to the system's baseURL. Give one kind per operation."`
 	// SQL is the operation as SQL statements.
-	SQL *SQLOperation `yaml:"sql" doc:"The operation as SQL statements run on the system's database. Give one of http, sql or amqp."`
+	SQL *SQLOperation `yaml:"sql" doc:"The operation as SQL statements run on the system's database. Give one kind per operation."`
 	// AMQP is the operation as a publish to a broker.
-	AMQP *AMQPOperation `yaml:"amqp" doc:"The operation as a publish to the system's AMQP broker, confirmed by the broker. Give one of http, sql, amqp or nats."`
+	AMQP *AMQPOperation `yaml:"amqp" doc:"The operation as a publish to the system's AMQP broker, confirmed by the broker. Give one kind per operation."`
 	// NATS is the operation as a publish or request on the system's NATS server.
-	NATS *NATSOperation `yaml:"nats" doc:"The operation as a publish or a request on the system's NATS server. Give one of http, sql, amqp, nats or mqtt."`
+	NATS *NATSOperation `yaml:"nats" doc:"The operation as a publish or a request on the system's NATS server. Give one kind per operation."`
 	// MQTT is the operation as a publish to the system's MQTT broker.
-	MQTT *MQTTOperation `yaml:"mqtt" doc:"The operation as a publish to the system's MQTT broker. Give one of http, sql, amqp, nats, mqtt or file."`
+	MQTT *MQTTOperation `yaml:"mqtt" doc:"The operation as a publish to the system's MQTT broker. Give one kind per operation."`
 	// File is the operation as a file written to the system's directory.
-	File *FileOperation `yaml:"file" doc:"The operation as a file written, atomically, to the system's directory. Give one of http, sql, amqp, nats, mqtt, file or email."`
+	File *FileOperation `yaml:"file" doc:"The operation as a file written, atomically, to the system's directory. Give one kind per operation."`
+	// Kafka is the operation as a record produced to the system's Kafka cluster.
+	Kafka *KafkaOperation `yaml:"kafka" doc:"The operation as a record produced to the system's Kafka cluster, acknowledged by all in-sync replicas. Give one kind per operation."`
 	// Email is the operation as an email sent through the system's mail server.
-	Email *EmailOperation `yaml:"email" doc:"The operation as an email sent through the system's mail server. Give one of http, sql, amqp, nats, mqtt, file or email."`
+	Email *EmailOperation `yaml:"email" doc:"The operation as an email sent through the system's mail server. Give one kind per operation."`
 }
 
 // kinds counts how many ways of carrying out the operation it gives.
 func (o *Operation) kinds() int {
 	n := 0
-	for _, set := range []bool{o.HTTP != nil, o.SQL != nil, o.AMQP != nil, o.NATS != nil, o.MQTT != nil, o.File != nil, o.Email != nil} {
+	for _, set := range []bool{o.HTTP != nil, o.SQL != nil, o.AMQP != nil, o.NATS != nil, o.MQTT != nil, o.File != nil, o.Email != nil, o.Kafka != nil} {
 		if set {
 			n++
 		}
@@ -228,10 +230,10 @@ func (s *Spec) validateHTTP(ctx *config.Context) {
 		}
 		switch {
 		case op.kinds() == 0:
-			ctx.Errorf(field, "operation %q says nothing about how to carry it out: give http, sql, amqp, nats, mqtt, file or email", name)
+			ctx.Errorf(field, "operation %q says nothing about how to carry it out: give http, sql, amqp, nats, mqtt, kafka, file or email", name)
 			continue
 		case op.kinds() > 1:
-			ctx.Errorf(field, "operation %q gives more than one of http, sql, amqp, nats, mqtt, file and email: give one", name)
+			ctx.Errorf(field, "operation %q gives more than one of http, sql, amqp, nats, mqtt, kafka, file and email: give one", name)
 			continue
 		case op.HTTP == nil:
 			continue

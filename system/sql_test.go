@@ -32,6 +32,10 @@ func TestSQLSettings(t *testing.T) {
 
 func TestInvalidSQLSettings(t *testing.T) {
 	for spec, want := range map[string]string{
+		"spec: {kafka: {brokers: []}}\n":                                                                                                         `spec.kafka.brokers: give at least one broker, host:port`,
+		"spec: {kafka: {brokers: [kafka]}}\n":                                                                                                    `spec.kafka.brokers[0]: "kafka" is not host:port`,
+		"spec: {operations: {send: {kafka: {topic: t}}}}\n":                                                                                      `operation "send" produces to Kafka, but the system has no kafka settings`,
+		"spec: {kafka: {brokers: [k:9092], sasl: {mechanism: GSSAPI, username: u, password: p}}}\n":                                              `spec.kafka.sasl.mechanism: must be one of`,
 		"spec: {sql: {driver: oracle, dsn: x}}\n":                                                                                                `spec.sql.driver: must be one of "postgres", "mysql", "sqlite", got "oracle"`,
 		"spec: {sql: {driver: sqlite}}\n":                                                                                                        `spec.sql.dsn: required field missing`,
 		"spec: {sql: {driver: sqlite, dsn: x, maxOpenConns: 0}}\n":                                                                               `spec.sql.maxOpenConns: must be at least 1`,
@@ -40,7 +44,7 @@ func TestInvalidSQLSettings(t *testing.T) {
 		"spec: {sql: {driver: sqlite, dsn: x}, operations: {get: {sql: {exec: a, one: true}}}}\n":                                                `spec.operations.get.sql.one: one applies to query`,
 		"spec: {sql: {driver: sqlite, dsn: x}, operations: {get: {sql: {query: \"SELECT 'a\"}}}}\n":                                              `unterminated ' quote`,
 		"spec: {sql: {driver: sqlite, dsn: x}, operations: {get: {sql: {statements: [{}]}}}}\n":                                                  `spec.operations.get.sql.statements[0]: give query or exec (one of them)`,
-		"spec: {sql: {driver: sqlite, dsn: x}, http: {baseURL: http://x}, operations: {get: {http: {method: GET, path: /}, sql: {query: a}}}}\n": `operation "get" gives more than one of http, sql, amqp, nats, mqtt, file and email: give one`,
+		"spec: {sql: {driver: sqlite, dsn: x}, http: {baseURL: http://x}, operations: {get: {http: {method: GET, path: /}, sql: {query: a}}}}\n": `operation "get" gives more than one of http, sql, amqp, nats, mqtt, kafka, file and email: give one`,
 	} {
 		_, err := loadSystem(t, spec)
 		if err == nil || !strings.Contains(err.Error(), want) {

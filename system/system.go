@@ -59,6 +59,8 @@ type Spec struct {
 	NATS *NATS `yaml:"nats" doc:"How to reach the system through a NATS server of its own (not the platform's bus)."`
 	// MQTT is how to reach the system through an MQTT broker.
 	MQTT *MQTT `yaml:"mqtt" doc:"How to reach the system through an MQTT broker (MQTT 5)."`
+	// Kafka is how to reach the system through a Kafka cluster.
+	Kafka *Kafka `yaml:"kafka" doc:"How to reach the system through a Kafka cluster: brokers, TLS, SASL."`
 	// Files is how to reach the system through a directory.
 	Files *Files `yaml:"files" doc:"How to reach the system through a directory of files, local or mounted."`
 	// SMTP is how to send the system email.
@@ -94,6 +96,7 @@ func (s *Spec) Validate(ctx *config.Context) error {
 	s.validateAMQP(ctx)
 	s.validateNATS(ctx)
 	s.validateMQTT(ctx)
+	s.validateKafka(ctx)
 	s.validateFiles(ctx)
 	s.validateSMTP(ctx)
 	return ctx.Err()
