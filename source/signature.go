@@ -76,3 +76,21 @@ func verify(sig *Signature, h http.Header, body []byte, now time.Time) (string, 
 		return "", errBadSig
 	}
 }
+
+// SignStandard signs a webhook call the Standard Webhooks way, for a sender: it sets
+// webhook-id, webhook-timestamp and webhook-signature (v1, HMAC-SHA256 of
+// "id.timestamp.body" with the whsec_ secret) on h.
+func SignStandard(h http.Header, secret, id string, at time.Time, body []byte) error {
+	key, err := standardKey(secret)
+	if err != nil {
+		return err
+	}
+	ts := strconv.FormatInt(at.Unix(), 10)
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(id + "." + ts + "."))
+	mac.Write(body)
+	h.Set("webhook-id", id)
+	h.Set("webhook-timestamp", ts)
+	h.Set("webhook-signature", "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+	return nil
+}
