@@ -5,15 +5,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/microsoft/go-mssqldb/msdsn"
+
 	"github.com/causeway/causeway/config"
 )
 
 // SQL is how the platform reaches a system through its database.
 type SQL struct {
 	// Driver names the database: postgres, mysql (MySQL and MariaDB) or sqlite.
-	Driver string `yaml:"driver" required:"true" enum:"postgres,mysql,sqlite" doc:"The database: postgres (PostgreSQL), mysql (MySQL and MariaDB) or sqlite."`
+	Driver string `yaml:"driver" required:"true" enum:"postgres,mysql,sqlserver,sqlite" doc:"The database: postgres (PostgreSQL), mysql (MySQL and MariaDB), sqlserver (SQL Server, Azure SQL) or sqlite."`
 	// DSN is the connection string, a secret since it usually holds a password.
-	DSN config.Secret `yaml:"dsn" required:"true" doc:"The connection string in the driver's form: postgres://user:pass@host:5432/db, user:pass@tcp(host:3306)/db, or a file path for sqlite." example:"${secret:ERP_DSN}"`
+	DSN config.Secret `yaml:"dsn" required:"true" doc:"The connection string in the driver's form: postgres://user:pass@host:5432/db, user:pass@tcp(host:3306)/db, sqlserver://user:pass@host:1433?database=db, or a file path for sqlite." example:"${secret:ERP_DSN}"`
 	// MaxOpenConns bounds the connections to the database.
 	MaxOpenConns int `yaml:"maxOpenConns" default:"10" doc:"The most connections open to the database at once."`
 	// MaxIdleConns bounds the idle connections kept.
@@ -96,19 +98,34 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// PlaceholderStyle is the placeholder style of a driver for BindNamed.
+func PlaceholderStyle(driver string) string {
+	switch driver {
+	case "postgres":
+		return "$"
+	case "sqlserver":
+		return "@"
+	}
+	return "?"
+}
+
 // BindNamed rewrites the :name parameters of a statement into the driver's placeholders
-// (style "?" for ?, "$" for $1, $2, …) and returns the names in placeholder order. Text in
-// single quotes, double quotes and comments is left alone, and so are PostgreSQL casts
-// (::int).
+// (style "?" for ?, "$" for $1, $2, …, "@" for SQL Server's @p1, @p2, …) and returns the
+// names in placeholder order. Text in single quotes, double quotes, backquotes, comments
+// and, for SQL Server, [bracketed] names is left alone, and so are PostgreSQL casts (::int).
 func BindNamed(stmt, style string) (string, []string, error) {
 	var b strings.Builder
 	var names []string
 	for i := 0; i < len(stmt); {
 		c := stmt[i]
 		switch {
-		case c == '\'' || c == '"' || c == '`':
+		case c == '\'' || c == '"' || c == '`' || (c == '[' && style == "@"):
+			end := c
+			if c == '[' {
+				end = ']'
+			}
 			j := i + 1
-			for j < len(stmt) && stmt[j] != c {
+			for j < len(stmt) && stmt[j] != end {
 				j++
 			}
 			if j >= len(stmt) {
@@ -132,9 +149,12 @@ func BindNamed(stmt, style string) (string, []string, error) {
 				j++
 			}
 			names = append(names, stmt[i+1:j])
-			if style == "$" {
+			switch style {
+			case "$":
 				fmt.Fprintf(&b, "$%d", len(names))
-			} else {
+			case "@":
+				fmt.Fprintf(&b, "@p%d", len(names))
+			default:
 				b.WriteString("?")
 			}
 			i = j
@@ -164,6 +184,13 @@ func (s *Spec) validateSQL(ctx *config.Context) {
 		if q.Timeout <= 0 {
 			ctx.Errorf("sql.timeout", "must be positive")
 		}
+		if q.Driver == "sqlserver" && !q.DSN.IsZero() {
+			// The driver's own parser, so that validate finds what connecting would. Not
+			// its message: it may quote the password.
+			if _, err := msdsn.Parse(q.DSN.Reveal()); err != nil {
+				ctx.Errorf("sql.dsn", "not a SQL Server connection string: use sqlserver://user:pass@host:1433?database=db")
+			}
+		}
 	}
 	for _, name := range sortedOps(s) {
 		op := s.Operations[name]
@@ -192,8 +219,12 @@ func (s *Spec) validateSQL(ctx *config.Context) {
 				ctx.Errorf(fmt.Sprintf("%s.statements[%d]", field, i), "give query or exec (one of them)")
 			}
 		}
+		style := "?"
+		if s.SQL != nil {
+			style = PlaceholderStyle(s.SQL.Driver)
+		}
 		for _, st := range q.Steps() {
-			if _, _, err := BindNamed(st.Text, "?"); err != nil {
+			if _, _, err := BindNamed(st.Text, style); err != nil {
 				ctx.Errorf(field, "%v", err)
 			}
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	mssql "github.com/microsoft/go-mssqldb"
 	"github.com/prometheus/client_golang/prometheus"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
@@ -159,10 +160,7 @@ func (c *Client) do(ctx context.Context, sysName string, sys *system.Spec, opNam
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	style := "?"
-	if sys.SQL.Driver == "postgres" {
-		style = "$"
-	}
+	style := system.PlaceholderStyle(sys.SQL.Driver)
 	steps := op.SQL.Steps()
 	type bound struct {
 		text  string
@@ -334,6 +332,10 @@ func transient(ctx context.Context, err error) bool {
 	if errors.As(err, &ce) {
 		return true
 	}
+	var se mssql.Error
+	if errors.As(err, &se) {
+		return mssqlTransient(se.Number)
+	}
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
 		switch me.Number {
@@ -343,6 +345,18 @@ func transient(ctx context.Context, err error) bool {
 		return false
 	}
 	if errors.Is(err, mysql.ErrInvalidConn) {
+		return true
+	}
+	return false
+}
+
+// mssqlTransient sorts SQL Server error numbers: deadlock victim (1205), lock timeout
+// (1222), the database or server not available yet or any more (4060, 233, 10053, 10054,
+// 10060, 40613), and Azure SQL throttling (40197, 40501, 49918-49920) may pass; anything
+// else (constraints, syntax, permissions) will not.
+func mssqlTransient(n int32) bool {
+	switch n {
+	case 1205, 1222, 4060, 233, 10053, 10054, 10060, 40197, 40501, 40613, 49918, 49919, 49920:
 		return true
 	}
 	return false
@@ -380,10 +394,7 @@ func (c *Client) Query(ctx context.Context, sysName string, sys *system.Spec, te
 	if err != nil {
 		return nil, fail(false, err)
 	}
-	style := "?"
-	if sys.SQL.Driver == "postgres" {
-		style = "$"
-	}
+	style := system.PlaceholderStyle(sys.SQL.Driver)
 	bound, names, err := system.BindNamed(text, style)
 	if err != nil {
 		return nil, fail(false, err)
@@ -427,10 +438,7 @@ func (c *Client) ExecEach(ctx context.Context, sysName string, sys *system.Spec,
 	if err != nil {
 		return fail(false, err)
 	}
-	style := "?"
-	if sys.SQL.Driver == "postgres" {
-		style = "$"
-	}
+	style := system.PlaceholderStyle(sys.SQL.Driver)
 	bound, names, err := system.BindNamed(text, style)
 	if err != nil {
 		return fail(false, err)

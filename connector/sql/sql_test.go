@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mssql "github.com/microsoft/go-mssqldb"
 	"net"
 	"path/filepath"
 	"strings"
@@ -111,8 +112,9 @@ func TestUnreachableDatabaseIsTransient(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	for driver, dsn := range map[string]string{
-		"postgres": "postgres://u:hunter2@" + addr + "/db?sslmode=disable&connect_timeout=2",
-		"mysql":    "u:hunter2@tcp(" + addr + ")/db?timeout=2s",
+		"postgres":  "postgres://u:hunter2@" + addr + "/db?sslmode=disable&connect_timeout=2",
+		"mysql":     "u:hunter2@tcp(" + addr + ")/db?timeout=2s",
+		"sqlserver": "sqlserver://u:hunter2@" + addr + "?database=db&dial+timeout=2&connection+timeout=3",
 	} {
 		_, err := New(nil).Do(context.Background(), "erp", erp(driver, dsn, "t"), "get", map[string]any{"id": "x"})
 		var ce *Error
@@ -138,5 +140,23 @@ func TestBindNamed(t *testing.T) {
 	}
 	if _, _, err := system.BindNamed("SELECT 'open", "?"); err == nil {
 		t.Error("an unterminated quote was accepted")
+	}
+	// SQL Server: @p1, @p2 …, and [bracketed names] left alone.
+	out, names, err := system.BindNamed("SELECT TOP (:limit) [a:b], id FROM [dbo].[orders] WHERE id > :cursor ORDER BY id", "@")
+	if err != nil || out != "SELECT TOP (@p1) [a:b], id FROM [dbo].[orders] WHERE id > @p2 ORDER BY id" || strings.Join(names, ",") != "limit,cursor" {
+		t.Errorf("sqlserver: %q %v %v", out, names, err)
+	}
+	if _, _, err := system.BindNamed("SELECT [open", "@"); err == nil {
+		t.Error("an unterminated quote was accepted")
+	}
+}
+
+// TestSQLServerErrorsAreSorted sorts SQL Server's error numbers (no SQL Server runs here:
+// the driver's error values are made as it makes them).
+func TestSQLServerErrorsAreSorted(t *testing.T) {
+	for n, want := range map[int32]bool{1205: true, 40501: true, 4060: true, 2627: false, 547: false, 102: false, 208: false} {
+		if got := transient(context.Background(), fmt.Errorf("exec: %w", mssql.Error{Number: n, Message: "x"})); got != want {
+			t.Errorf("error %d: transient %v, want %v", n, got, want)
+		}
 	}
 }
