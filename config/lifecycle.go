@@ -86,6 +86,13 @@ func (c *Context) Err() error {
 	return slices.Clone((*c.errs)[len(*c.errs)-c.count:])
 }
 
+// Has reports whether the definition gives a field (a path below spec, as in Errorf), which
+// tells a secret left empty by --skip-secrets from one not given at all.
+func (c *Context) Has(field string) bool {
+	_, ok := c.res.fields["spec."+field]
+	return ok
+}
+
 // Lookup returns another resource by kind and name.
 func (c *Context) Lookup(kind, name string) (*Resource, bool) { return c.cfg.Get(kind, name) }
 

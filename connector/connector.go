@@ -1,5 +1,5 @@
 // Package connector carries out a system's named operations through the connector its
-// definition chooses (HTTP, SQL, AMQP, NATS, MQTT, Kafka, files, email), and checks a system's
+// definition chooses (HTTP, SQL, AMQP, NATS, MQTT, Kafka, files local or over SFTP, email), and checks a system's
 // connections. One Set serves a node: flows' call steps and schedule sources share its
 // connection pools.
 package connector
@@ -20,6 +20,7 @@ import (
 	kafkaconn "github.com/causeway/causeway/connector/kafka"
 	mqttconn "github.com/causeway/causeway/connector/mqtt"
 	natsconn "github.com/causeway/causeway/connector/nats"
+	sftpconn "github.com/causeway/causeway/connector/sftp"
 	sqlconn "github.com/causeway/causeway/connector/sql"
 	"github.com/causeway/causeway/expr"
 	"github.com/causeway/causeway/system"
@@ -33,6 +34,7 @@ type Set struct {
 	nats  *natsconn.Client
 	mqtt  *mqttconn.Client
 	kafka *kafkaconn.Client
+	sftp  *sftpconn.Client
 }
 
 // Options configure a Set.
@@ -47,7 +49,7 @@ type Options struct {
 
 // New makes a Set; Close releases its connections.
 func New(opts Options) *Set {
-	s := &Set{http: opts.HTTP, sql: sqlconn.New(opts.Registerer), amqp: amqpconn.New(), nats: natsconn.New(), mqtt: mqttconn.New(opts.Node), kafka: kafkaconn.New()}
+	s := &Set{http: opts.HTTP, sql: sqlconn.New(opts.Registerer), amqp: amqpconn.New(), nats: natsconn.New(), mqtt: mqttconn.New(opts.Node), kafka: kafkaconn.New(), sftp: sftpconn.New()}
 	if s.http == nil {
 		s.http = httpconn.New(opts.Registerer)
 	}
@@ -61,6 +63,7 @@ func (s *Set) Close() {
 	s.nats.Close()
 	s.mqtt.Close()
 	s.kafka.Close()
+	s.sftp.Close()
 }
 
 // CallInfo is what a call carries besides its parameters.
@@ -88,6 +91,8 @@ func (s *Set) Call(ctx context.Context, name string, sys *system.Spec, opName st
 		return s.mqtt.Do(ctx, name, sys, opName, with)
 	case op.Kafka != nil:
 		return s.kafka.Do(ctx, name, sys, opName, with)
+	case op.File != nil && sys.SFTP != nil:
+		return s.sftp.Do(ctx, name, sys, opName, with)
 	case op.File != nil:
 		return fileconn.Do(ctx, name, sys, opName, with)
 	case op.Email != nil:
@@ -149,7 +154,7 @@ type ConnectorCheck struct {
 }
 
 // ErrNoConnection is a system that declares nothing to check.
-var ErrNoConnection = errors.New("the system declares no connection (http, sql, amqp, nats, mqtt, kafka, files or smtp) to check")
+var ErrNoConnection = errors.New("the system declares no connection (http, sql, amqp, nats, mqtt, kafka, files, sftp or smtp) to check")
 
 // Check tries every connection a system declares and reports what works.
 func (s *Set) Check(ctx context.Context, name string, sys *system.Spec) *SystemCheck {
@@ -187,6 +192,9 @@ func (s *Set) Check(ctx context.Context, name string, sys *system.Spec) *SystemC
 	if sys.Files != nil {
 		try("files", fileconn.Check)
 	}
+	if sys.SFTP != nil {
+		try("sftp", s.sftp.Check)
+	}
 	if sys.SMTP != nil {
 		try("smtp", emailconn.Check)
 	}
@@ -223,6 +231,10 @@ func Transient(err error) bool {
 	var ke *kafkaconn.Error
 	if errors.As(err, &ke) {
 		return ke.Transient
+	}
+	var sfe *sftpconn.Error
+	if errors.As(err, &sfe) {
+		return sfe.Transient
 	}
 	var fe *fileconn.Error
 	if errors.As(err, &fe) {

@@ -50,8 +50,8 @@ func (s *Spec) validateFiles(ctx *config.Context) {
 			continue
 		}
 		field := config.MapPath("operations", name) + ".file"
-		if s.Files == nil {
-			ctx.Errorf(field, "operation %q writes a file, but the system has no files settings", name)
+		if s.Files == nil && s.SFTP == nil {
+			ctx.Errorf(field, "operation %q writes a file, but the system has no files or sftp settings", name)
 		}
 		if strings.HasPrefix(op.File.Path, "/") {
 			ctx.Errorf(field+".path", "%q must be relative to the system's directory", op.File.Path)

@@ -63,6 +63,8 @@ type Spec struct {
 	Kafka *Kafka `yaml:"kafka" doc:"How to reach the system through a Kafka cluster: brokers, TLS, SASL."`
 	// Files is how to reach the system through a directory.
 	Files *Files `yaml:"files" doc:"How to reach the system through a directory of files, local or mounted."`
+	// SFTP is how to reach the system through an SFTP server.
+	SFTP *SFTP `yaml:"sftp" doc:"How to reach the system through an SFTP server; its file operations write there."`
 	// SMTP is how to send the system email.
 	SMTP *SMTP `yaml:"smtp" doc:"How to send email through a mail server (SMTP)."`
 	// Operations are the named things the system can be asked to do.
@@ -98,6 +100,7 @@ func (s *Spec) Validate(ctx *config.Context) error {
 	s.validateMQTT(ctx)
 	s.validateKafka(ctx)
 	s.validateFiles(ctx)
+	s.validateSFTP(ctx)
 	s.validateSMTP(ctx)
 	return ctx.Err()
 }

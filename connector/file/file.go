@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -37,6 +38,38 @@ func (e *Error) Error() string {
 // Unwrap gives the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
+// Prepare renders a file operation's path (a slash-separated path under the system's
+// directory, checked not to leave it) and its contents. The local and the SFTP connector
+// share it.
+func Prepare(ctx context.Context, op *system.FileOperation, with map[string]any) (string, []byte, error) {
+	t, err := expr.ParseTemplate(op.Path)
+	if err != nil {
+		return "", nil, err
+	}
+	pv, err := t.Eval(ctx, map[string]any{"params": with})
+	if err != nil {
+		return "", nil, fmt.Errorf("path: %w", err)
+	}
+	raw := expr.ToString(pv)
+	rel := path.Clean("/" + strings.ReplaceAll(raw, "\\", "/"))[1:]
+	if rel == "" || rel != strings.TrimPrefix(path.Clean(raw), "./") || strings.HasPrefix(raw, "/") {
+		return "", nil, fmt.Errorf("the path %q leaves the system's directory", raw)
+	}
+	body := any(with)
+	if b, ok := with["body"]; ok {
+		body = b
+	}
+	if op.Format == "text" {
+		s, ok := body.(string)
+		if !ok {
+			return "", nil, fmt.Errorf("a text file's body must be a string, got %s", expr.TypeName(body))
+		}
+		return rel, []byte(s), nil
+	}
+	data, err := expr.MarshalJSON(body)
+	return rel, data, err
+}
+
 // Do writes the call's body (with.body, or all of with) to the operation's path.
 func Do(ctx context.Context, sysName string, sys *system.Spec, opName string, with map[string]any) (any, error) {
 	fail := func(transient bool, err error) *Error {
@@ -46,38 +79,15 @@ func Do(ctx context.Context, sysName string, sys *system.Spec, opName string, wi
 	if !ok || op.File == nil || sys.Files == nil {
 		return nil, fail(false, errors.New("no such file operation"))
 	}
-	t, err := expr.ParseTemplate(op.File.Path)
+	rel, data, err := Prepare(ctx, op.File, with)
 	if err != nil {
 		return nil, fail(false, err)
 	}
-	pv, err := t.Eval(ctx, map[string]any{"params": with})
-	if err != nil {
-		return nil, fail(false, fmt.Errorf("path: %w", err))
-	}
-	root := filepath.Clean(sys.Files.Root())
-	path := filepath.Join(root, filepath.FromSlash(expr.ToString(pv)))
-	if rel, err := filepath.Rel(root, path); err != nil || rel == "." || strings.HasPrefix(rel, "..") {
-		return nil, fail(false, fmt.Errorf("the path %q leaves the system's directory", expr.ToString(pv)))
-	}
-	body := any(with)
-	if b, ok := with["body"]; ok {
-		body = b
-	}
-	var data []byte
-	if op.File.Format == "text" {
-		s, ok := body.(string)
-		if !ok {
-			return nil, fail(false, fmt.Errorf("a text file's body must be a string, got %s", expr.TypeName(body)))
-		}
-		data = []byte(s)
-	} else if data, err = expr.MarshalJSON(body); err != nil {
-		return nil, fail(false, err)
-	}
-	if err := writeAtomic(path, data); err != nil {
+	target := filepath.Join(filepath.Clean(sys.Files.Root()), filepath.FromSlash(rel))
+	if err := writeAtomic(target, data); err != nil {
 		return nil, fail(transientIO(err), err)
 	}
-	rel, _ := filepath.Rel(root, path)
-	return map[string]any{"path": filepath.ToSlash(rel), "bytes": len(data)}, nil
+	return map[string]any{"path": rel, "bytes": len(data)}, nil
 }
 
 // writeAtomic writes data to path through a temporary file in the same directory: written,
