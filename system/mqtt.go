@@ -2,6 +2,7 @@ package system
 
 import (
 	"net/url"
+	"strings"
 
 	"github.com/causeway/causeway/config"
 )
@@ -32,8 +33,16 @@ func (s *Spec) validateMQTT(ctx *config.Context) {
 		}
 	}
 	for _, name := range sortedOps(s) {
-		if op := s.Operations[name]; op.MQTT != nil && s.MQTT == nil {
-			ctx.Errorf(config.MapPath("operations", name)+".mqtt", "operation %q publishes to a broker, but the system has no mqtt settings", name)
+		op := s.Operations[name]
+		if op.MQTT == nil {
+			continue
+		}
+		field := config.MapPath("operations", name) + ".mqtt"
+		if s.MQTT == nil {
+			ctx.Errorf(field, "operation %q publishes to a broker, but the system has no mqtt settings", name)
+		}
+		if !strings.Contains(op.MQTT.Topic, "${{") && strings.ContainsAny(op.MQTT.Topic, "+#") {
+			ctx.Errorf(field+".topic", "%q is not a topic to publish to: + and # are for subscriptions", op.MQTT.Topic)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -154,6 +155,11 @@ func (c *Client) Do(ctx context.Context, sysName string, sys *system.Spec, opNam
 		return nil, fail(false, fmt.Errorf("topic: %w", err))
 	}
 	topic := expr.ToString(tv)
+	// A broker drops the connection of a client that publishes to a filter; refuse it here,
+	// for good, instead of waiting for the broker to time out.
+	if topic == "" || strings.ContainsAny(topic, "+#\x00") {
+		return nil, fail(false, fmt.Errorf("%q is not a topic to publish to: + and # are for subscriptions", topic))
+	}
 	body := any(with)
 	if b, ok := with["body"]; ok {
 		body = b

@@ -2,8 +2,6 @@ package sftpconn
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"net"
 	"os"
@@ -12,91 +10,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pkg/sftp"
-	"golang.org/x/crypto/ssh"
-
 	"github.com/causeway/causeway/config"
+	"github.com/causeway/causeway/internal/testutil/sshtest"
 	"github.com/causeway/causeway/system"
 )
 
-// server is an SSH server on a loopback port that serves SFTP over a temporary directory to
-// user causeway with password s3cret.
-type server struct {
-	addr    string
-	dir     string
-	hostKey string // authorized_keys form
-}
-
-func startServer(t *testing.T) *server {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := &ssh.ServerConfig{PasswordCallback: func(c ssh.ConnMetadata, pass []byte) (*ssh.Permissions, error) {
-		if c.User() == "causeway" && string(pass) == "s3cret" {
-			return nil, nil
-		}
-		return nil, errors.New("no")
-	}}
-	cfg.AddHostKey(signer)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &server{addr: ln.Addr().String(), dir: t.TempDir(), hostKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go s.serve(nc, cfg)
-		}
-	}()
-	return s
-}
-
-func (s *server) serve(nc net.Conn, cfg *ssh.ServerConfig) {
-	defer nc.Close()
-	_, chans, reqs, err := ssh.NewServerConn(nc, cfg)
-	if err != nil {
-		return
-	}
-	go ssh.DiscardRequests(reqs)
-	for nch := range chans {
-		if nch.ChannelType() != "session" {
-			_ = nch.Reject(ssh.UnknownChannelType, "session only")
-			continue
-		}
-		ch, requests, err := nch.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			for req := range requests {
-				ok := req.Type == "subsystem" && string(req.Payload[4:]) == "sftp"
-				_ = req.Reply(ok, nil)
-				if ok {
-					srv, err := sftp.NewServer(ch, sftp.WithServerWorkingDirectory(s.dir))
-					if err == nil {
-						_ = srv.Serve()
-					}
-					ch.Close()
-				}
-			}
-		}()
-	}
-}
-
-func sftpSystem(s *server, password string) *system.Spec {
+func sftpSystem(s *sshtest.Server, password string) *system.Spec {
 	return &system.Spec{
-		SFTP: &system.SFTP{Address: s.addr, Username: "causeway", Password: config.NewSecret(password), HostKey: s.hostKey, Dir: "upload", Timeout: 5 * time.Second},
+		SFTP: &system.SFTP{Address: s.Addr, Username: "causeway", Password: config.NewSecret(password), HostKey: s.HostKey, Dir: "upload", Timeout: 5 * time.Second},
 		Operations: map[string]*system.Operation{
 			"put":  {File: &system.FileOperation{Path: "orders/${{ .params.id }}.json", Format: "json"}},
 			"away": {File: &system.FileOperation{Path: "../${{ .params.id }}.json", Format: "json"}},
@@ -108,7 +29,7 @@ func sftpSystem(s *server, password string) *system.Spec {
 // the directory, a second write replaces it, no temporary file is left; a path that leaves
 // the directory, a wrong password and a wrong host key are permanent; check works.
 func TestWriteOverSFTP(t *testing.T) {
-	s := startServer(t)
+	s := sshtest.Start(t)
 	c := New()
 	defer c.Close()
 	ctx := context.Background()
@@ -122,11 +43,11 @@ func TestWriteOverSFTP(t *testing.T) {
 			t.Errorf("result %v", r)
 		}
 	}
-	got, err := os.ReadFile(filepath.Join(s.dir, "upload", "orders", "A-1.json"))
+	got, err := os.ReadFile(filepath.Join(s.Dir, "upload", "orders", "A-1.json"))
 	if err != nil || string(got) != `{"total":20}` {
 		t.Errorf("file: %q %v", got, err)
 	}
-	entries, _ := os.ReadDir(filepath.Join(s.dir, "upload", "orders"))
+	entries, _ := os.ReadDir(filepath.Join(s.Dir, "upload", "orders"))
 	if len(entries) != 1 {
 		t.Errorf("the directory holds %d entries, want the file alone", len(entries))
 	}
@@ -142,9 +63,9 @@ func TestWriteOverSFTP(t *testing.T) {
 	if _, err := New().Do(ctx, "bad", bad, "put", map[string]any{"id": "B", "body": 1}); !errors.As(err, &ce) || ce.Transient || strings.Contains(err.Error(), "wrong") {
 		t.Errorf("wrong password: %v, want a permanent error without it", err)
 	}
-	other := startServer(t)
+	other := sshtest.Start(t)
 	spoof := sftpSystem(s, "s3cret")
-	spoof.SFTP.HostKey = other.hostKey
+	spoof.SFTP.HostKey = other.HostKey
 	if _, err := New().Do(ctx, "spoof", spoof, "put", map[string]any{"id": "C", "body": 1}); !errors.As(err, &ce) || ce.Transient {
 		t.Errorf("wrong host key: %v, want a permanent error", err)
 	}
@@ -156,7 +77,7 @@ func TestUnreachableServerIsTransient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{addr: ln.Addr().String(), hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAKFYABX7iVfN5nuqduYLC6HQMV3z8SD8cATOIlUm5fv"}
+	s := &sshtest.Server{Addr: ln.Addr().String(), HostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAKFYABX7iVfN5nuqduYLC6HQMV3z8SD8cATOIlUm5fv"}
 	ln.Close()
 	var ce *Error
 	if _, err := New().Do(context.Background(), "gone", sftpSystem(s, "x"), "put", map[string]any{"id": "A", "body": 1}); !errors.As(err, &ce) || !ce.Transient {

@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	mssql "github.com/microsoft/go-mssqldb"
 	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	mssql "github.com/microsoft/go-mssqldb"
 
 	"github.com/causeway/causeway/config"
 	"github.com/causeway/causeway/internal/testutil"
