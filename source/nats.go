@@ -81,7 +81,7 @@ func (s *Subscribers) consumeStream(ctx context.Context, sub *subscription, nc *
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	cons, err := js.CreateOrUpdateConsumer(cctx, cfg.Stream, jetstream.ConsumerConfig{
-		Durable: durable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
+		Durable: durable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 10 * time.Second,
 		FilterSubject: cfg.Subject, MaxAckPending: 256,
 	})
 	if err != nil {
