@@ -65,6 +65,7 @@ spec:
   emit:
     type: order.created
     subject: "${{ .file.name }}/${{ .index }}"
+    key: ${{ .record.order }}
     data: {orderId: "${{ .record.order }}", items: "${{ .record.lines }}"}
 ---
 apiVersion: causeway/v1
@@ -103,8 +104,8 @@ spec:
 	}
 	waitMessage(t, p, idOf("drop-lines", in, "processed", "c.jsonl", 0))
 	m := waitMessage(t, p, idOf("drop-lines", in, "processed", "c.jsonl", 2))["message"].(map[string]any)
-	if m["subject"] != "c.jsonl/2" {
-		t.Errorf("subject = %v, want c.jsonl/2", m["subject"])
+	if m["subject"] != "c.jsonl/2" || m["partitionkey"] != "L-3" {
+		t.Errorf("subject = %v, partitionkey = %v; want c.jsonl/2 and L-3", m["subject"], m["partitionkey"])
 	}
 	waitMessage(t, p, idOf("drop-csv", csvDir, "processed", "d.csv", 0))
 	c := waitMessage(t, p, idOf("drop-csv", csvDir, "processed", "d.csv", 1))["message"].(map[string]any)

@@ -178,14 +178,16 @@ type Emit struct {
 	ID string `yaml:"id" doc:"The message id, a template; by default the delivery id the system sends (webhook-id, X-GitHub-Delivery), so that a delivery sent again is stored once, or a new id." example:"order-${{ .body.id }}"`
 	// Subject is the message subject.
 	Subject string `yaml:"subject" doc:"The message subject, a template." example:"order/${{ .body.id }}"`
+	// Key is the message's partition key.
+	Key string `yaml:"key" doc:"The message's partition key, a template: the CloudEvents partitionkey attribute, which a flow can order by (key: .partitionkey) so that one order's or customer's messages run one at a time, in order." example:"${{ .body.customerId }}"`
 	// Data is the message data.
 	Data config.JSON `yaml:"data" doc:"The message data: a value with ${{ jq }} templates, or one template; the body itself when left out."`
 }
 
 // compiled is the checked form of a source.
 type compiled struct {
-	id, subject *expr.Template
-	data        *expr.Value
+	id, subject, key *expr.Template
+	data             *expr.Value
 	// schedule is the parsed cron of a schedule source, with its call's parameters.
 	schedule cron.Schedule
 	with     *expr.Value
@@ -302,6 +304,7 @@ func (s *Spec) Provision(ctx *config.Context) error {
 	}
 	c.id = compile("emit.id", s.Emit.ID)
 	c.subject = compile("emit.subject", s.Emit.Subject)
+	c.key = compile("emit.key", s.Emit.Key)
 	if !s.Emit.Data.IsZero() {
 		v, errs := expr.CompileValue(s.Emit.Data.Raw)
 		for _, e := range errs {

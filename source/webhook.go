@@ -165,6 +165,15 @@ func emitEvent(ctx context.Context, spec *Spec, input, payload any, deliveryID s
 		}
 		ev.Subject = expr.ToString(v)
 	}
+	if c.key != nil {
+		v, err := c.key.Eval(ctx, input)
+		if err != nil {
+			return nil, fmt.Errorf("emit.key: %w", err)
+		}
+		if k := expr.ToString(v); k != "" {
+			ev.Extensions = map[string]string{"partitionkey": k}
+		}
+	}
 	data := payload
 	if c.data != nil {
 		v, err := c.data.Eval(ctx, input)
