@@ -24,6 +24,7 @@ import (
 	sqlconn "github.com/causeway/causeway/connector/sql"
 	"github.com/causeway/causeway/expr"
 	"github.com/causeway/causeway/system"
+	"github.com/causeway/causeway/telemetry"
 )
 
 // Set holds a node's connector clients and their connections.
@@ -35,6 +36,11 @@ type Set struct {
 	mqtt  *mqttconn.Client
 	kafka *kafkaconn.Client
 	sftp  *sftpconn.Client
+
+	// calls and duration count the calls of the connectors that do not count their own
+	// (HTTP and SQL do, in the same families).
+	calls    *prometheus.CounterVec
+	duration *prometheus.HistogramVec
 }
 
 // Options configure a Set.
@@ -53,7 +59,33 @@ func New(opts Options) *Set {
 	if s.http == nil {
 		s.http = httpconn.New(opts.Registerer)
 	}
+	s.calls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "causeway_connector_calls_total",
+		Help: "Calls of system operations by outcome: ok, transient or permanent failure.",
+	}, []string{"connector", "system", "operation", "outcome"})
+	s.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "causeway_connector_call_duration_seconds",
+		Help:    "How long calls of system operations took, answer read included.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+	}, []string{"connector", "system", "operation"})
+	if opts.Registerer != nil {
+		s.calls = telemetry.RegisterOrReuse(opts.Registerer, s.calls).(*prometheus.CounterVec)
+		s.duration = telemetry.RegisterOrReuse(opts.Registerer, s.duration).(*prometheus.HistogramVec)
+	}
 	return s
+}
+
+// observe counts one call of a connector that does not count its own.
+func (s *Set) observe(conn, system, op string, start time.Time, err error) {
+	outcome := "ok"
+	if err != nil {
+		outcome = "permanent"
+		if Transient(err) {
+			outcome = "transient"
+		}
+	}
+	s.calls.WithLabelValues(conn, system, op, outcome).Inc()
+	s.duration.WithLabelValues(conn, system, op).Observe(time.Since(start).Seconds())
 }
 
 // Close releases every connection.
@@ -78,33 +110,52 @@ type CallInfo struct {
 // result. Errors say whether trying again may help (see each connector's Error).
 func (s *Set) Call(ctx context.Context, name string, sys *system.Spec, opName string, with map[string]any, info CallInfo) (any, error) {
 	op, ok := sys.Operation(opName)
-	switch {
-	case !ok:
+	if !ok {
 		return nil, fmt.Errorf("system %q has no operation %q", name, opName)
-	case op.SQL != nil:
-		return s.sql.Do(ctx, name, sys, opName, with)
-	case op.AMQP != nil:
-		return s.amqp.Do(ctx, name, sys, opName, with)
-	case op.NATS != nil:
-		return s.nats.Do(ctx, name, sys, opName, with)
-	case op.MQTT != nil:
-		return s.mqtt.Do(ctx, name, sys, opName, with)
-	case op.Kafka != nil:
-		return s.kafka.Do(ctx, name, sys, opName, with)
-	case op.File != nil && sys.SFTP != nil:
-		return s.sftp.Do(ctx, name, sys, opName, with)
-	case op.File != nil:
-		return fileconn.Do(ctx, name, sys, opName, with)
-	case op.Email != nil:
-		return emailconn.Do(ctx, name, sys, opName, with)
-	case op.HTTP != nil:
-		res, err := s.http.Do(ctx, name, sys, opName, HTTPCall(op.HTTP, with, info))
+	}
+	if op.SQL != nil {
+		return s.sql.Do(ctx, name, sys, opName, with) // counts its own calls
+	}
+	if op.HTTP != nil {
+		res, err := s.http.Do(ctx, name, sys, opName, HTTPCall(op.HTTP, with, info)) // counts its own calls
 		if err != nil {
 			return nil, err
 		}
 		return res.Body, nil
 	}
-	return nil, fmt.Errorf("operation %s.%s has no connector", name, opName)
+	start := time.Now()
+	var (
+		kind string
+		res  any
+		err  error
+	)
+	switch {
+	case op.AMQP != nil:
+		kind = "amqp"
+		res, err = s.amqp.Do(ctx, name, sys, opName, with)
+	case op.NATS != nil:
+		kind = "nats"
+		res, err = s.nats.Do(ctx, name, sys, opName, with)
+	case op.MQTT != nil:
+		kind = "mqtt"
+		res, err = s.mqtt.Do(ctx, name, sys, opName, with)
+	case op.Kafka != nil:
+		kind = "kafka"
+		res, err = s.kafka.Do(ctx, name, sys, opName, with)
+	case op.File != nil && sys.SFTP != nil:
+		kind = "sftp"
+		res, err = s.sftp.Do(ctx, name, sys, opName, with)
+	case op.File != nil:
+		kind = "file"
+		res, err = fileconn.Do(ctx, name, sys, opName, with)
+	case op.Email != nil:
+		kind = "email"
+		res, err = emailconn.Do(ctx, name, sys, opName, with)
+	default:
+		return nil, fmt.Errorf("operation %s.%s has no connector", name, opName)
+	}
+	s.observe(kind, name, opName, start, err)
+	return res, err
 }
 
 // HTTPCall shapes a call's with into an HTTP call: the path's {placeholders} by name,

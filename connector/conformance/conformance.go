@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/causeway/causeway/connector"
 	"github.com/causeway/causeway/system"
 )
@@ -65,7 +67,8 @@ func Run(t *testing.T, c Case) {
 		return set.Check(ctx, "sys", sys)
 	}
 
-	set := connector.New(connector.Options{Node: "conformance"})
+	reg := prometheus.NewRegistry()
+	set := connector.New(connector.Options{Node: "conformance", Registerer: reg})
 	t.Run("operation succeeds", func(t *testing.T) {
 		for i := range 2 { // the second time on the connection the first made
 			res, err := call(set, c.System, c.Succeed)
@@ -89,6 +92,14 @@ func Run(t *testing.T, c Case) {
 			t.Errorf("the error does not name the call: %v", err)
 		}
 		noSecret("the error", err.Error())
+	})
+	t.Run("calls are counted", func(t *testing.T) {
+		if n := countCalls(t, reg, c.Succeed.Op, "ok"); n != 2 {
+			t.Errorf("causeway_connector_calls_total{operation=%q,outcome=ok} = %v, want 2", c.Succeed.Op, n)
+		}
+		if n := countCalls(t, reg, c.Permanent.Op, "permanent"); n != 1 {
+			t.Errorf("causeway_connector_calls_total{operation=%q,outcome=permanent} = %v, want 1", c.Permanent.Op, n)
+		}
 	})
 	t.Run("check reports a working system", func(t *testing.T) {
 		res := check(set, c.System)
@@ -129,4 +140,29 @@ func Run(t *testing.T, c Case) {
 			t.Errorf("a call after closing: %v", err)
 		}
 	})
+}
+
+// countCalls sums causeway_connector_calls_total of system sys, operation op and outcome.
+func countCalls(t *testing.T, reg *prometheus.Registry, op, outcome string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, f := range families {
+		if f.GetName() != "causeway_connector_calls_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["system"] == "sys" && labels["operation"] == op && labels["outcome"] == outcome {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
 }
