@@ -189,6 +189,9 @@ const errorBodyBytes = 64 << 10
 
 // parseRecords splits a file into the values that become messages.
 func parseRecords(format string, data []byte) ([]any, error) {
+	// A byte order mark, which Windows tools write, is not part of the first value or of
+	// the first column's name.
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	switch format {
 	case "text":
 		return []any{string(data)}, nil
