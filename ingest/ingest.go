@@ -334,7 +334,7 @@ func summarize(fe message.FieldErrors) string {
 // the bus to whatever handles the message.
 func inheritTrace(events []*message.Event, h http.Header) {
 	tp := h.Get("Traceparent")
-	if !validTraceparent(tp) {
+	if !message.ValidTraceparent(tp) {
 		return
 	}
 	ts := h.Get("Tracestate")
@@ -343,26 +343,4 @@ func inheritTrace(events []*message.Event, h http.Header) {
 			ev.TraceParent, ev.TraceState = tp, ts
 		}
 	}
-}
-
-// validTraceparent checks the W3C traceparent form version-traceid-parentid-flags
-// ("00-<32 hex>-<16 hex>-<2 hex>"), refusing the all-zero ids the standard declares invalid.
-func validTraceparent(s string) bool {
-	if len(s) < 55 || s[2] != '-' || s[35] != '-' || s[52] != '-' {
-		return false
-	}
-	hex := func(p string) bool {
-		zero := true
-		for i := 0; i < len(p); i++ {
-			c := p[i]
-			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-				return false
-			}
-			if c != '0' {
-				zero = false
-			}
-		}
-		return !zero
-	}
-	return s[:2] != "ff" && hex(s[3:35]) && hex(s[36:52]) && (hex(s[53:55]) || s[53:55] == "00")
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/bus"
+	"github.com/causeway/causeway/message"
 )
 
 // TestFileSource drops json, jsonl and csv files into a system's directory: each record
@@ -104,6 +105,9 @@ spec:
 	}
 	waitMessage(t, p, idOf("drop-lines", in, "processed", "c.jsonl", 0))
 	m := waitMessage(t, p, idOf("drop-lines", in, "processed", "c.jsonl", 2))["message"].(map[string]any)
+	if tp, _ := m["traceparent"].(string); !message.ValidTraceparent(tp) {
+		t.Errorf("a file record's message starts no trace: traceparent %q", tp)
+	}
 	if m["subject"] != "c.jsonl/2" || m["partitionkey"] != "L-3" {
 		t.Errorf("subject = %v, partitionkey = %v; want c.jsonl/2 and L-3", m["subject"], m["partitionkey"])
 	}

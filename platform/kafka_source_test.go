@@ -34,7 +34,8 @@ func TestKafkaSource(t *testing.T) {
 		t.Helper()
 		r := &kgo.Record{Topic: "erp.orders", Key: []byte(key), Value: []byte(value)}
 		if id != "" {
-			r.Headers = []kgo.RecordHeader{{Key: "message-id", Value: []byte(id)}}
+			r.Headers = []kgo.RecordHeader{{Key: "message-id", Value: []byte(id)},
+				{Key: "traceparent", Value: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")}}
 		}
 		if err := prod.ProduceSync(ctx, r).FirstErr(); err != nil {
 			t.Fatal(err)
@@ -71,6 +72,9 @@ spec:
 	data := t.TempDir()
 	p := runPlatform(t, config, func(o *Options) { o.DataDir = data })
 	m := waitMessage(t, p, "kafka:erp-orders:k1")["message"].(map[string]any)
+	if m["traceparent"] != "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" {
+		t.Errorf("the record's trace context was not carried on: %v", m["traceparent"])
+	}
 	if m["subject"] != "K-1" || m["source"] != "erp" {
 		t.Errorf("stored %v", m)
 	}

@@ -209,12 +209,33 @@ func mapEvent(ctx context.Context, opts Options, spec *Spec, input, payload any,
 			return nil, fmt.Errorf("the message does not match %s: %w", ev.Type, err)
 		}
 	}
+	ev.TraceParent, ev.TraceState = traceOf(input)
 	if opts.Bus != nil {
 		if limit := opts.Bus.MaxMessageBytes(); limit > 0 && int64(len(ev.Data)) > limit {
 			return nil, fmt.Errorf("the message's data has %d bytes, more than the bus takes (%d)", len(ev.Data), limit)
 		}
 	}
 	return ev, nil
+}
+
+// traceOf finds the W3C trace context a system sent with an event — in its HTTP, AMQP,
+// NATS or Kafka headers, or its MQTT user properties — so that the trace goes on through
+// the bus; an event without one starts a trace of its own.
+func traceOf(input any) (traceparent, tracestate string) {
+	in, _ := input.(map[string]any)
+	for _, field := range []string{"headers", "properties"} {
+		h, _ := in[field].(map[string]any)
+		for _, name := range []string{"traceparent", "Traceparent", "TraceParent"} {
+			if tp, ok := h[name].(string); ok && message.ValidTraceparent(tp) {
+				ts, _ := h[strings.Replace(name, "parent", "state", 1)].(string)
+				if ts == "" {
+					ts, _ = h["tracestate"].(string)
+				}
+				return tp, ts
+			}
+		}
+	}
+	return message.NewTraceparent(), ""
 }
 
 // ErrorEntry is what the ERRORS stream keeps of an event that could not become a message.
