@@ -218,6 +218,25 @@ func (b *Bus) grouping() bool {
 	return b.srv != nil && b.opts.Sync.Always
 }
 
+// Schedules reports whether the server stores scheduled messages (NATS 2.12+; the embedded
+// server always does). The retry path schedules retry messages when it can, and otherwise
+// delays the redelivery of the failed one.
+func (b *Bus) Schedules() bool {
+	if b.srv != nil {
+		return true
+	}
+	return b.nc != nil && b.nc.ConnectedServerVersion() != "" && serverAtLeast(b.nc.ConnectedServerVersion(), 2, 12)
+}
+
+// serverAtLeast compares a server version such as "2.12.1" with major.minor.
+func serverAtLeast(v string, major, minor int) bool {
+	var ma, mi int
+	if _, err := fmt.Sscanf(v, "%d.%d", &ma, &mi); err != nil {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
+}
+
 // Close commits what is queued, drains the connection and stops the embedded server,
 // waiting for it to flush.
 func (b *Bus) Close() {

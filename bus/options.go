@@ -21,6 +21,9 @@ const (
 	SubjectTracking = "cw.track."
 	// StreamInvocations holds invocations of flows by name, on SubjectInvoke+flow.
 	StreamInvocations = "INVOCATIONS"
+	// SubjectSchedules prefixes, in MESSAGES, the schedules of retry messages: the server
+	// publishes each to its message subject when it is due.
+	SubjectSchedules = "cw.sched."
 	// SubjectInvoke prefixes the invocations of a flow.
 	SubjectInvoke = "cw.invoke."
 	// StreamErrors holds what could not become a message or be delivered, with the reason:

@@ -18,7 +18,7 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 		{
 			Name:        StreamMessages,
 			Description: "Causeway: every accepted canonical message",
-			Subjects:    []string{SubjectMessages + ">"},
+			Subjects:    b.messageSubjects(),
 			Storage:     jetstream.FileStorage,
 			Retention:   jetstream.LimitsPolicy,
 			Discard:     jetstream.DiscardOld,
@@ -29,6 +29,8 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 			// Group commit publishes atomic batches; the option is only set when it is
 			// used, so that an older external server is not asked for it.
 			AllowAtomicPublish: b.grouping(),
+			// Retry messages wait here (on SubjectSchedules) until they are due.
+			AllowMsgSchedules: b.Schedules(),
 		},
 		{
 			Name:        StreamTracking,
@@ -71,6 +73,15 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 			Replicas:    b.opts.Replicas,
 		},
 	}
+}
+
+// messageSubjects are the subjects of MESSAGES: the messages, and the schedules of retry
+// messages where the server has schedules.
+func (b *Bus) messageSubjects() []string {
+	if b.Schedules() {
+		return []string{SubjectMessages + ">", SubjectSchedules + ">"}
+	}
+	return []string{SubjectMessages + ">"}
 }
 
 // BucketRuns is the key-value bucket of flow run records (journal and history); its

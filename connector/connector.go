@@ -256,6 +256,16 @@ func (s *Set) Check(ctx context.Context, name string, sys *system.Spec) *SystemC
 	return out
 }
 
+// RetryAfter is how long a failed call's system asked to be left alone (an HTTP
+// Retry-After header), or 0.
+func RetryAfter(err error) time.Duration {
+	var ce *httpconn.Error
+	if errors.As(err, &ce) {
+		return ce.RetryAfter
+	}
+	return 0
+}
+
 // Transient reports whether another attempt of a failed call may succeed: the connector
 // said so, or the call ran out of time.
 func Transient(err error) bool {

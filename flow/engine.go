@@ -159,7 +159,7 @@ func (e *Engine) Start(ctx context.Context) error {
 			// on; the bound on them is the bound on that memory.
 			pending = f.conc * keyedBacklog
 		}
-		cons, err := js.CreateOrUpdateConsumer(cctx, stream, jetstream.ConsumerConfig{
+		cfg := jetstream.ConsumerConfig{
 			Durable:        ConsumerName(f.name),
 			Description:    "Causeway flow " + f.name,
 			FilterSubjects: subjects,
@@ -168,7 +168,12 @@ func (e *Engine) Start(ctx context.Context) error {
 			MaxAckPending:  pending,
 			// A new flow starts with the messages accepted from now on.
 			DeliverPolicy: jetstream.DeliverNewPolicy,
-		})
+		}
+		if len(subjects) == 1 {
+			// One subject in the field every server version knows (several need 2.10).
+			cfg.FilterSubject, cfg.FilterSubjects = subjects[0], nil
+		}
+		cons, err := js.CreateOrUpdateConsumer(cctx, stream, cfg)
 		cancel()
 		if err != nil {
 			e.Stop(0)
@@ -321,13 +326,17 @@ func (e *Engine) handle(f *loadedFlow, m jetstream.Msg) {
 	}()
 
 	id := RunID(f.name, ev.ID)
+	retry := retryOf(f, ev)
+	if retry != "" {
+		id = retry
+	}
 	// A run exists already only for a trigger that was delivered before: one stored before
 	// this node started (after a crash of the node and its embedded server, the earlier
 	// delivery may not have been counted, since consumer state is written lazily) or one
-	// the bus counts as delivered again. Any other delivery is a trigger's first, and
-	// skipping its lookup saves a round trip to the bus per run.
+	// the bus counts as delivered again; and for a retry message. Any other delivery is a
+	// trigger's first, and skipping its lookup saves a round trip to the bus per run.
 	var run *Run
-	if md, merr := m.Metadata(); merr != nil || md.NumDelivered > 1 || md.Sequence.Stream <= f.startSeq {
+	if md, merr := m.Metadata(); retry != "" || merr != nil || md.NumDelivered > 1 || md.Sequence.Stream <= f.startSeq {
 		run, err = e.journal.load(ctx, id)
 	}
 	if err != nil {
@@ -336,6 +345,12 @@ func (e *Engine) handle(f *loadedFlow, m jetstream.Msg) {
 	}
 	if run != nil && (run.Status == StatusSucceeded || run.Status == StatusFailed) {
 		_ = m.Ack() // delivered again after the run ended: nothing left to do
+		return
+	}
+	if run != nil && e.superseded(f, ev, run, retry != "") {
+		// A retry message that a later one replaces, or the original delivery of a run
+		// that its retry message continues: the run is someone else's to carry on.
+		_ = m.Ack()
 		return
 	}
 	if run == nil {
@@ -399,6 +414,26 @@ func (e *Engine) handle(f *loadedFlow, m jetstream.Msg) {
 		e.retryLater(m, f, ev, err)
 		return
 	case err != nil:
+		if f.retries() {
+			retried, rerr := e.scheduleRetry(ctx, f, ev, run, err)
+			if rerr != nil {
+				e.retryLater(m, f, ev, rerr)
+				return
+			}
+			if retried {
+				if serr := r.save(ctx); serr != nil {
+					e.retryLater(m, f, ev, serr)
+					return
+				}
+				if f.retryByMessage(e.opts.Bus) {
+					_ = m.Ack()
+				} else {
+					_ = m.NakWithDelay(max(time.Until(run.NextRetry), time.Second))
+				}
+				return
+			}
+			e.noteFailure(run, err, time.Time{})
+		}
 		run.Error = err.Error()
 		if len(f.spec.OnError) > 0 {
 			r.vars = withError(r.vars, err)
@@ -415,6 +450,14 @@ func (e *Engine) handle(f *loadedFlow, m jetstream.Msg) {
 		run.Status = StatusSucceeded
 	}
 	run.Ended = time.Now().UTC()
+	if run.Status == StatusFailed && f.retries() {
+		// Into the errors queue before the run is recorded as failed: a crash between the
+		// two repeats the entry (which the queue drops as a duplicate), never loses it.
+		if derr := e.deadLetter(ctx, f, ev, run, err); derr != nil {
+			e.retryLater(m, f, ev, derr)
+			return
+		}
+	}
 	if err := r.save(ctx); err != nil {
 		e.retryLater(m, f, ev, err)
 		return

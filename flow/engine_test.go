@@ -104,6 +104,16 @@ func startEngine(t *testing.T, erpURL, flows string) *engineFixture {
 // data does.
 func startEngineOn(t *testing.T, b *bus.Bus, erpURL, flows string) *engineFixture {
 	t.Helper()
+	return startEngineWith(t, b, erpURL, "", flows)
+}
+
+// startEngineWith starts a flow engine whose ERP system has the given delivery policy
+// (YAML flow style; empty for the defaults).
+func startEngineWith(t *testing.T, b *bus.Bus, erpURL, delivery, flows string) *engineFixture {
+	t.Helper()
+	if delivery != "" {
+		delivery = "\n  delivery: " + delivery
+	}
 	dir := t.TempDir()
 	testutil.WriteFiles(t, dir, map[string]string{
 		"types.yaml": engineTypes,
@@ -111,7 +121,7 @@ func startEngineOn(t *testing.T, b *bus.Bus, erpURL, flows string) *engineFixtur
 kind: System
 metadata: {name: erp}
 spec:
-  http: {baseURL: "` + erpURL + `", timeout: 2s}
+  http: {baseURL: "` + erpURL + `", timeout: 2s}` + delivery + `
   operations:
     getOrder: {http: {method: GET, path: "/orders/{orderId}"}}
     ship: {http: {method: POST, path: "/orders/{orderId}/ship"}}

@@ -158,9 +158,13 @@ func (r *runner) step(ctx context.Context, st *Step, prefix string, extra map[st
 			r.outs[st.ID] = rec.Output
 			r.mu.Unlock()
 			return nil
-		case StepFailed:
-			return &stepError{key: key, err: errors.New(rec.Error)}
 		}
+		// A failed or retrying step runs again: the run is resumed by a retry, or after a
+		// crash that came before its failure was settled (retried or final), and trying
+		// the step again is what tells which.
+		r.mu.Lock()
+		rec.Status, rec.Error = StepRunning, ""
+		r.mu.Unlock()
 	}
 	if c.guard != nil && c.action != ActionIf {
 		ok, err := c.guard.Bool(ctx, r.input(extra))
@@ -252,10 +256,15 @@ func (r *runner) attempts(ctx context.Context, st *Step, rec *StepRecord, key st
 	if rt := st.Retry; rt != nil {
 		max, backoff, maxBackoff = rt.Attempts, rt.Backoff, rt.MaxBackoff
 	}
+	// Attempts count over the run's deliveries (the history shows them all); each delivery
+	// (a retry message, a resumption) has the step's in-run attempts anew.
+	r.mu.Lock()
+	base := rec.Attempts
+	r.mu.Unlock()
 	for {
 		r.mu.Lock()
 		rec.Attempts++
-		attempt := rec.Attempts
+		attempt := rec.Attempts - base
 		r.mu.Unlock()
 		// An attempt still going after noteAfter is shown in the run history as running.
 		// That is for people, not for resuming: a resumed run repeats an attempt that has
@@ -361,7 +370,7 @@ func (r *runner) call(ctx context.Context, st *Step, key string, input any) (in,
 	}
 	out, err = r.rt.call(ctx, c.system, sys, c.op, with, callInfo{idempotencyKey: r.run.ID + "/" + key, traceparent: r.ev.TraceParent})
 	if err != nil {
-		return with, nil, err
+		return with, nil, &CallError{Step: key, System: c.system, Operation: c.op, Err: err}
 	}
 	return with, out, nil
 }

@@ -33,6 +33,9 @@ const (
 	StatusSucceeded = "succeeded"
 	StatusFailed    = "failed"
 	StatusWaiting   = "waiting"
+	// StatusRetrying is a run whose call failed transiently and that a retry message (or
+	// a delayed redelivery) will continue from the failed step.
+	StatusRetrying = "retrying"
 )
 
 // Step statuses.
@@ -41,6 +44,8 @@ const (
 	StepSucceeded = "succeeded"
 	StepFailed    = "failed"
 	StepSkipped   = "skipped"
+	// StepRetrying is a failed step that the run's next retry runs again.
+	StepRetrying = "retrying"
 )
 
 // Run is the record of one run.
@@ -65,6 +70,11 @@ type Run struct {
 	Vars map[string]any `json:"vars,omitempty"`
 	// Node is the node that last worked on the run.
 	Node string `json:"node,omitempty"`
+	// Retries counts the retries scheduled for the run; NextRetry is when the last is due.
+	Retries   int       `json:"retries,omitempty"`
+	NextRetry time.Time `json:"nextRetry,omitzero"`
+	// Failures are the run's failed deliveries, oldest first.
+	Failures []Failure `json:"failures,omitempty"`
 
 	byKey map[string]int // index into Steps by key
 	rev   uint64         // the key-value revision last written

@@ -11,6 +11,8 @@ type metrics struct {
 	inflight     *prometheus.GaugeVec
 	runDuration  *prometheus.HistogramVec
 	stepDuration *prometheus.HistogramVec
+	retries      *prometheus.CounterVec
+	deadLetters  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -35,9 +37,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "causeway_flow_step_duration_seconds", Help: "How long steps took, retries included.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 3, 14),
 		}, []string{"flow", "step"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_flow_retries_total", Help: "Retries scheduled after a call failed transiently, by flow and system.",
+		}, []string{"flow", "system"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_flow_dead_letters_total", Help: "Runs that ended in the errors queue, by flow and error class (transient: out of retries; permanent).",
+		}, []string{"flow", "class"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.started, m.finished, m.filtered, m.inflight, m.runDuration, m.stepDuration)
+		reg.MustRegister(m.started, m.finished, m.filtered, m.inflight, m.runDuration, m.stepDuration, m.retries, m.deadLetters)
 	}
 	return m
 }

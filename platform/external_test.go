@@ -12,14 +12,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// externalNATS is the NATS server with JetStream that runs on this machine for tests.
-const externalNATS = "127.0.0.1:4222"
-
 // TestExternalNATS runs a node against a separate NATS server (--nats) instead of the
 // embedded bus: streams are created there, messages are stored there and indexed from there.
 func TestExternalNATS(t *testing.T) {
-	testutil.RequireService(t, "NATS with JetStream", externalNATS)
-	url := "nats://" + externalNATS
+	url := testutil.UseExternalNATS(t)
 	deleteStreams := func() {
 		nc, err := nats.Connect(url)
 		if err != nil {
@@ -65,8 +61,7 @@ func TestExternalNATS(t *testing.T) {
 // above its max_payload: the node starts, lowers its limit to fit, and answers 413 for a
 // message the server could not carry, instead of failing at publish time.
 func TestExternalNATSSmallerMaxPayload(t *testing.T) {
-	testutil.RequireService(t, "NATS with JetStream", externalNATS)
-	url := "nats://" + externalNATS
+	url := testutil.UseExternalNATS(t)
 	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)

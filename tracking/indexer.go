@@ -149,6 +149,11 @@ func (ix *Indexer) startStream(ctx, runCtx context.Context, name string) error {
 		// tracking events carry their content in the body.
 		HeadersOnly: name == bus.StreamMessages,
 	}
+	if name == bus.StreamMessages {
+		// Not the schedules of retry messages: a retry is indexed when it is published,
+		// when it is due.
+		cfg.FilterSubjects = []string{bus.SubjectMessages + ">"}
+	}
 	// The stream's creation time tells its incarnations apart: one deleted and created
 	// again starts its sequences anew, and must be indexed from its start (entries already
 	// indexed are ignored).

@@ -1,0 +1,244 @@
+package flow
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/causeway/causeway/bus"
+	"github.com/causeway/causeway/connector"
+	"github.com/causeway/causeway/message"
+)
+
+// The retry path.
+//
+// A call step that fails transiently (after its in-run attempts) does not fail the run. The
+// delivery becomes a retry message: a copy of the trigger with kind retry, retrycount + 1,
+// causationid the failed message, addressed to this flow alone and naming the run, which
+// the bus holds as a scheduled message until its backoff has passed (a restart neither
+// loses it nor fires it early). The run is recorded as retrying, its failed steps marked to
+// run again; the retry message continues it from there, finished steps not repeated. When
+// retrycount reaches the system's maxRetries, or a step fails permanently, the run fails
+// and the failed delivery goes to the errors queue with the reason, its class, the failing
+// step, system and operation, the run's history and a fingerprint of the error. On a server
+// without message schedules (before NATS 2.12) the failed delivery itself is redelivered
+// after the backoff instead of a retry message.
+
+// CallError is a call step's failure, saying which system and operation failed.
+type CallError struct {
+	Step, System, Operation string
+	Err                     error
+}
+
+func (e *CallError) Error() string { return e.Err.Error() }
+
+// Unwrap gives the connector's error, which says whether it is transient.
+func (e *CallError) Unwrap() error { return e.Err }
+
+// ExtRunID is the extension attribute of a retry message naming the run it continues.
+const ExtRunID = "runid"
+
+// retries reports whether the flow's failures take the retry path and end in the errors
+// queue. An invoked flow's caller waits for the outcome and gets the failure instead.
+func (f *loadedFlow) retries() bool { return f.spec.Trigger.Invoke == nil }
+
+// retryByMessage reports whether the flow's retries are retry messages: the flow is
+// triggered by messages and the server schedules messages. Otherwise the failed delivery
+// is redelivered after the backoff.
+func (f *loadedFlow) retryByMessage(b *bus.Bus) bool {
+	return f.spec.Trigger.Message != nil && b.Schedules()
+}
+
+// retryOf returns the run a retry message continues, or "" when ev is not a retry of one of
+// this flow's runs.
+func retryOf(f *loadedFlow, ev *message.Event) string {
+	if ev.Kind != message.KindRetry || ev.Target != TargetPrefix+f.name {
+		return ""
+	}
+	id := ev.Extensions[ExtRunID]
+	if !validRunID(id) {
+		return ""
+	}
+	return id
+}
+
+// validRunID reports whether id has the form RunID gives.
+func validRunID(id string) bool {
+	if len(id) != 26 {
+		return false
+	}
+	for _, c := range id {
+		if (c < 'a' || c > 'z') && (c < '2' || c > '7') {
+			return false
+		}
+	}
+	return true
+}
+
+// superseded reports whether the delivery of ev is not the one to carry run on: a retry
+// message other than the run's latest, or, when retries are messages, a redelivery of the
+// trigger of a run that a retry message continues.
+func (e *Engine) superseded(f *loadedFlow, ev *message.Event, run *Run, isRetry bool) bool {
+	if isRetry {
+		return ev.RetryCount != run.Retries
+	}
+	return run.Status == StatusRetrying && f.retryByMessage(e.opts.Bus)
+}
+
+// scheduleRetry turns a transient call failure into a retry of the run, when the system's
+// retry policy has retries left. It reports whether it did; the caller then saves the run
+// and settles the delivery (acknowledged when a retry message was stored; redelivered
+// later, when the flow's retries are redeliveries).
+func (e *Engine) scheduleRetry(ctx context.Context, f *loadedFlow, ev *message.Event, run *Run, err error) (bool, error) {
+	var ce *CallError
+	if !errors.As(err, &ce) || !connector.Transient(err) {
+		return false, nil
+	}
+	policy := e.systems[ce.System].RetryPolicy()
+	n := run.Retries + 1
+	if n > policy.MaxRetries {
+		return false, nil
+	}
+	delay := policy.Delay(n)
+	if ra := connector.RetryAfter(err); ra > delay {
+		// The system said when to come back; within the policy's longest wait.
+		delay = min(ra, policy.MaxDelay)
+	}
+	// The bus schedules to the second; rounding up never fires a retry early.
+	at := time.Now().Add(delay).Truncate(time.Second).Add(time.Second)
+	if f.retryByMessage(e.opts.Bus) {
+		retry := *ev
+		retry.ID = "retry-" + run.ID + "-" + strconv.Itoa(n)
+		retry.Kind = message.KindRetry
+		retry.RetryCount = n
+		retry.CausationID = ev.ID
+		retry.Time = time.Now().UTC()
+		retry.Target = TargetPrefix + f.name
+		retry.Extensions = map[string]string{}
+		for k, v := range ev.Extensions {
+			retry.Extensions[k] = v
+		}
+		retry.Extensions[ExtRunID] = run.ID
+		msg := retry.ToNATS(bus.SubjectSchedules + "retry." + run.ID + "." + strconv.Itoa(n))
+		msg.Header.Set(message.HeaderNode, e.opts.Node)
+		if _, perr := e.opts.Bus.JetStream().PublishMsg(ctx, msg, jetstream.WithScheduleAt(at),
+			jetstream.WithScheduleTarget(bus.Subject(ev.Type)), jetstream.WithMsgID(retry.ID),
+			jetstream.WithExpectStream(bus.StreamMessages)); perr != nil {
+			return false, &infraError{perr}
+		}
+	}
+	for _, s := range run.Steps {
+		if s.Status == StepFailed {
+			s.Status = StepRetrying
+		}
+	}
+	e.noteFailure(run, err, at.UTC())
+	run.Retries, run.NextRetry = n, at.UTC()
+	run.Status = StatusRetrying
+	run.Error = err.Error()
+	e.metrics.retries.WithLabelValues(f.name, ce.System).Inc()
+	e.log.Info("call failed; retry scheduled", "flow", f.name, "run", run.ID, "step", ce.Step, "system", ce.System,
+		"retry", n, "of", policy.MaxRetries, "at", at, "err", err)
+	return true, nil
+}
+
+// Failure is one failed delivery of a run: the attempt history the errors queue keeps.
+type Failure struct {
+	// RetryCount is the delivery's: 0 for the original, n for the nth retry.
+	RetryCount int       `json:"retrycount"`
+	Time       time.Time `json:"time"`
+	Step       string    `json:"step,omitempty"`
+	System     string    `json:"system,omitempty"`
+	Operation  string    `json:"operation,omitempty"`
+	Error      string    `json:"error"`
+	Transient  bool      `json:"transient"`
+	// NextRetry is when the delivery is tried again; zero when it is not.
+	NextRetry time.Time `json:"nextRetry,omitzero"`
+}
+
+// noteFailure appends a failed delivery to the run's history; the oldest are dropped past
+// maxFailures, so that a record stays small whatever the policy.
+func (e *Engine) noteFailure(run *Run, err error, next time.Time) {
+	fl := Failure{RetryCount: run.Retries, Time: time.Now().UTC(), Error: err.Error(), Transient: connector.Transient(err), NextRetry: next}
+	var ce *CallError
+	if errors.As(err, &ce) {
+		fl.Step, fl.System, fl.Operation = ce.Step, ce.System, ce.Operation
+	} else if se := (*stepError)(nil); errors.As(err, &se) {
+		fl.Step = se.key
+	}
+	run.Failures = append(run.Failures, fl)
+	if n := len(run.Failures); n > maxFailures {
+		run.Failures = append(run.Failures[:0:0], run.Failures[n-maxFailures:]...)
+	}
+}
+
+// maxFailures bounds the failures a run record keeps.
+const maxFailures = 50
+
+// ErrorEntry is what the errors queue keeps of a run that failed: enough to see why, to
+// group it with its like, and to replay it.
+type ErrorEntry struct {
+	ID          string          `json:"id"`
+	Origin      string          `json:"origin"` // "flow"
+	Flow        string          `json:"flow"`
+	RunID       string          `json:"runId"`
+	Step        string          `json:"step,omitempty"`
+	System      string          `json:"system,omitempty"`
+	Operation   string          `json:"operation,omitempty"`
+	Reason      string          `json:"reason"`
+	Class       string          `json:"class"` // transient (out of retries) or permanent
+	Fingerprint string          `json:"fingerprint"`
+	RetryCount  int             `json:"retrycount"`
+	Time        time.Time       `json:"time"`
+	Message     json.RawMessage `json:"message"`
+	// Failures are the run's failed deliveries, the last one included.
+	Failures []Failure `json:"failures"`
+	// Steps are the run's steps as they ended.
+	Steps []*StepRecord `json:"steps"`
+}
+
+// digits are replaced in fingerprints, so that one failure with different numbers in it
+// (a port, an order number, a status code of the same kind) groups together.
+var digits = regexp.MustCompile(`[0-9]+`)
+
+// deadLetter puts a failed run's delivery into the errors queue, once per run.
+func (e *Engine) deadLetter(ctx context.Context, f *loadedFlow, ev *message.Event, run *Run, err error) error {
+	entry := ErrorEntry{ID: message.NewID(), Origin: "flow", Flow: f.name, RunID: run.ID, Reason: err.Error(),
+		Class: "permanent", RetryCount: run.Retries, Time: time.Now().UTC(), Failures: run.Failures, Steps: run.Steps}
+	var ce *CallError
+	if errors.As(err, &ce) {
+		entry.Step, entry.System, entry.Operation = ce.Step, ce.System, ce.Operation
+		if connector.Transient(err) {
+			entry.Class = "transient"
+		}
+	} else {
+		var se *stepError
+		if errors.As(err, &se) {
+			entry.Step = se.key
+		}
+	}
+	sum := sha256.Sum256([]byte(f.name + "\x00" + entry.Step + "\x00" + entry.System + "\x00" + entry.Operation + "\x00" + entry.Class + "\x00" + digits.ReplaceAllString(entry.Reason, "#")))
+	entry.Fingerprint = hex.EncodeToString(sum[:8])
+	raw, merr := ev.MarshalJSON()
+	if merr != nil {
+		return merr
+	}
+	entry.Message = raw
+	data, merr := json.Marshal(entry)
+	if merr != nil {
+		return merr
+	}
+	if _, perr := e.opts.Bus.JetStream().Publish(ctx, bus.SubjectErrors+"flow."+f.name, data,
+		jetstream.WithExpectStream(bus.StreamErrors), jetstream.WithMsgID("flow:"+run.ID)); perr != nil {
+		return perr
+	}
+	e.metrics.deadLetters.WithLabelValues(f.name, entry.Class).Inc()
+	return nil
+}

@@ -1,0 +1,366 @@
+package flow_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/causeway/causeway/bus"
+	"github.com/causeway/causeway/flow"
+	"github.com/causeway/causeway/internal/testutil"
+	"github.com/causeway/causeway/message"
+)
+
+// retryFlow reads an order and ships it: the ship call is the one the tests make fail.
+const retryFlow = `apiVersion: causeway/v1
+kind: Flow
+metadata: {name: ship}
+spec:
+  trigger:
+    message: {types: [order.paid]}
+  steps:
+    - id: order
+      call: erp.getOrder
+      with: {orderId: "${{ .data.orderId }}"}
+    - id: ship
+      call: erp.ship
+      with:
+        orderId: ${{ .data.orderId }}
+        body: {carrier: dhl}
+  onError:
+    - id: compensate
+      set: {failed: "${{ .vars.error }}"}
+`
+
+// flakyERP answers order lookups, and fails ship calls with status fail(n) for the nth
+// ship call (1-based) or answers it when fail gives 0. It keeps when each ship call came.
+type flakyERP struct {
+	*erpServer
+	mu    sync.Mutex
+	ships []time.Time
+}
+
+func startFlakyERP(t *testing.T, fail func(n int) int) *flakyERP {
+	t.Helper()
+	f := &flakyERP{}
+	f.erpServer = startERP(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method != "POST" {
+			_, _ = io.WriteString(w, `{"status":"paid"}`)
+			return
+		}
+		f.mu.Lock()
+		f.ships = append(f.ships, time.Now())
+		n := len(f.ships)
+		f.mu.Unlock()
+		if code := fail(n); code != 0 {
+			w.WriteHeader(code)
+			return
+		}
+		_, _ = io.WriteString(w, `{"shipped":true}`)
+	})
+	return f
+}
+
+func (f *flakyERP) shipTimes() []time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Time(nil), f.ships...)
+}
+
+// callsTo counts the ERP's calls with a method.
+func (s *erpServer) callsTo(method string) (n int, keys map[string]bool) {
+	keys = map[string]bool{}
+	for _, c := range s.seen() {
+		if c.Method == method {
+			n++
+			keys[c.IdempotencyKey] = true
+		}
+	}
+	return n, keys
+}
+
+// messagesOf reads every message of a type in MESSAGES, in order.
+func messagesOf(t *testing.T, b *bus.Bus, typ string) []*message.Event {
+	t.Helper()
+	ctx := context.Background()
+	s, err := b.Stream(ctx, bus.StreamMessages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*message.Event
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
+		raw, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if raw.Subject != bus.Subject(typ) {
+			continue
+		}
+		ev, err := message.FromNATS(raw.Header, raw.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// errorEntries reads the errors queue's entries for a flow.
+func errorEntries(t *testing.T, b *bus.Bus, flowName string) []flow.ErrorEntry {
+	t.Helper()
+	ctx := context.Background()
+	s, err := b.Stream(ctx, bus.StreamErrors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []flow.ErrorEntry
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
+		raw, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if raw.Subject != bus.SubjectErrors+"flow."+flowName {
+			continue
+		}
+		var e flow.ErrorEntry
+		if err := json.Unmarshal(raw.Data, &e); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func openTestBus(t *testing.T, dir string) *bus.Bus {
+	t.Helper()
+	b, err := bus.Open(context.Background(), bus.Options{DataDir: dir, Sync: bus.Sync{Interval: time.Second}, NodeName: "test"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestTransientFailuresBecomeRetryMessages(t *testing.T) {
+	erp := startFlakyERP(t, func(n int) int {
+		if n <= 2 {
+			return http.StatusServiceUnavailable
+		}
+		return 0
+	})
+	b := openTestBus(t, t.TempDir())
+	t.Cleanup(b.Close)
+	f := startEngineWith(t, b, erp.URL, "{retry: {maxRetries: 3, backoff: fixed, initialDelay: 1s, jitter: 0}}", retryFlow)
+	id := f.send(t, "order.paid", `{"orderId":"A-1"}`)
+	run := f.waitRun(t, "ship", id, flow.StatusSucceeded, flow.StatusFailed)
+	if run.Status != flow.StatusSucceeded {
+		t.Fatalf("run %s: %s", run.Status, run.Error)
+	}
+	// The retries continued the run from the failed step: the order was read once, and
+	// every ship attempt carried the run's idempotency key.
+	if n, _ := erp.callsTo("GET"); n != 1 {
+		t.Errorf("order read %d times, want once", n)
+	}
+	if n, keys := erp.callsTo("POST"); n != 3 || len(keys) != 1 {
+		t.Errorf("ship called %d times with keys %v, want 3 with one key", n, keys)
+	}
+	if run.Retries != 2 || len(run.Failures) != 2 || run.Failures[0].RetryCount != 0 || run.Failures[1].RetryCount != 1 ||
+		run.Failures[0].System != "erp" || run.Failures[0].Operation != "ship" || run.Failures[0].Step != "ship" || !run.Failures[0].Transient {
+		t.Errorf("retries %d, failures %+v", run.Retries, run.Failures)
+	}
+	if _, ok := run.Vars["failed"]; ok {
+		t.Error("onError ran for a run that succeeded on a retry")
+	}
+	times := erp.shipTimes()
+	for i := 1; i < len(times); i++ {
+		if gap := times[i].Sub(times[i-1]); gap < time.Second {
+			t.Errorf("retry %d came %s after the attempt before; the policy waits 1s", i, gap)
+		}
+	}
+	msgs := messagesOf(t, b, "order.paid")
+	if len(msgs) != 3 {
+		t.Fatalf("%d order.paid messages on the bus, want the original and 2 retries", len(msgs))
+	}
+	for i, m := range msgs[1:] {
+		n := i + 1
+		if m.Kind != message.KindRetry || m.RetryCount != n || m.CausationID != msgs[n-1].ID || m.Target != "flow:ship" ||
+			m.Extensions["runid"] != run.ID || m.CorrelationID != msgs[0].CorrelationID || string(m.Data) != string(msgs[0].Data) {
+			t.Errorf("retry %d: %+v", n, m)
+		}
+	}
+	if len(errorEntries(t, b, "ship")) != 0 {
+		t.Error("a run that succeeded left an entry in the errors queue")
+	}
+}
+
+func TestOutOfRetriesGoesToTheErrorsQueue(t *testing.T) {
+	erp := startFlakyERP(t, func(int) int { return http.StatusBadGateway })
+	b := openTestBus(t, t.TempDir())
+	t.Cleanup(b.Close)
+	f := startEngineWith(t, b, erp.URL, "{retry: {maxRetries: 2, backoff: exponential, initialDelay: 1s, maxDelay: 1m, jitter: 0}}", retryFlow)
+	id := f.send(t, "order.paid", `{"orderId":"A-2"}`)
+	run := f.waitRun(t, "ship", id, flow.StatusFailed, flow.StatusSucceeded)
+	if run.Status != flow.StatusFailed || run.Retries != 2 || len(run.Failures) != 3 {
+		t.Fatalf("run %s after %d retries, failures %+v", run.Status, run.Retries, run.Failures)
+	}
+	// Each attempt waited longer than the one before: 1s, then 2s.
+	times := erp.shipTimes()
+	if len(times) != 3 {
+		t.Fatalf("ship called %d times, want 3", len(times))
+	}
+	if g1, g2 := times[1].Sub(times[0]), times[2].Sub(times[1]); g1 < time.Second || g2 < 2*time.Second || g2 <= g1 {
+		t.Errorf("waits %s, %s; want at least 1s, then at least 2s", g1, g2)
+	}
+	if !strings.Contains(run.Vars["failed"].(string), "502") {
+		t.Errorf("onError did not run with the last error: %v", run.Vars)
+	}
+	entries := errorEntries(t, b, "ship")
+	if len(entries) != 1 {
+		t.Fatalf("%d entries in the errors queue, want 1", len(entries))
+	}
+	e := entries[0]
+	if e.Flow != "ship" || e.RunID != run.ID || e.Step != "ship" || e.System != "erp" || e.Operation != "ship" ||
+		e.Class != "transient" || e.RetryCount != 2 || len(e.Failures) != 3 || len(e.Fingerprint) != 16 ||
+		!strings.Contains(e.Reason, "502") {
+		t.Errorf("entry %+v", e)
+	}
+	var ev message.Event
+	if err := json.Unmarshal(e.Message, &ev); err != nil || ev.RetryCount != 2 || ev.Kind != message.KindRetry {
+		t.Errorf("entry message %s: %v", e.Message, err)
+	}
+}
+
+func TestPermanentFailureGoesToTheErrorsQueueAtOnce(t *testing.T) {
+	erp := startFlakyERP(t, func(int) int { return http.StatusUnprocessableEntity })
+	b := openTestBus(t, t.TempDir())
+	t.Cleanup(b.Close)
+	f := startEngineWith(t, b, erp.URL, "", retryFlow)
+	id := f.send(t, "order.paid", `{"orderId":"A-3"}`)
+	run := f.waitRun(t, "ship", id, flow.StatusFailed, flow.StatusSucceeded)
+	if run.Status != flow.StatusFailed || run.Retries != 0 {
+		t.Fatalf("run %s after %d retries", run.Status, run.Retries)
+	}
+	entries := errorEntries(t, b, "ship")
+	if len(entries) != 1 || entries[0].Class != "permanent" || entries[0].RetryCount != 0 || len(entries[0].Failures) != 1 {
+		t.Fatalf("errors queue %+v", entries)
+	}
+	if msgs := messagesOf(t, b, "order.paid"); len(msgs) != 1 {
+		t.Errorf("%d order.paid messages, want no retry", len(msgs))
+	}
+	// The same failure of another message has the same fingerprint, whatever its numbers.
+	id2 := f.send(t, "order.paid", `{"orderId":"B-77"}`)
+	f.waitRun(t, "ship", id2, flow.StatusFailed)
+	entries = errorEntries(t, b, "ship")
+	if len(entries) != 2 || entries[0].Fingerprint != entries[1].Fingerprint {
+		t.Errorf("fingerprints of one failure differ: %+v", entries)
+	}
+}
+
+func TestScheduledRetrySurvivesARestart(t *testing.T) {
+	erp := startFlakyERP(t, func(n int) int {
+		if n == 1 {
+			return http.StatusServiceUnavailable
+		}
+		return 0
+	})
+	dir := t.TempDir()
+	b := openTestBus(t, dir)
+	f := startEngineWith(t, b, erp.URL, "{retry: {maxRetries: 3, backoff: fixed, initialDelay: 3s, jitter: 0}}", retryFlow)
+	id := f.send(t, "order.paid", `{"orderId":"A-4"}`)
+	run := f.waitRun(t, "ship", id, flow.StatusRetrying)
+	f.engine.Stop(time.Second)
+	b.Close()
+
+	b = openTestBus(t, dir)
+	t.Cleanup(b.Close)
+	f = startEngineWith(t, b, erp.URL, "{retry: {maxRetries: 3, backoff: fixed, initialDelay: 3s, jitter: 0}}", retryFlow)
+	done := f.waitRun(t, "ship", id, flow.StatusSucceeded, flow.StatusFailed)
+	if done.Status != flow.StatusSucceeded || done.Retries != 1 {
+		t.Fatalf("run %s after %d retries", done.Status, done.Retries)
+	}
+	times := erp.shipTimes()
+	if len(times) != 2 {
+		t.Fatalf("ship called %d times, want 2", len(times))
+	}
+	if times[1].Before(run.NextRetry) {
+		t.Errorf("the retry came at %s, before it was due at %s", times[1], run.NextRetry)
+	}
+}
+
+// TestRetryByRedeliveryWithoutSchedules runs against the machine's NATS server, which is
+// older than message schedules (2.12): a failed delivery is redelivered after the backoff
+// instead of becoming a retry message, and the run still continues from the failed step
+// and ends in the errors queue when out of retries.
+func TestRetryByRedeliveryWithoutSchedules(t *testing.T) {
+	url := testutil.UseExternalNATS(t)
+	clean := func() {
+		nc, err := nats.Connect(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		js, _ := jetstream.New(nc)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, s := range []string{bus.StreamMessages, bus.StreamTracking, bus.StreamErrors, bus.StreamInvocations, "KV_" + bus.BucketRuns} {
+			_ = js.DeleteStream(ctx, s) // absent on a fresh server
+		}
+	}
+	clean()
+	t.Cleanup(clean)
+	b, err := bus.Open(context.Background(), bus.Options{URL: url, NodeName: "test"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	if b.Schedules() {
+		t.Skip("the machine's NATS server schedules messages: the retry messages of the other tests cover it")
+	}
+	erp := startFlakyERP(t, func(n int) int {
+		if n <= 2 {
+			return http.StatusServiceUnavailable
+		}
+		return 0
+	})
+	f := startEngineWith(t, b, erp.URL, "{retry: {maxRetries: 3, backoff: fixed, initialDelay: 1s, jitter: 0}}", retryFlow)
+	id := f.send(t, "order.paid", `{"orderId":"A-5"}`)
+	run := f.waitRun(t, "ship", id, flow.StatusSucceeded, flow.StatusFailed)
+	if run.Status != flow.StatusSucceeded || run.Retries != 2 {
+		t.Fatalf("run %s after %d retries", run.Status, run.Retries)
+	}
+	if n, _ := erp.callsTo("GET"); n != 1 {
+		t.Errorf("order read %d times, want once", n)
+	}
+	times := erp.shipTimes()
+	for i := 1; i < len(times); i++ {
+		if gap := times[i].Sub(times[i-1]); gap < time.Second {
+			t.Errorf("redelivery %d came %s after the attempt before; the policy waits 1s", i, gap)
+		}
+	}
+	if msgs := messagesOf(t, b, "order.paid"); len(msgs) != 1 {
+		t.Errorf("%d order.paid messages; a server without schedules gets no retry messages", len(msgs))
+	}
+}

@@ -1,0 +1,33 @@
+package testutil
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+// ExternalNATS is the NATS server with JetStream that runs on this machine for tests.
+const ExternalNATS = "127.0.0.1:4222"
+
+// UseExternalNATS requires the machine's NATS server and holds it for the test alone: a
+// node run against it creates Causeway's streams there, which tests of other packages,
+// run in parallel processes by go test, would otherwise create, fill and delete under it.
+// The hold is a lock file that the system releases with the process.
+func UseExternalNATS(t testing.TB) string {
+	t.Helper()
+	RequireService(t, "NATS with JetStream", ExternalNATS)
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "causeway-test-external-nats.lock"), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	})
+	return "nats://" + ExternalNATS
+}

@@ -1,0 +1,74 @@
+package system
+
+import (
+	"math/rand/v2"
+	"time"
+
+	"github.com/causeway/causeway/config"
+)
+
+// Delivery is how calls to a system are delivered when it fails.
+type Delivery struct {
+	// Retry is the retry path of a call that failed transiently.
+	Retry *RetryPolicy `yaml:"retry" doc:"How a call that failed transiently is tried again: as a retry message scheduled on the bus, up to maxRetries times, then the errors queue."`
+}
+
+// RetryPolicy says how often and how late a failed delivery is tried again.
+type RetryPolicy struct {
+	// MaxRetries is how many retry messages a delivery may become.
+	MaxRetries int `yaml:"maxRetries" default:"5" doc:"How many times a delivery that failed transiently is tried again (each a retry message with retrycount + 1); then it goes to the errors queue. 0 sends it there at once."`
+	// Backoff is exponential or fixed.
+	Backoff string `yaml:"backoff" default:"exponential" enum:"exponential,fixed" doc:"exponential: the delay doubles with every retry, from initialDelay up to maxDelay; fixed: every retry waits initialDelay."`
+	// InitialDelay is the wait before the first retry.
+	InitialDelay time.Duration `yaml:"initialDelay" default:"5s" doc:"The wait before the first retry (whole seconds: the bus schedules to the second)."`
+	// MaxDelay caps the wait.
+	MaxDelay time.Duration `yaml:"maxDelay" default:"10m" doc:"The longest wait before a retry."`
+	// Jitter spreads the waits.
+	Jitter float64 `yaml:"jitter" default:"0.2" doc:"A random share of each wait, from 0 to 1, added or taken off, so that messages that failed together are not all retried at the same second."`
+}
+
+// DefaultRetry is the retry policy of a system that declares none.
+var DefaultRetry = RetryPolicy{MaxRetries: 5, Backoff: "exponential", InitialDelay: 5 * time.Second, MaxDelay: 10 * time.Minute, Jitter: 0.2}
+
+// RetryPolicy returns the system's retry policy, or DefaultRetry.
+func (s *Spec) RetryPolicy() RetryPolicy {
+	if s != nil && s.Delivery != nil && s.Delivery.Retry != nil {
+		return *s.Delivery.Retry
+	}
+	return DefaultRetry
+}
+
+// Delay is the wait before retry number n (1 for the first).
+func (p RetryPolicy) Delay(n int) time.Duration {
+	d := p.InitialDelay
+	if p.Backoff != "fixed" {
+		for i := 1; i < n && d < p.MaxDelay; i++ {
+			d *= 2
+		}
+	}
+	d = min(d, p.MaxDelay)
+	if p.Jitter > 0 {
+		d += time.Duration((rand.Float64()*2 - 1) * p.Jitter * float64(d))
+	}
+	return max(d, time.Second)
+}
+
+// validateDelivery checks the delivery policy.
+func (s *Spec) validateDelivery(ctx *config.Context) {
+	if s.Delivery == nil || s.Delivery.Retry == nil {
+		return
+	}
+	r := s.Delivery.Retry
+	if r.MaxRetries < 0 || r.MaxRetries > 1000 {
+		ctx.Errorf("delivery.retry.maxRetries", "must be between 0 and 1000")
+	}
+	if r.InitialDelay < time.Second {
+		ctx.Errorf("delivery.retry.initialDelay", "must be at least 1s: the bus schedules retries to the second")
+	}
+	if r.MaxDelay < r.InitialDelay {
+		ctx.Errorf("delivery.retry.maxDelay", "must be at least initialDelay")
+	}
+	if r.Jitter < 0 || r.Jitter > 1 {
+		ctx.Errorf("delivery.retry.jitter", "must be between 0 and 1")
+	}
+}
