@@ -31,6 +31,11 @@ const (
 	StreamErrors = "ERRORS"
 	// SubjectErrors prefixes entries of the errors queue.
 	SubjectErrors = "cw.errors."
+	// StreamAudit holds the record of every operator action (replay, discard, status
+	// changes): who did what, when and why, on SubjectAudit+action.
+	StreamAudit = "AUDIT"
+	// SubjectAudit prefixes audit records.
+	SubjectAudit = "cw.audit."
 	// HeaderReplyTo carries, on an invocation, the subject its caller waits on for the reply.
 	HeaderReplyTo = "Causeway-Reply-To"
 )

@@ -59,6 +59,19 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 			Replicas:    b.opts.Replicas,
 		},
 		{
+			// Operators' actions are kept a year whatever the messages' retention: they
+			// answer "who did this" long after the messages are gone.
+			Name:        StreamAudit,
+			Description: "Causeway: operator actions (audit trail)",
+			Subjects:    []string{SubjectAudit + ">"},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			Discard:     jetstream.DiscardOld,
+			MaxAge:      max(b.opts.MaxAge, 365*24*time.Hour),
+			Duplicates:  b.opts.DedupWindow,
+			Replicas:    b.opts.Replicas,
+		},
+		{
 			// An invocation matters while its caller waits; a day is plenty to resume the
 			// runs a crash interrupted.
 			Name:        StreamInvocations,

@@ -87,3 +87,14 @@ func (e *Engine) Resubmit(ctx context.Context, id string) (string, error) {
 	}
 	return RunID(f.name, ev.ID), nil
 }
+
+// TriggerOf says how a flow is triggered ("message", "schedule" or "invoke"), and whether
+// the flow is defined.
+func (e *Engine) TriggerOf(name string) (string, bool) {
+	for _, f := range e.flows {
+		if f.name == name {
+			return f.triggerKind(), true
+		}
+	}
+	return "", false
+}

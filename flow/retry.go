@@ -2,11 +2,8 @@ package flow
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -15,6 +12,7 @@ import (
 	"github.com/causeway/causeway/bus"
 	"github.com/causeway/causeway/connector"
 	"github.com/causeway/causeway/message"
+	"github.com/causeway/causeway/reliability"
 )
 
 // The retry path.
@@ -150,18 +148,7 @@ func (e *Engine) scheduleRetry(ctx context.Context, f *loadedFlow, ev *message.E
 }
 
 // Failure is one failed delivery of a run: the attempt history the errors queue keeps.
-type Failure struct {
-	// RetryCount is the delivery's: 0 for the original, n for the nth retry.
-	RetryCount int       `json:"retrycount"`
-	Time       time.Time `json:"time"`
-	Step       string    `json:"step,omitempty"`
-	System     string    `json:"system,omitempty"`
-	Operation  string    `json:"operation,omitempty"`
-	Error      string    `json:"error"`
-	Transient  bool      `json:"transient"`
-	// NextRetry is when the delivery is tried again; zero when it is not.
-	NextRetry time.Time `json:"nextRetry,omitzero"`
-}
+type Failure = reliability.Failure
 
 // noteFailure appends a failed delivery to the run's history; the oldest are dropped past
 // maxFailures, so that a record stays small whatever the policy.
@@ -182,41 +169,20 @@ func (e *Engine) noteFailure(run *Run, err error, next time.Time) {
 // maxFailures bounds the failures a run record keeps.
 const maxFailures = 50
 
-// ErrorEntry is what the errors queue keeps of a run that failed: enough to see why, to
-// group it with its like, and to replay it.
-type ErrorEntry struct {
-	ID          string          `json:"id"`
-	Origin      string          `json:"origin"` // "flow"
-	Flow        string          `json:"flow"`
-	RunID       string          `json:"runId"`
-	Step        string          `json:"step,omitempty"`
-	System      string          `json:"system,omitempty"`
-	Operation   string          `json:"operation,omitempty"`
-	Reason      string          `json:"reason"`
-	Class       string          `json:"class"` // transient (out of retries) or permanent
-	Fingerprint string          `json:"fingerprint"`
-	RetryCount  int             `json:"retrycount"`
-	Time        time.Time       `json:"time"`
-	Message     json.RawMessage `json:"message"`
-	// Failures are the run's failed deliveries, the last one included.
-	Failures []Failure `json:"failures"`
-	// Steps are the run's steps as they ended.
-	Steps []*StepRecord `json:"steps"`
-}
-
-// digits are replaced in fingerprints, so that one failure with different numbers in it
-// (a port, an order number, a status code of the same kind) groups together.
-var digits = regexp.MustCompile(`[0-9]+`)
-
 // deadLetter puts a failed run's delivery into the errors queue, once per run.
 func (e *Engine) deadLetter(ctx context.Context, f *loadedFlow, ev *message.Event, run *Run, err error) error {
-	entry := ErrorEntry{ID: message.NewID(), Origin: "flow", Flow: f.name, RunID: run.ID, Reason: err.Error(),
-		Class: "permanent", RetryCount: run.Retries, Time: time.Now().UTC(), Failures: run.Failures, Steps: run.Steps}
+	entry := reliability.Entry{ID: message.NewID(), Origin: reliability.OriginFlow, Flow: f.name, RunID: run.ID,
+		Type: ev.Type, MessageID: ev.ID, Reason: err.Error(), Class: reliability.ClassPermanent, RetryCount: run.Retries,
+		Time: time.Now().UTC(), Failures: run.Failures, MessageStream: run.Trigger.Stream, MessageSeq: run.Trigger.Seq}
+	if ev.Kind == message.KindRetry {
+		// The retry message is not the run's trigger: the entry must carry it whole.
+		entry.MessageStream, entry.MessageSeq = "", 0
+	}
 	var ce *CallError
 	if errors.As(err, &ce) {
 		entry.Step, entry.System, entry.Operation = ce.Step, ce.System, ce.Operation
 		if connector.Transient(err) {
-			entry.Class = "transient"
+			entry.Class = reliability.ClassTransient
 		}
 	} else {
 		var se *stepError
@@ -224,21 +190,18 @@ func (e *Engine) deadLetter(ctx context.Context, f *loadedFlow, ev *message.Even
 			entry.Step = se.key
 		}
 	}
-	sum := sha256.Sum256([]byte(f.name + "\x00" + entry.Step + "\x00" + entry.System + "\x00" + entry.Operation + "\x00" + entry.Class + "\x00" + digits.ReplaceAllString(entry.Reason, "#")))
-	entry.Fingerprint = hex.EncodeToString(sum[:8])
-	raw, merr := ev.MarshalJSON()
-	if merr != nil {
+	var merr error
+	if entry.Message, merr = ev.MarshalJSON(); merr != nil {
 		return merr
 	}
-	entry.Message = raw
-	data, merr := json.Marshal(entry)
-	if merr != nil {
+	if entry.Steps, merr = json.Marshal(run.Steps); merr != nil {
 		return merr
 	}
-	if _, perr := e.opts.Bus.JetStream().Publish(ctx, bus.SubjectErrors+"flow."+f.name, data,
-		jetstream.WithExpectStream(bus.StreamErrors), jetstream.WithMsgID("flow:"+run.ID)); perr != nil {
+	if perr := reliability.Put(ctx, e.opts.Bus, &entry, "flow:"+run.ID); perr != nil {
 		return perr
 	}
 	e.metrics.deadLetters.WithLabelValues(f.name, entry.Class).Inc()
+	e.log.Warn("delivery moved to the errors queue", "flow", f.name, "run", run.ID, "message", ev.ID, "class", entry.Class,
+		"retries", run.Retries, "fingerprint", entry.Fingerprint)
 	return nil
 }

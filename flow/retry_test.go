@@ -18,6 +18,7 @@ import (
 	"github.com/causeway/causeway/flow"
 	"github.com/causeway/causeway/internal/testutil"
 	"github.com/causeway/causeway/message"
+	"github.com/causeway/causeway/reliability"
 )
 
 // retryFlow reads an order and ships it: the ship call is the one the tests make fail.
@@ -123,7 +124,7 @@ func messagesOf(t *testing.T, b *bus.Bus, typ string) []*message.Event {
 }
 
 // errorEntries reads the errors queue's entries for a flow.
-func errorEntries(t *testing.T, b *bus.Bus, flowName string) []flow.ErrorEntry {
+func errorEntries(t *testing.T, b *bus.Bus, flowName string) []*reliability.Entry {
 	t.Helper()
 	ctx := context.Background()
 	s, err := b.Stream(ctx, bus.StreamErrors)
@@ -134,7 +135,7 @@ func errorEntries(t *testing.T, b *bus.Bus, flowName string) []flow.ErrorEntry {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []flow.ErrorEntry
+	var out []*reliability.Entry
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
 		raw, err := s.GetMsg(ctx, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -146,11 +147,11 @@ func errorEntries(t *testing.T, b *bus.Bus, flowName string) []flow.ErrorEntry {
 		if raw.Subject != bus.SubjectErrors+"flow."+flowName {
 			continue
 		}
-		var e flow.ErrorEntry
+		var e reliability.Entry
 		if err := json.Unmarshal(raw.Data, &e); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, e)
+		out = append(out, &e)
 	}
 	return out
 }
@@ -247,8 +248,8 @@ func TestOutOfRetriesGoesToTheErrorsQueue(t *testing.T) {
 		!strings.Contains(e.Reason, "502") {
 		t.Errorf("entry %+v", e)
 	}
-	var ev message.Event
-	if err := json.Unmarshal(e.Message, &ev); err != nil || ev.RetryCount != 2 || ev.Kind != message.KindRetry {
+	ev, err := message.DecodeStructured(e.Message, "")
+	if err != nil || ev.RetryCount != 2 || ev.Kind != message.KindRetry {
 		t.Errorf("entry message %s: %v", e.Message, err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/causeway/causeway/flow"
 	"github.com/causeway/causeway/message"
 	"github.com/causeway/causeway/problem"
+	"github.com/causeway/causeway/reliability"
 	"github.com/causeway/causeway/store"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -21,14 +22,17 @@ import (
 type admin struct {
 	p        *Platform
 	messages jetstream.Stream
+	errq     *reliability.Queue
 }
 
-func newAdmin(ctx context.Context, p *Platform) (*admin, error) {
+func newAdmin(ctx context.Context, p *Platform, check func(typ string, data []byte) error) (*admin, error) {
 	s, err := p.bus.Stream(ctx, bus.StreamMessages)
 	if err != nil {
 		return nil, err
 	}
-	return &admin{p: p, messages: s}, nil
+	q := reliability.NewQueue(reliability.Options{Bus: p.bus, FlowTrigger: p.flows.TriggerOf, Check: check,
+		Node: p.opts.Node, Logger: p.log, Registerer: p.reg})
+	return &admin{p: p, messages: s, errq: q}, nil
 }
 
 func (a *admin) routes() http.Handler {
@@ -39,6 +43,7 @@ func (a *admin) routes() http.Handler {
 	mux.HandleFunc("POST /v1/flows/{name}/invoke", a.invokeFlow)
 	mux.HandleFunc("POST /v1/runs/{id}/resubmit", a.resubmitRun)
 	mux.HandleFunc("GET /v1/systems/{name}/check", a.checkSystem)
+	a.errorRoutes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.p.reg, promhttp.HandlerOpts{Registry: a.p.reg}))
 	a.p.health(mux)
 	mux.HandleFunc("/", problem.NotFound)

@@ -167,7 +167,7 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 	ing := ingest.New(cat, p.bus, ingest.Options{
 		MaxMessageBytes: p.bus.MaxMessageBytes(), MaxBatchBytes: opts.MaxBatchBytes, MaxBatchItems: opts.MaxBatchItems, Node: opts.Node,
 	}, p.log, ingest.NewMetrics(p.reg))
-	admin, err := newAdmin(ctx, p)
+	admin, err := newAdmin(ctx, p, checkFunc(cat))
 	if err != nil {
 		return nil, err
 	}

@@ -13,7 +13,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/causeway/causeway/bus"
@@ -22,6 +21,7 @@ import (
 	"github.com/causeway/causeway/expr"
 	"github.com/causeway/causeway/message"
 	"github.com/causeway/causeway/problem"
+	"github.com/causeway/causeway/reliability"
 )
 
 // Publisher stores accepted messages on the bus.
@@ -238,19 +238,6 @@ func traceOf(input any) (traceparent, tracestate string) {
 	return message.NewTraceparent(), ""
 }
 
-// ErrorEntry is what the ERRORS stream keeps of an event that could not become a message.
-type ErrorEntry struct {
-	ID         string            `json:"id"`
-	Source     string            `json:"source"`
-	Reason     string            `json:"reason"`
-	Time       time.Time         `json:"time"`
-	DeliveryID string            `json:"deliveryId,omitempty"`
-	Headers    map[string]string `json:"headers,omitempty"`
-	// Body is the raw payload: as text when it is UTF-8, else base64 in BodyBase64.
-	Body       string `json:"body,omitempty"`
-	BodyBase64 []byte `json:"bodyBase64,omitempty"`
-}
-
 // keep stores a webhook event that could not become a message in the ERRORS stream,
 // without the headers that carry signatures and credentials.
 func (h *Handler) keep(ctx context.Context, s *webhookSource, r *http.Request, body []byte, deliveryID string, reason error) (string, error) {
@@ -272,22 +259,19 @@ func keepError(ctx context.Context, b *bus.Bus, source, deliveryID string, body 
 }
 
 func keepError2(ctx context.Context, b *bus.Bus, source, deliveryID string, body []byte, headers map[string]string, reason error) (string, error) {
-	e := ErrorEntry{ID: message.NewID(), Source: source, Reason: reason.Error(), Time: time.Now().UTC(), DeliveryID: deliveryID, Headers: headers}
+	e := reliability.Entry{ID: message.NewID(), Origin: reliability.OriginSource, Source: source, Reason: reason.Error(),
+		Class: reliability.ClassPermanent, Time: time.Now().UTC(), DeliveryID: deliveryID, Headers: headers}
 	if utf8.Valid(body) {
 		e.Body = string(body)
 	} else {
 		e.BodyBase64 = body
 	}
-	data, err := json.Marshal(e)
-	if err != nil {
-		return "", err
-	}
-	opts := []jetstream.PublishOpt{jetstream.WithExpectStream(bus.StreamErrors)}
+	dedup := ""
 	if deliveryID != "" {
 		// An event read or sent again is kept once.
-		opts = append(opts, jetstream.WithMsgID("source:"+source+":"+deliveryID))
+		dedup = "source:" + source + ":" + deliveryID
 	}
-	if _, err := b.JetStream().Publish(ctx, bus.SubjectErrors+"source."+source, data, opts...); err != nil {
+	if err := reliability.Put(ctx, b, &e, dedup); err != nil {
 		return "", err
 	}
 	return e.ID, nil
