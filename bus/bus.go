@@ -204,6 +204,9 @@ func (b *Bus) Ready(ctx context.Context) error {
 // JetStream returns the JetStream client.
 func (b *Bus) JetStream() jetstream.JetStream { return b.js }
 
+// Replicas is the stream replica count (1 on the embedded server).
+func (b *Bus) Replicas() int { return b.opts.Replicas }
+
 // Conn returns the underlying NATS connection.
 func (b *Bus) Conn() *nats.Conn { return b.nc }
 

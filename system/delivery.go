@@ -11,6 +11,52 @@ import (
 type Delivery struct {
 	// Retry is the retry path of a call that failed transiently.
 	Retry *RetryPolicy `yaml:"retry" doc:"How a call that failed transiently is tried again: as a retry message scheduled on the bus, up to maxRetries times, then the errors queue."`
+	// WhenOffline is what a delivery does while the system is offline or in maintenance.
+	WhenOffline string `yaml:"whenOffline" default:"park" enum:"park,retry,fail" doc:"What a call to the system does while it is offline or in maintenance: park (held without calling or spending retries, released in order when it is back), retry (a transient failure: the retry path), fail (a permanent failure: the errors queue)."`
+	// Release is how parked deliveries are let go when the system is back.
+	Release *Release `yaml:"release" doc:"How parked deliveries are released when the system is back: in the order they were parked, the rate ramping up so that a recovering system is not flooded."`
+}
+
+// Release is the rate at which parked deliveries are released.
+type Release struct {
+	// Rate is the most deliveries released a second, once ramped up.
+	Rate float64 `yaml:"rate" default:"50" doc:"The most parked deliveries released a second (per node), once ramped up."`
+	// RampUp is how long the rate takes to grow from a tenth of Rate to Rate.
+	RampUp time.Duration `yaml:"rampUp" default:"30s" doc:"How long the release rate takes to grow from a tenth of rate to rate. 0 releases at rate from the start."`
+}
+
+// Offline modes.
+const (
+	WhenOfflinePark  = "park"
+	WhenOfflineRetry = "retry"
+	WhenOfflineFail  = "fail"
+)
+
+// DefaultRelease is the release of a system that declares none.
+var DefaultRelease = Release{Rate: 50, RampUp: 30 * time.Second}
+
+// OfflineMode returns the system's delivery.whenOffline (park by default).
+func (s *Spec) OfflineMode() string {
+	if s != nil && s.Delivery != nil && s.Delivery.WhenOffline != "" {
+		return s.Delivery.WhenOffline
+	}
+	return WhenOfflinePark
+}
+
+// ReleasePolicy returns the system's release, or DefaultRelease.
+func (s *Spec) ReleasePolicy() Release {
+	if s != nil && s.Delivery != nil && s.Delivery.Release != nil {
+		return *s.Delivery.Release
+	}
+	return DefaultRelease
+}
+
+// RateAt is the release rate a given time after the release began.
+func (r Release) RateAt(elapsed time.Duration) float64 {
+	if r.RampUp <= 0 || elapsed >= r.RampUp {
+		return r.Rate
+	}
+	return r.Rate * (0.1 + 0.9*float64(elapsed)/float64(r.RampUp))
 }
 
 // RetryPolicy says how often and how late a failed delivery is tried again.
@@ -55,7 +101,13 @@ func (p RetryPolicy) Delay(n int) time.Duration {
 
 // validateDelivery checks the delivery policy.
 func (s *Spec) validateDelivery(ctx *config.Context) {
-	if s.Delivery == nil || s.Delivery.Retry == nil {
+	if s.Delivery == nil {
+		return
+	}
+	if r := s.Delivery.Release; r != nil && (r.Rate <= 0 || r.Rate > 100000 || r.RampUp < 0) {
+		ctx.Errorf("delivery.release", "rate must be more than 0 and at most 100000 a second, rampUp 0 or more")
+	}
+	if s.Delivery.Retry == nil {
 		return
 	}
 	r := s.Delivery.Retry

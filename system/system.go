@@ -67,6 +67,8 @@ type Spec struct {
 	SFTP *SFTP `yaml:"sftp" doc:"How to reach the system through an SFTP server; its file operations write there."`
 	// SMTP is how to send the system email.
 	SMTP *SMTP `yaml:"smtp" doc:"How to send email through a mail server (SMTP)."`
+	// Health is what tells whether the system is up.
+	Health *Health `yaml:"health" doc:"What tells whether the system is up: a health probe, the circuit breaker over real calls, and maintenance windows. Together with manual switches they make its status: online, degraded, offline or maintenance."`
 	// Delivery is how failed calls to the system are tried again.
 	Delivery *Delivery `yaml:"delivery" doc:"How calls to the system that fail transiently are tried again (retry messages), and when they go to the errors queue. Defaults: 5 retries, exponential from 5s to 10m, 20% jitter."`
 	// Operations are the named things the system can be asked to do.
@@ -104,6 +106,7 @@ func (s *Spec) Validate(ctx *config.Context) error {
 	s.validateFiles(ctx)
 	s.validateSFTP(ctx)
 	s.validateDelivery(ctx)
+	s.validateHealth(ctx)
 	s.validateSMTP(ctx)
 	return ctx.Err()
 }
