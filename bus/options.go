@@ -31,6 +31,11 @@ const (
 	StreamErrors = "ERRORS"
 	// SubjectErrors prefixes entries of the errors queue.
 	SubjectErrors = "cw.errors."
+	// StreamParked holds the deliveries held back while their system is offline or in
+	// maintenance, on SubjectParked+system, in the order they were parked.
+	StreamParked = "PARKED"
+	// SubjectParked prefixes parked deliveries.
+	SubjectParked = "cw.park."
 	// StreamAudit holds the record of every operator action (replay, discard, status
 	// changes): who did what, when and why, on SubjectAudit+action.
 	StreamAudit = "AUDIT"

@@ -59,6 +59,20 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 			Replicas:    b.opts.Replicas,
 		},
 		{
+			// Parked deliveries wait however long their system is down: no age limit,
+			// since dropping one would lose it. Their count and age are watched instead.
+			Name:        StreamParked,
+			Description: "Causeway: deliveries held while their system is offline or in maintenance",
+			Subjects:    []string{SubjectParked + ">"},
+			Storage:     jetstream.FileStorage,
+			// A released delivery leaves the stream: what it holds is what waits.
+			Retention:  jetstream.WorkQueuePolicy,
+			Discard:    jetstream.DiscardNew,
+			Duplicates: b.opts.DedupWindow,
+			MaxMsgSize: int32(b.opts.MaxMessageBytes + headerOverhead),
+			Replicas:   b.opts.Replicas,
+		},
+		{
 			// Operators' actions are kept a year whatever the messages' retention: they
 			// answer "who did this" long after the messages are gone.
 			Name:        StreamAudit,

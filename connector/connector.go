@@ -305,5 +305,16 @@ func Transient(err error) bool {
 	if errors.As(err, &ee) {
 		return ee.Transient
 	}
+	var te TransientError
+	if errors.As(err, &te) {
+		return te.TransientError()
+	}
 	return errors.Is(err, context.DeadlineExceeded)
+}
+
+// TransientError is an error that says itself whether it is transient: one that did not
+// come from a connector, such as a call not made because its system is offline.
+type TransientError interface {
+	error
+	TransientError() bool
 }

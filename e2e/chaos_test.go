@@ -80,7 +80,23 @@ func (c *chaosSystem) counts() (unique, requests int) {
 
 const chaosMessages = 5000
 
-func chaosDefs(addr string) string {
+func chaosDefs(addr string, park bool) string {
+	delivery := `
+  health:
+    breaker: {consecutiveFailures: 5, openFor: 5s}
+  delivery:
+    # The outage is met with retry messages (parking is the maintenance test's).
+    whenOffline: retry
+    retry: {maxRetries: 12, backoff: exponential, initialDelay: 1s, maxDelay: 4s, jitter: 0.2}`
+	if park {
+		delivery = `
+  health:
+    breaker: {consecutiveFailures: 5, openFor: 5s}
+  delivery:
+    whenOffline: park
+    release: {rate: 1000, rampUp: 5s}
+    retry: {maxRetries: 12, backoff: exponential, initialDelay: 1s, maxDelay: 4s, jitter: 0.2}`
+	}
 	return `apiVersion: causeway/v1
 kind: MessageType
 metadata: {name: order.paid}
@@ -91,9 +107,7 @@ apiVersion: causeway/v1
 kind: System
 metadata: {name: fulfilment}
 spec:
-  http: {baseURL: "http://` + addr + `", timeout: 2s}
-  delivery:
-    retry: {maxRetries: 12, backoff: exponential, initialDelay: 1s, maxDelay: 4s, jitter: 0.2}
+  http: {baseURL: "http://` + addr + `", timeout: 2s}` + delivery + `
   operations:
     deliver: {http: {method: POST, path: "/orders/{id}"}}
 ---
@@ -113,18 +127,23 @@ spec:
 // down (connection refused) for 20 s in the middle and comes back: every message is
 // delivered once in effect, nothing is left in the errors queue, and the messages that
 // met the outage were retried as retry messages with growing retry counts.
-func TestChaosOutage(t *testing.T) { runChaos(t, false) }
+func TestChaosOutage(t *testing.T) { runChaos(t, false, false) }
 
 // TestChaosOutageWithKill9 is the same, with the node killed with SIGKILL while the
 // outage lasts and retries are scheduled, and started again on the same data.
-func TestChaosOutageWithKill9(t *testing.T) { runChaos(t, true) }
+func TestChaosOutageWithKill9(t *testing.T) { runChaos(t, true, false) }
 
-func runChaos(t *testing.T, kill bool) {
+// TestChaosOutageParked is the outage with the system parking its deliveries: the circuit
+// breaker opens after a few failed calls, the rest are parked without calls, and released
+// when trial calls find the system back; killed with SIGKILL in the middle too.
+func TestChaosOutageParked(t *testing.T) { runChaos(t, true, true) }
+
+func runChaos(t *testing.T, kill, park bool) {
 	if testing.Short() {
 		t.Skip("the chaos test takes a minute; not in -short")
 	}
 	sys := startChaosSystem(t)
-	cfg := writeConfig(t, map[string]string{"defs.yaml": chaosDefs(sys.addr)})
+	cfg := writeConfig(t, map[string]string{"defs.yaml": chaosDefs(sys.addr, park)})
 	data := t.TempDir()
 	n := startNode(t, cfg, data)
 
@@ -157,10 +176,14 @@ func runChaos(t *testing.T, kill bool) {
 
 	if kill {
 		// Retries are scheduled on the bus now; kill the node while they wait.
+		waiting := "retrying"
+		if park {
+			waiting = "parked"
+		}
 		waitFor(t, 30*time.Second, func() bool {
 			_, body, err := getJSON("http://" + n.admin + "/v1/runs/" + flow.RunID("deliver", duringOutage))
-			return err == nil && body["status"] == "retrying"
-		}, "a run to wait for its retry")
+			return err == nil && body["status"] == waiting
+		}, "a run to be "+waiting)
 		n.kill()
 		t.Logf("node killed %s into the outage", time.Since(outageStart).Round(time.Millisecond))
 		n = startNode(t, cfg, data)
@@ -192,12 +215,21 @@ func runChaos(t *testing.T, kill bool) {
 		return err == nil && body["status"] == "succeeded"
 	}, "the run of "+duringOutage+" to succeed")
 	_, run, _ := getJSON("http://" + n.admin + "/v1/runs/" + runID)
-	retries := int(run["retries"].(float64))
+	if park {
+		parks, _ := run["parks"].(float64)
+		if parks < 1 || run["parkedOn"] != "fulfilment" {
+			t.Errorf("run %s of a message sent during the outage: parks %v on %v", runID, run["parks"], run["parkedOn"])
+		}
+		_, sys, _ := getJSON("http://" + n.admin + "/v1/systems/fulfilment")
+		t.Logf("run %s parked %v times; the system is %v (%v), %v parked", runID, parks, sys["status"], sys["reason"], sys["parked"])
+		return
+	}
+	retries, _ := run["retries"].(float64)
 	if retries < 2 {
-		t.Fatalf("run %s of a message sent during a 20 s outage was retried %d times", runID, retries)
+		t.Fatalf("run %s of a message sent during a 20 s outage was retried %v times", runID, retries)
 	}
 	cause := duringOutage
-	for k := 1; k <= retries; k++ {
+	for k := 1; k <= int(retries); k++ {
 		id := fmt.Sprintf("retry-%s-%d", runID, k)
 		var msg map[string]any
 		waitFor(t, 15*time.Second, func() bool {
@@ -213,5 +245,5 @@ func runChaos(t *testing.T, kill bool) {
 		}
 		cause = id
 	}
-	t.Logf("run %s: %d retries, each a retry message with retrycount 1..%d", runID, retries, retries)
+	t.Logf("run %s: %v retries, each a retry message with retrycount 1..%v", runID, retries, retries)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/causeway/causeway/expr"
 	"github.com/causeway/causeway/message"
 	"github.com/causeway/causeway/system"
+	"github.com/causeway/causeway/system/status"
 )
 
 // Options configures an Engine.
@@ -37,6 +38,10 @@ type Options struct {
 	// AckWait is how long a delivered trigger may go without a sign of life before the bus
 	// delivers it again (to this node or another); runs in progress renew it.
 	AckWait time.Duration
+	// Status holds the systems' statuses: calls to a system that is offline or in
+	// maintenance are parked, retried or failed as its delivery.whenOffline says, and
+	// every call's outcome feeds its circuit breaker. Nil calls regardless.
+	Status *status.Registry
 	// Logger receives the engine's logs.
 	Logger *slog.Logger
 	// Registerer receives the engine's metrics.
@@ -55,6 +60,7 @@ type Engine struct {
 	systems  map[string]*system.Spec
 	flows    []*loadedFlow
 	metrics  *metrics
+	parked   *parkedCounts
 
 	mu      sync.Mutex
 	running []jetstream.ConsumeContext
@@ -118,6 +124,7 @@ func NewEngine(ctx context.Context, opts Options) (*Engine, error) {
 	}
 	sort.Slice(e.flows, func(i, j int) bool { return e.flows[i].name < e.flows[j].name })
 	e.metrics = newMetrics(opts.Registerer)
+	e.parked = &parkedCounts{bus: opts.Bus}
 	js := opts.Bus.JetStream()
 	var err error
 	if e.journal, err = openJournal(ctx, js); err != nil {
@@ -136,6 +143,12 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.halted = e.halt
 	js := e.opts.Bus.JetStream()
 	e.removeStaleConsumers(ctx)
+	if e.opts.Status != nil && len(e.flows) > 0 {
+		for name := range e.systems {
+			e.helpers.Add(1)
+			go e.releaser(name, e.halt)
+		}
+	}
 	for _, f := range e.flows {
 		stream, subjects := bus.StreamInvocations, []string{bus.SubjectInvoke + f.name}
 		if m := f.spec.Trigger.Message; m != nil {
@@ -412,6 +425,18 @@ func (e *Engine) handle(f *loadedFlow, m jetstream.Msg) {
 		return
 	case errors.As(err, &ie), ctx.Err() != nil:
 		e.retryLater(m, f, ev, err)
+		return
+	case isPark(err):
+		pe, _ := errPark(err)
+		if perr := e.park(ctx, f, ev, run, pe); perr != nil {
+			e.retryLater(m, f, ev, perr)
+			return
+		}
+		if serr := r.save(ctx); serr != nil {
+			e.retryLater(m, f, ev, serr)
+			return
+		}
+		_ = m.Ack()
 		return
 	case err != nil:
 		if f.retries() {

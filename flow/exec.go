@@ -28,6 +28,9 @@ type runtime struct {
 	save    func(ctx context.Context, r *Run) error
 	note    func(r *Run)
 	call    func(ctx context.Context, system string, sys *system.Spec, op string, with map[string]any, info callInfo) (any, error)
+	// gate, when set, says whether a system may be called now (released: the delivery is
+	// a parked one let go, which does not queue behind the others).
+	gate func(system string, released bool) error
 	publish func(ctx context.Context, ev *message.Event) error
 	check   func(typ string, data []byte) error
 	reply   func(replyTo string, data []byte) error
@@ -44,8 +47,13 @@ func (e *Engine) runtime() *runtime {
 		save: e.journal.save,
 		note: e.journal.note,
 		call: func(ctx context.Context, name string, sys *system.Spec, opName string, with map[string]any, info callInfo) (any, error) {
-			return e.conns.Call(ctx, name, sys, opName, with, connector.CallInfo{IdempotencyKey: info.idempotencyKey, Traceparent: info.traceparent})
+			out, err := e.conns.Call(ctx, name, sys, opName, with, connector.CallInfo{IdempotencyKey: info.idempotencyKey, Traceparent: info.traceparent})
+			if e.opts.Status != nil && ctx.Err() == nil {
+				e.opts.Status.Observe(name, err)
+			}
+			return out, err
 		},
+		gate: e.gate,
 		publish: func(ctx context.Context, ev *message.Event) error {
 			return e.opts.Bus.PublishAll(ctx, []*message.Event{ev}, e.opts.Node)
 		},
@@ -196,6 +204,16 @@ func (r *runner) step(ctx context.Context, st *Step, prefix string, extra map[st
 	var we *waitError
 	var ie *infraError
 	if errors.As(err, &we) || errors.As(err, &ie) {
+		return err
+	}
+	if isPark(err) {
+		// Not called: the step runs when the delivery is released.
+		r.mu.Lock()
+		if rec.Attempts > 0 && c.action == ActionCall {
+			rec.Attempts--
+		}
+		rec.Status = StepParked
+		r.mu.Unlock()
 		return err
 	}
 	r.rt.metrics.stepDuration.WithLabelValues(r.f.name, st.ID).Observe(time.Since(start).Seconds())
@@ -367,6 +385,14 @@ func (r *runner) call(ctx context.Context, st *Step, key string, input any) (in,
 	sys, ok := r.rt.systems[c.system]
 	if !ok {
 		return with, nil, fmt.Errorf("system %q is not defined", c.system)
+	}
+	if r.rt.gate != nil {
+		if err := r.rt.gate(c.system, r.ev.Extensions[ExtParkSeq] != ""); err != nil {
+			if isPark(err) {
+				return with, nil, err
+			}
+			return with, nil, &CallError{Step: key, System: c.system, Operation: c.op, Err: err}
+		}
 	}
 	out, err = r.rt.call(ctx, c.system, sys, c.op, with, callInfo{idempotencyKey: r.run.ID + "/" + key, traceparent: r.ev.TraceParent})
 	if err != nil {

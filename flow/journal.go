@@ -36,6 +36,9 @@ const (
 	// StatusRetrying is a run whose call failed transiently and that a retry message (or
 	// a delayed redelivery) will continue from the failed step.
 	StatusRetrying = "retrying"
+	// StatusParked is a run held while a system it calls is offline or in maintenance:
+	// released when the system is back, it continues from the step it parked at.
+	StatusParked = "parked"
 )
 
 // Step statuses.
@@ -46,6 +49,9 @@ const (
 	StepSkipped   = "skipped"
 	// StepRetrying is a failed step that the run's next retry runs again.
 	StepRetrying = "retrying"
+	// StepParked is a call step whose system was not available: it runs when the run's
+	// delivery is released.
+	StepParked = "parked"
 )
 
 // Run is the record of one run.
@@ -73,6 +79,9 @@ type Run struct {
 	// Retries counts the retries scheduled for the run; NextRetry is when the last is due.
 	Retries   int       `json:"retries,omitempty"`
 	NextRetry time.Time `json:"nextRetry,omitzero"`
+	// Parks counts the times the run was parked; ParkedOn is the system it waited for last.
+	Parks    int    `json:"parks,omitempty"`
+	ParkedOn string `json:"parkedOn,omitempty"`
 	// Failures are the run's failed deliveries, oldest first.
 	Failures []Failure `json:"failures,omitempty"`
 

@@ -13,6 +13,8 @@ type metrics struct {
 	stepDuration *prometheus.HistogramVec
 	retries      *prometheus.CounterVec
 	deadLetters  *prometheus.CounterVec
+	parked       *prometheus.CounterVec
+	released     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -43,9 +45,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "causeway_flow_dead_letters_total", Help: "Runs that ended in the errors queue, by flow and error class (transient: out of retries; permanent).",
 		}, []string{"flow", "class"}),
+		parked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_flow_parked_total", Help: "Deliveries parked because the system they call was offline or in maintenance, by flow and system.",
+		}, []string{"flow", "system"}),
+		released: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_flow_released_total", Help: "Parked deliveries released (by this node) once their system was back, by system.",
+		}, []string{"system"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.started, m.finished, m.filtered, m.inflight, m.runDuration, m.stepDuration, m.retries, m.deadLetters)
+		reg.MustRegister(m.started, m.finished, m.filtered, m.inflight, m.runDuration, m.stepDuration, m.retries, m.deadLetters, m.parked, m.released)
 	}
 	return m
 }

@@ -54,10 +54,10 @@ func (f *loadedFlow) retryByMessage(b *bus.Bus) bool {
 	return f.spec.Trigger.Message != nil && b.Schedules()
 }
 
-// retryOf returns the run a retry message continues, or "" when ev is not a retry of one of
-// this flow's runs.
+// retryOf returns the run a delivery continues (a retry message, a released parked
+// delivery), or "" when ev does not continue one of this flow's runs.
 func retryOf(f *loadedFlow, ev *message.Event) string {
-	if ev.Kind != message.KindRetry || ev.Target != TargetPrefix+f.name {
+	if ev.Target != TargetPrefix+f.name {
 		return ""
 	}
 	id := ev.Extensions[ExtRunID]
@@ -85,9 +85,13 @@ func validRunID(id string) bool {
 // trigger of a run that a retry message continues.
 func (e *Engine) superseded(f *loadedFlow, ev *message.Event, run *Run, isRetry bool) bool {
 	if isRetry {
-		return ev.RetryCount != run.Retries
+		if k := ev.Extensions[ExtParkSeq]; k != "" {
+			// A released delivery ends the parking it names, and only that one.
+			return run.Status != StatusParked || k != strconv.Itoa(run.Parks)
+		}
+		return ev.RetryCount != run.Retries || run.Status == StatusParked
 	}
-	return run.Status == StatusRetrying && f.retryByMessage(e.opts.Bus)
+	return run.Status == StatusParked || run.Status == StatusRetrying && f.retryByMessage(e.opts.Bus)
 }
 
 // scheduleRetry turns a transient call failure into a retry of the run, when the system's
@@ -124,7 +128,9 @@ func (e *Engine) scheduleRetry(ctx context.Context, f *loadedFlow, ev *message.E
 			retry.Extensions[k] = v
 		}
 		retry.Extensions[ExtRunID] = run.ID
-		msg := retry.ToNATS(bus.SubjectSchedules + "retry." + run.ID + "." + strconv.Itoa(n))
+		delete(retry.Extensions, ExtParkSeq)
+		// The system ends the subject, so that the retries waiting for it can be counted.
+		msg := retry.ToNATS(bus.SubjectSchedules + "retry." + run.ID + "." + strconv.Itoa(n) + "." + ce.System)
 		msg.Header.Set(message.HeaderNode, e.opts.Node)
 		if _, perr := e.opts.Bus.JetStream().PublishMsg(ctx, msg, jetstream.WithScheduleAt(at),
 			jetstream.WithScheduleTarget(bus.Subject(ev.Type)), jetstream.WithMsgID(retry.ID),

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/causeway/causeway/bus"
@@ -317,21 +316,7 @@ func TestScheduledRetrySurvivesARestart(t *testing.T) {
 // and ends in the errors queue when out of retries.
 func TestRetryByRedeliveryWithoutSchedules(t *testing.T) {
 	url := testutil.UseExternalNATS(t)
-	clean := func() {
-		nc, err := nats.Connect(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
-		js, _ := jetstream.New(nc)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		for _, s := range []string{bus.StreamMessages, bus.StreamTracking, bus.StreamErrors, bus.StreamInvocations, "KV_" + bus.BucketRuns} {
-			_ = js.DeleteStream(ctx, s) // absent on a fresh server
-		}
-	}
-	clean()
-	t.Cleanup(clean)
+	testutil.CleanExternalNATS(t, url)
 	b, err := bus.Open(context.Background(), bus.Options{URL: url, NodeName: "test"}, nil)
 	if err != nil {
 		t.Fatal(err)

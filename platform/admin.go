@@ -44,6 +44,7 @@ func (a *admin) routes() http.Handler {
 	mux.HandleFunc("POST /v1/runs/{id}/resubmit", a.resubmitRun)
 	mux.HandleFunc("GET /v1/systems/{name}/check", a.checkSystem)
 	a.errorRoutes(mux)
+	a.systemRoutes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.p.reg, promhttp.HandlerOpts{Registry: a.p.reg}))
 	a.p.health(mux)
 	mux.HandleFunc("/", problem.NotFound)

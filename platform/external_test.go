@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/causeway/causeway/bus"
 	"github.com/causeway/causeway/internal/testutil"
@@ -16,21 +15,7 @@ import (
 // embedded bus: streams are created there, messages are stored there and indexed from there.
 func TestExternalNATS(t *testing.T) {
 	url := testutil.UseExternalNATS(t)
-	deleteStreams := func() {
-		nc, err := nats.Connect(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
-		js, _ := jetstream.New(nc)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		for _, s := range []string{bus.StreamMessages, bus.StreamTracking} {
-			_ = js.DeleteStream(ctx, s) // absent on a fresh server
-		}
-	}
-	deleteStreams()
-	t.Cleanup(deleteStreams)
+	testutil.CleanExternalNATS(t, url)
 
 	p := runPlatform(t, func(o *Options) { o.NATSURL = url })
 	a := do(t, "POST", "http://"+p.HTTPAddr()+"/v1/messages", "application/cloudevents+json",
@@ -67,16 +52,8 @@ func TestExternalNATSSmallerMaxPayload(t *testing.T) {
 		t.Fatal(err)
 	}
 	serverMax := nc.MaxPayload()
-	js, _ := jetstream.New(nc)
-	cleanup := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		for _, s := range []string{bus.StreamMessages, bus.StreamTracking} {
-			_ = js.DeleteStream(ctx, s)
-		}
-	}
-	cleanup()
-	t.Cleanup(func() { cleanup(); nc.Close() })
+	testutil.CleanExternalNATS(t, url)
+	t.Cleanup(nc.Close)
 
 	p := runPlatform(t, func(o *Options) {
 		o.NATSURL = url

@@ -21,6 +21,7 @@ import (
 	"github.com/causeway/causeway/flow"
 	"github.com/causeway/causeway/ingest"
 	"github.com/causeway/causeway/source"
+	"github.com/causeway/causeway/system/status"
 	"github.com/causeway/causeway/store"
 	"github.com/causeway/causeway/tracking"
 	"github.com/prometheus/client_golang/prometheus"
@@ -70,6 +71,8 @@ type Platform struct {
 	store   *store.SQLite
 	indexer *tracking.Indexer
 	flows   *flow.Engine
+	// status holds the systems' statuses.
+	status *status.Registry
 	poller  *source.Poller
 	// consumers consume the queues of amqp sources.
 	consumers *source.Consumers
@@ -156,9 +159,14 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 	go tracking.PruneEvery(pruneCtx, p.store, retention, time.Hour, p.log)
 
 	p.conns = connector.New(connector.Options{Node: opts.Node, Registerer: p.reg})
+	p.status, err = status.Open(ctx, status.Options{Bus: p.bus, Systems: systemsOf(p.cfg), Probe: p.probe,
+		OnChange: p.statusChanged, Node: opts.Node, Logger: p.log, Registerer: p.reg})
+	if err != nil {
+		return nil, err
+	}
 	p.flows, err = flow.NewEngine(ctx, flow.Options{
 		Bus: p.bus, Config: p.cfg, Check: checkFunc(cat), Node: opts.Node, AckWait: opts.FlowAckWait, Connectors: p.conns,
-		Logger: p.log, Registerer: p.reg,
+		Status: p.status, Logger: p.log, Registerer: p.reg,
 	})
 	if err != nil {
 		return nil, err
@@ -226,6 +234,10 @@ func (p *Platform) Start() {
 	}
 	// Flows and sources start before the node says it is ready: a flow's consumer must
 	// exist before a client that waited for readiness sends the first message.
+	if err := p.status.Start(); err != nil {
+		p.serveErr <- err
+		return
+	}
 	if err := p.flows.Start(context.Background()); err != nil {
 		p.serveErr <- err
 		return
@@ -314,6 +326,9 @@ func (p *Platform) close() {
 	}
 	if p.flows != nil {
 		p.flows.Stop(0)
+	}
+	if p.status != nil {
+		p.status.Stop()
 	}
 	if p.conns != nil {
 		p.conns.Close()

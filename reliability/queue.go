@@ -337,7 +337,7 @@ func (q *Queue) replayMessage(ctx context.Context, e *Entry, patch string) (*mes
 	ev.Extensions = map[string]string{}
 	for k, v := range orig.Extensions {
 		switch k {
-		case "runid", "resubmitof":
+		case "runid", "resubmitof", "parkseq":
 		default:
 			ev.Extensions[k] = v
 		}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -61,9 +62,108 @@ SELECT 1 on its database. It prints one line per connection and exits 1 when one
 			return nil
 		},
 	}
-	f := check.Flags()
-	f.StringVar(&admin, "admin", "http://127.0.0.1:8081", "base URL of the node's admin listener (management API)")
-	f.DurationVar(&timeout, "timeout", time.Minute, "how long to wait for the node's answer")
-	cmd.AddCommand(withEnv(check))
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&admin, "admin", "http://127.0.0.1:8081", "base URL of the node's admin listener (management API)")
+	pf.DurationVar(&timeout, "timeout", time.Minute, "how long to wait for the node's answer")
+
+	var asJSON bool
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "Show every system's status, since when and why, and the deliveries waiting for it",
+		Long: `List prints each system's status (online, degraded, offline, maintenance), since when,
+what set it (probe, breaker, window, manual) and why, and how many deliveries are parked for
+it, waiting for a retry, and in the errors queue.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			body, err := getAdmin(admin, "/v1/systems", timeout)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				_, err := cmd.OutOrStdout().Write(body)
+				return err
+			}
+			var answer struct {
+				Systems []struct {
+					Name, Status, Cause, Reason, Actor string
+					Since, Until                       time.Time
+					Parked, Retrying, Errored          int
+				} `json:"systems"`
+			}
+			if err := json.Unmarshal(body, &answer); err != nil {
+				return fmt.Errorf("unexpected answer: %w", err)
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "SYSTEM\tSTATUS\tSINCE\tUNTIL\tCAUSE\tPARKED\tRETRYING\tERRORS\tREASON")
+			for _, s := range answer.Systems {
+				until := "-"
+				if !s.Until.IsZero() {
+					until = s.Until.Local().Format(time.DateTime)
+				}
+				reason := s.Reason
+				if s.Actor != "" {
+					reason += " (" + s.Actor + ")"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", s.Name, s.Status, s.Since.Local().Format(time.DateTime), until,
+					s.Cause, s.Parked, s.Retrying, s.Errored, orDash(firstLine(reason)))
+			}
+			return w.Flush()
+		},
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print the API's JSON instead of a table")
+
+	var until, reason, actorName string
+	set := &cobra.Command{
+		Use:   "set-status NAME online|degraded|offline|maintenance|auto",
+		Short: "Switch a system's status by hand (auto gives it back to probes, breaker and windows)",
+		Long: `set-status switches a system's status on every node at once, until --until (a duration
+from now, or an RFC 3339 time) or until it is set to auto. Deliveries to a system that is
+offline or in maintenance are parked, retried or failed as its delivery.whenOffline says.
+The switch and the change are recorded with your name (--actor) and --reason.`,
+		Example: `  causeway systems set-status erp maintenance --until 2h --reason "ERP upgrade"
+  causeway systems set-status erp auto`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body, _ := json.Marshal(map[string]string{"status": args[1], "until": until, "reason": reason})
+			u := strings.TrimRight(admin, "/") + "/v1/systems/" + url.PathEscape(args[0]) + "/status"
+			req, err := http.NewRequest(http.MethodPut, u, strings.NewReader(string(body)))
+			if err != nil {
+				return err
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Causeway-Actor", actorName)
+			resp, err := (&http.Client{Timeout: timeout}).Do(req)
+			if err != nil {
+				return fmt.Errorf("%s: %w", u, err)
+			}
+			defer resp.Body.Close()
+			raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			if resp.StatusCode != http.StatusOK {
+				return problemError(resp.StatusCode, raw)
+			}
+			var s struct {
+				Name, Status, Cause, Reason string
+				Until                       time.Time
+				Parked                      int
+			}
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return fmt.Errorf("unexpected answer: %s", raw)
+			}
+			line := fmt.Sprintf("%s is %s (%s)", s.Name, s.Status, s.Cause)
+			if !s.Until.IsZero() {
+				line += " until " + s.Until.Local().Format(time.DateTime)
+			}
+			if s.Parked > 0 {
+				line += fmt.Sprintf("; %d deliveries parked", s.Parked)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), line)
+			return nil
+		},
+	}
+	sf := set.Flags()
+	sf.StringVar(&until, "until", "", "when the switch ends: a duration from now (2h) or an RFC 3339 time; empty holds it until set to auto")
+	sf.StringVar(&reason, "reason", "", "why (required, except for auto)")
+	sf.StringVar(&actorName, "actor", whoami(), "who is switching, for the audit trail")
+	cmd.AddCommand(withEnv(check), withEnv(list), withEnv(set))
 	return cmd
 }

@@ -67,3 +67,38 @@ spec: {http: {baseURL: "http://` + closed + `"}}
 		t.Errorf("unknown: %v", err)
 	}
 }
+
+// TestSystemsListAndSetStatus switches a system into maintenance with `systems
+// set-status`, sees it in `systems list`, and gives it back to auto.
+func TestSystemsListAndSetStatus(t *testing.T) {
+	dir := t.TempDir()
+	testutil.WriteFiles(t, dir, map[string]string{"systems.yaml": `apiVersion: causeway/v1
+kind: System
+metadata: {name: erp}
+spec: {http: {baseURL: "http://127.0.0.1:1"}}
+`})
+	p := runNodeOn(t, dir)
+	admin := "--admin=http://" + p.AdminAddr()
+	out, err := runForTest(t, newSystemsCmd(), "list", admin)
+	if err != nil || !strings.Contains(out, "SYSTEM") || !strings.Contains(out, "erp     online") {
+		t.Errorf("list: %v\n%s", err, out)
+	}
+	out, err = runForTest(t, newSystemsCmd(), "set-status", "erp", "maintenance", "--until", "2h", "--reason", "ERP upgrade", "--actor", "ops-dora", admin)
+	if err != nil || !strings.HasPrefix(out, "erp is maintenance (manual) until ") {
+		t.Fatalf("set-status: %v\n%s", err, out)
+	}
+	out, err = runForTest(t, newSystemsCmd(), "list", admin)
+	if err != nil || !strings.Contains(out, "maintenance") || !strings.Contains(out, "ERP upgrade (ops-dora (") {
+		t.Errorf("list after the switch: %v\n%s", err, out)
+	}
+	if _, err := runForTest(t, newSystemsCmd(), "set-status", "erp", "offline", admin); err == nil || !strings.Contains(err.Error(), "reason") {
+		t.Errorf("no reason: %v", err)
+	}
+	if _, err := runForTest(t, newSystemsCmd(), "set-status", "erp", "sleeping", "--reason", "x", admin); err == nil || !strings.Contains(err.Error(), "expected online, degraded, offline, maintenance") {
+		t.Errorf("bad status: %v", err)
+	}
+	out, err = runForTest(t, newSystemsCmd(), "set-status", "erp", "auto", admin)
+	if err != nil || !strings.HasPrefix(out, "erp is online") {
+		t.Errorf("auto: %v\n%s", err, out)
+	}
+}

@@ -1,10 +1,15 @@
 package testutil
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // ExternalNATS is the NATS server with JetStream that runs on this machine for tests.
@@ -30,4 +35,32 @@ func UseExternalNATS(t testing.TB) string {
 		f.Close()
 	})
 	return "nats://" + ExternalNATS
+}
+
+// causewayStreams are the streams a node creates on its NATS server.
+var causewayStreams = []string{"MESSAGES", "TRACKING", "ERRORS", "INVOCATIONS", "PARKED", "AUDIT", "KV_CW_RUNS", "KV_CW_SYSTEMS"}
+
+// CleanExternalNATS deletes Causeway's streams from the machine's NATS server, now and when
+// the test ends, so that the test starts from an empty bus and leaves one behind. Call it
+// after UseExternalNATS.
+func CleanExternalNATS(t testing.TB, url string) {
+	t.Helper()
+	clean := func() {
+		nc, err := nats.Connect(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, s := range causewayStreams {
+			_ = js.DeleteStream(ctx, s) // absent on a fresh server
+		}
+	}
+	clean()
+	t.Cleanup(clean)
 }
