@@ -25,12 +25,12 @@ import (
 // where messages and replies go. The engine gives runs the real ones; causeway test gives
 // them stubs and recorders, so that a flow runs the same code in both.
 type runtime struct {
-	save    func(ctx context.Context, r *Run) error
-	note    func(r *Run)
-	call    func(ctx context.Context, system string, sys *system.Spec, op string, with map[string]any, info callInfo) (any, error)
+	save func(ctx context.Context, r *Run) error
+	note func(r *Run)
+	call func(ctx context.Context, system string, sys *system.Spec, op string, with map[string]any, info callInfo) (any, error)
 	// gate, when set, says whether a system may be called now (released: the delivery is
 	// a parked one let go, which does not queue behind the others).
-	gate func(system string, released bool) error
+	gate    func(system string, released bool) error
 	publish func(ctx context.Context, ev *message.Event) error
 	check   func(typ string, data []byte) error
 	reply   func(replyTo string, data []byte) error

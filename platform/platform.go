@@ -21,8 +21,8 @@ import (
 	"github.com/causeway/causeway/flow"
 	"github.com/causeway/causeway/ingest"
 	"github.com/causeway/causeway/source"
-	"github.com/causeway/causeway/system/status"
 	"github.com/causeway/causeway/store"
+	"github.com/causeway/causeway/system/status"
 	"github.com/causeway/causeway/tracking"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -73,7 +73,7 @@ type Platform struct {
 	flows   *flow.Engine
 	// status holds the systems' statuses.
 	status *status.Registry
-	poller  *source.Poller
+	poller *source.Poller
 	// consumers consume the queues of amqp sources.
 	consumers *source.Consumers
 	// watchers pick up the files of file sources.
