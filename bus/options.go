@@ -36,6 +36,11 @@ const (
 	StreamParked = "PARKED"
 	// SubjectParked prefixes parked deliveries.
 	SubjectParked = "cw.park."
+	// StreamNotify holds the alert notifications waiting to be sent to their sinks, on
+	// SubjectNotify+alert; each leaves it once sent (or given up on).
+	StreamNotify = "NOTIFY"
+	// SubjectNotify prefixes alert notifications.
+	SubjectNotify = "cw.notify."
 	// StreamAudit holds the record of every operator action (replay, discard, status
 	// changes): who did what, when and why, on SubjectAudit+action.
 	StreamAudit = "AUDIT"

@@ -73,6 +73,16 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 			Replicas:   b.opts.Replicas,
 		},
 		{
+			Name:        StreamNotify,
+			Description: "Causeway: alert notifications waiting to be sent",
+			Subjects:    []string{SubjectNotify + ">"},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.WorkQueuePolicy,
+			MaxAge:      7 * 24 * time.Hour,
+			Duplicates:  b.opts.DedupWindow,
+			Replicas:    b.opts.Replicas,
+		},
+		{
 			// Operators' actions are kept a year whatever the messages' retention: they
 			// answer "who did this" long after the messages are gone.
 			Name:        StreamAudit,

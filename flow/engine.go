@@ -18,6 +18,7 @@ import (
 	"github.com/causeway/causeway/connector"
 	"github.com/causeway/causeway/expr"
 	"github.com/causeway/causeway/message"
+	"github.com/causeway/causeway/reliability"
 	"github.com/causeway/causeway/system"
 	"github.com/causeway/causeway/system/status"
 )
@@ -42,6 +43,9 @@ type Options struct {
 	// maintenance are parked, retried or failed as its delivery.whenOffline says, and
 	// every call's outcome feeds its circuit breaker. Nil calls regardless.
 	Status *status.Registry
+	// OnDeadLetter is told of every delivery this node puts into the errors queue (for
+	// alerts); it must not block for long.
+	OnDeadLetter func(*reliability.Entry)
 	// Logger receives the engine's logs.
 	Logger *slog.Logger
 	// Registerer receives the engine's metrics.

@@ -286,3 +286,27 @@ func isPark(err error) bool {
 	_, ok := errPark(err)
 	return ok
 }
+
+// OldestParked returns, per system with parked deliveries, when the oldest was parked.
+func (e *Engine) OldestParked(ctx context.Context) (map[string]time.Time, error) {
+	s, err := e.opts.Bus.Stream(ctx, bus.StreamParked)
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(bus.SubjectParked+">"))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]time.Time{}
+	for subj, n := range info.State.Subjects {
+		if n == 0 {
+			continue
+		}
+		raw, err := s.GetMsg(ctx, info.State.FirstSeq, jetstream.WithGetMsgSubject(subj))
+		if err != nil {
+			continue
+		}
+		out[strings.TrimPrefix(subj, bus.SubjectParked)] = raw.Time
+	}
+	return out, nil
+}

@@ -207,6 +207,9 @@ func (e *Engine) deadLetter(ctx context.Context, f *loadedFlow, ev *message.Even
 		return perr
 	}
 	e.metrics.deadLetters.WithLabelValues(f.name, entry.Class).Inc()
+	if e.opts.OnDeadLetter != nil {
+		e.opts.OnDeadLetter(&entry)
+	}
 	e.log.Warn("delivery moved to the errors queue", "flow", f.name, "run", run.ID, "message", ev.ID, "class", entry.Class,
 		"retries", run.Retries, "fingerprint", entry.Fingerprint)
 	return nil

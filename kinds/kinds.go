@@ -6,6 +6,7 @@ package kinds
 import (
 	"fmt"
 
+	"github.com/causeway/causeway/alert"
 	"github.com/causeway/causeway/catalog"
 	"github.com/causeway/causeway/config"
 	"github.com/causeway/causeway/flow"
@@ -20,6 +21,7 @@ var registrations = []func(*config.Registry) error{
 	flow.Register,
 	flow.RegisterTests,
 	source.Register,
+	alert.Register,
 }
 
 // Default returns a new registry with every kind registered. A kind that fails to register

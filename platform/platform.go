@@ -15,11 +15,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/causeway/causeway/alert"
 	"github.com/causeway/causeway/bus"
 	"github.com/causeway/causeway/config"
 	"github.com/causeway/causeway/connector"
 	"github.com/causeway/causeway/flow"
 	"github.com/causeway/causeway/ingest"
+	"github.com/causeway/causeway/reliability"
 	"github.com/causeway/causeway/source"
 	"github.com/causeway/causeway/store"
 	"github.com/causeway/causeway/system/status"
@@ -73,6 +75,8 @@ type Platform struct {
 	flows   *flow.Engine
 	// status holds the systems' statuses.
 	status *status.Registry
+	// alerts raises and sends alerts.
+	alerts *alert.Manager
 	poller *source.Poller
 	// consumers consume the queues of amqp sources.
 	consumers *source.Consumers
@@ -166,7 +170,7 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 	}
 	p.flows, err = flow.NewEngine(ctx, flow.Options{
 		Bus: p.bus, Config: p.cfg, Check: checkFunc(cat), Node: opts.Node, AckWait: opts.FlowAckWait, Connectors: p.conns,
-		Status: p.status, Logger: p.log, Registerer: p.reg,
+		Status: p.status, OnDeadLetter: p.deadLettered, Logger: p.log, Registerer: p.reg,
 	})
 	if err != nil {
 		return nil, err
@@ -176,6 +180,20 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 		MaxMessageBytes: p.bus.MaxMessageBytes(), MaxBatchBytes: opts.MaxBatchBytes, MaxBatchItems: opts.MaxBatchItems, Node: opts.Node,
 	}, p.log, ingest.NewMetrics(p.reg))
 	admin, err := newAdmin(ctx, p, checkFunc(cat))
+	if err != nil {
+		return nil, err
+	}
+	systems := systemsOf(p.cfg)
+	p.alerts, err = alert.Open(ctx, alert.Options{Bus: p.bus, Config: p.cfg, Status: p.status, Parked: p.flows.OldestParked,
+		Errors: admin.errq, Node: opts.Node, Logger: p.log, Registerer: p.reg,
+		Email: func(ctx context.Context, name, op string, params map[string]any) error {
+			spec, ok := systems[name]
+			if !ok {
+				return fmt.Errorf("no System %q", name)
+			}
+			_, err := p.conns.Call(ctx, name, spec, op, params, connector.CallInfo{})
+			return err
+		}})
 	if err != nil {
 		return nil, err
 	}
@@ -235,6 +253,10 @@ func (p *Platform) Start() {
 	// Flows and sources start before the node says it is ready: a flow's consumer must
 	// exist before a client that waited for readiness sends the first message.
 	if err := p.status.Start(); err != nil {
+		p.serveErr <- err
+		return
+	}
+	if err := p.alerts.Start(); err != nil {
 		p.serveErr <- err
 		return
 	}
@@ -327,6 +349,9 @@ func (p *Platform) close() {
 	if p.flows != nil {
 		p.flows.Stop(0)
 	}
+	if p.alerts != nil {
+		p.alerts.Stop()
+	}
 	if p.status != nil {
 		p.status.Stop()
 	}
@@ -367,4 +392,11 @@ func Run(ctx context.Context, opts Options) error {
 	p.Start()
 	werr := p.Wait(ctx)
 	return errors.Join(werr, p.Shutdown())
+}
+
+// deadLettered raises the alert of a delivery that went to the errors queue.
+func (p *Platform) deadLettered(e *reliability.Entry) {
+	if p.alerts != nil {
+		p.alerts.DeadLettered(e)
+	}
 }
