@@ -90,7 +90,7 @@ type Options struct {
 	// Errors is the errors queue (errors-queue, and when dead-lettered conditions clear).
 	Errors *reliability.Queue
 	// Email sends an email through a system's email operation, with params.
-	Email func(ctx context.Context, system, operation string, params map[string]any) error
+	Email  func(ctx context.Context, system, operation string, params map[string]any) error
 	Node   string
 	Logger *slog.Logger
 	// Registerer receives the alert metrics.
@@ -426,4 +426,3 @@ func (m *Manager) evaluateErrors(ctx context.Context, name string, a *Spec, entr
 		m.resolve(ctx, name, a, &res)
 	}
 }
-
