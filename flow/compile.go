@@ -161,6 +161,15 @@ func compileStep(ctx *config.Context, field string, st *Step) {
 		}
 	}
 
+	if d := st.Delivery; d != nil {
+		if c.action != ActionCall {
+			ctx.Errorf(field+".delivery", "delivery belongs to call")
+		}
+		if d.Retry != nil {
+			system.CheckRetry(ctx, field+".delivery.retry", d.Retry)
+		}
+	}
+
 	switch c.action {
 	case ActionCall:
 		sys, op, ok := strings.Cut(st.Call, ".")

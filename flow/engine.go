@@ -65,6 +65,7 @@ type Engine struct {
 	flows    []*loadedFlow
 	metrics  *metrics
 	parked   *parkedCounts
+	limits   *limits
 
 	mu      sync.Mutex
 	running []jetstream.ConsumeContext
@@ -129,6 +130,7 @@ func NewEngine(ctx context.Context, opts Options) (*Engine, error) {
 	sort.Slice(e.flows, func(i, j int) bool { return e.flows[i].name < e.flows[j].name })
 	e.metrics = newMetrics(opts.Registerer)
 	e.parked = &parkedCounts{bus: opts.Bus}
+	e.limits = newLimits(e.systems)
 	js := opts.Bus.JetStream()
 	var err error
 	if e.journal, err = openJournal(ctx, js); err != nil {

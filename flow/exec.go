@@ -30,7 +30,7 @@ type runtime struct {
 	call func(ctx context.Context, system string, sys *system.Spec, op string, with map[string]any, info callInfo) (any, error)
 	// gate, when set, says whether a system may be called now (released: the delivery is
 	// a parked one let go, which does not queue behind the others).
-	gate    func(system string, released bool) error
+	gate    func(system string, released bool, whenOffline string) error
 	publish func(ctx context.Context, ev *message.Event) error
 	check   func(typ string, data []byte) error
 	reply   func(replyTo string, data []byte) error
@@ -47,6 +47,11 @@ func (e *Engine) runtime() *runtime {
 		save: e.journal.save,
 		note: e.journal.note,
 		call: func(ctx context.Context, name string, sys *system.Spec, opName string, with map[string]any, info callInfo) (any, error) {
+			release, err := e.limits.acquire(ctx, name)
+			if err != nil {
+				return nil, err
+			}
+			defer release()
 			out, err := e.conns.Call(ctx, name, sys, opName, with, connector.CallInfo{IdempotencyKey: info.idempotencyKey, Traceparent: info.traceparent})
 			if e.opts.Status != nil && ctx.Err() == nil {
 				e.opts.Status.Observe(name, err)
@@ -387,16 +392,20 @@ func (r *runner) call(ctx context.Context, st *Step, key string, input any) (in,
 		return with, nil, fmt.Errorf("system %q is not defined", c.system)
 	}
 	if r.rt.gate != nil {
-		if err := r.rt.gate(c.system, r.ev.Extensions[ExtParkSeq] != ""); err != nil {
+		mode := ""
+		if st.Delivery != nil {
+			mode = st.Delivery.WhenOffline
+		}
+		if err := r.rt.gate(c.system, r.ev.Extensions[ExtParkSeq] != "", mode); err != nil {
 			if isPark(err) {
 				return with, nil, err
 			}
-			return with, nil, &CallError{Step: key, System: c.system, Operation: c.op, Err: err}
+			return with, nil, &CallError{Step: key, System: c.system, Operation: c.op, Err: err, Delivery: st.Delivery}
 		}
 	}
 	out, err = r.rt.call(ctx, c.system, sys, c.op, with, callInfo{idempotencyKey: r.run.ID + "/" + key, traceparent: r.ev.TraceParent})
 	if err != nil {
-		return with, nil, &CallError{Step: key, System: c.system, Operation: c.op, Err: err}
+		return with, nil, &CallError{Step: key, System: c.system, Operation: c.op, Err: err, Delivery: st.Delivery}
 	}
 	return with, out, nil
 }

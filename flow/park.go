@@ -64,7 +64,7 @@ func (e *OfflineError) Error() string {
 func (e *OfflineError) TransientError() bool { return e.transient }
 
 // gate decides whether a call to a system may be made now.
-func (e *Engine) gate(name string, released bool) error {
+func (e *Engine) gate(name string, released bool, whenOffline string) error {
 	if e.opts.Status == nil {
 		return nil
 	}
@@ -72,8 +72,10 @@ func (e *Engine) gate(name string, released bool) error {
 	if !ok {
 		return nil
 	}
-	spec := e.systems[name]
-	mode := spec.OfflineMode()
+	mode := e.systems[name].OfflineMode()
+	if whenOffline != "" {
+		mode = whenOffline
+	}
 	if st.Available() {
 		// Behind a backlog of parked deliveries, a new one waits its turn.
 		if mode == system.WhenOfflinePark && !released && e.parked.count(name) > 0 {

@@ -251,3 +251,102 @@ spec:
 		t.Errorf("after the switch: %s after %d retries", done.Status, done.Retries)
 	}
 }
+
+// TestConcurrencyAndRateLimit: a system's delivery.concurrency bounds the calls in progress
+// at once, and delivery.rateLimit the calls a second, however many runs want to call.
+func TestConcurrencyAndRateLimit(t *testing.T) {
+	var mu sync.Mutex
+	inflight, most := 0, 0
+	var times []time.Time
+	srv := startERP(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		inflight++
+		most = max(most, inflight)
+		times = append(times, time.Now())
+		mu.Unlock()
+		time.Sleep(50 * time.Millisecond)
+		mu.Lock()
+		inflight--
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	f, _ := startWithStatus(t, `apiVersion: causeway/v1
+kind: System
+metadata: {name: erp}
+spec:
+  http: {baseURL: "`+srv.URL+`"}
+  delivery:
+    concurrency: 2
+    rateLimit: {perSecond: 20, burst: 1}
+  operations:
+    ship: {http: {method: POST, path: "/orders/{orderId}"}}
+---
+apiVersion: causeway/v1
+kind: Flow
+metadata: {name: ship}
+spec:
+  trigger: {message: {types: [order.paid]}}
+  concurrency: 16
+  steps:
+    - {id: ship, call: erp.ship, with: {orderId: "${{ .data.orderId }}"}}
+`)
+	const n = 20
+	var ids []string
+	for i := range n {
+		ids = append(ids, f.send(t, "order.paid", fmt.Sprintf(`{"orderId":"o%d"}`, i)))
+	}
+	for _, id := range ids {
+		f.waitRun(t, "ship", id, flow.StatusSucceeded)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if most > 2 {
+		t.Errorf("%d calls in progress at once, the limit is 2", most)
+	}
+	if span := times[n-1].Sub(times[0]); span < 900*time.Millisecond {
+		t.Errorf("%d calls in %s: faster than 20 a second", n, span)
+	}
+}
+
+// TestStepDeliveryOverrides: a step's delivery overrides its system's: whenOffline fail
+// instead of park, and its own retry budget.
+func TestStepDeliveryOverrides(t *testing.T) {
+	erp := startFlakyERP(t, func(int) int { return http.StatusServiceUnavailable })
+	f, st := startWithStatus(t, `apiVersion: causeway/v1
+kind: System
+metadata: {name: erp}
+spec:
+  http: {baseURL: "`+erp.URL+`"}
+  health: {breaker: {disabled: true}}
+  operations:
+    ship: {http: {method: POST, path: "/orders/{orderId}"}}
+---
+apiVersion: causeway/v1
+kind: Flow
+metadata: {name: ship}
+spec:
+  trigger: {message: {types: [order.paid]}}
+  steps:
+    - id: ship
+      call: erp.ship
+      with: {orderId: "${{ .data.orderId }}"}
+      delivery:
+        whenOffline: fail
+        retry: {maxRetries: 1, backoff: fixed, initialDelay: 1s, jitter: 0}
+`)
+	// Its own retry budget: one retry, where the system's default is five.
+	id := f.send(t, "order.paid", `{"orderId":"o1"}`)
+	run := f.waitRun(t, "ship", id, flow.StatusFailed, flow.StatusSucceeded)
+	if run.Retries != 1 || len(erp.shipTimes()) != 2 {
+		t.Errorf("%d retries, %d calls; want 1 and 2", run.Retries, len(erp.shipTimes()))
+	}
+	// Offline: the step fails where the system would park.
+	if err := st.SetSwitch(context.Background(), "erp", status.Switch{Status: status.Offline, Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	id = f.send(t, "order.paid", `{"orderId":"o2"}`)
+	run = f.waitRun(t, "ship", id, flow.StatusFailed, flow.StatusParked, flow.StatusSucceeded)
+	if run.Status != flow.StatusFailed || !strings.Contains(run.Error, "is offline") {
+		t.Errorf("offline: %s %s", run.Status, run.Error)
+	}
+}

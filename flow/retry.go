@@ -33,6 +33,8 @@ import (
 type CallError struct {
 	Step, System, Operation string
 	Err                     error
+	// Delivery is the step's own delivery policy, when it has one.
+	Delivery *StepDelivery
 }
 
 func (e *CallError) Error() string { return e.Err.Error() }
@@ -104,6 +106,9 @@ func (e *Engine) scheduleRetry(ctx context.Context, f *loadedFlow, ev *message.E
 		return false, nil
 	}
 	policy := e.systems[ce.System].RetryPolicy()
+	if ce.Delivery != nil && ce.Delivery.Retry != nil {
+		policy = *ce.Delivery.Retry
+	}
 	n := run.Retries + 1
 	if n > policy.MaxRetries {
 		return false, nil

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/config"
+	"github.com/causeway/causeway/system"
 )
 
 // Kind is the kind name of flow definitions.
@@ -103,6 +104,8 @@ type Step struct {
 	Timeout time.Duration `yaml:"timeout" doc:"How long one attempt of the step may take; for a call, the operation's own timeout applies when this is not set."`
 	// Retry retries the step within the run.
 	Retry *Retry `yaml:"retry" doc:"Retry the step within the run after a transient failure, for short blips. Longer outages go through the retry path of the system."`
+	// Delivery overrides the called system's delivery policy for this step.
+	Delivery *StepDelivery `yaml:"delivery" doc:"For a call: this step's own retry path and offline behaviour, instead of the called system's delivery policy."`
 
 	// Call calls a system operation.
 	Call string `yaml:"call" doc:"Call a system operation, written <system>.<operation>. The result is the answer's body." example:"erp.markShipped"`
@@ -185,4 +188,12 @@ type Reply struct {
 // Register adds the Flow kind to a registry.
 func Register(r *config.Registry) error {
 	return r.Register(config.Kind{Name: Kind, Doc: kindDoc, Example: kindExample, New: func() any { return new(Spec) }})
+}
+
+// StepDelivery is a call step's own delivery policy.
+type StepDelivery struct {
+	// Retry replaces the system's retry policy.
+	Retry *system.RetryPolicy `yaml:"retry" doc:"The retry path of this step's transient failures, instead of the system's delivery.retry."`
+	// WhenOffline replaces the system's.
+	WhenOffline string `yaml:"whenOffline" enum:"park,retry,fail" doc:"What this step does while the system is offline or in maintenance, instead of the system's delivery.whenOffline."`
 }

@@ -98,6 +98,8 @@ type systemView struct {
 	Parked   int `json:"parked"`
 	Retrying int `json:"retrying"`
 	Errored  int `json:"errored"`
+	// OldestParked is when the oldest delivery parked for the system was parked.
+	OldestParked time.Time `json:"oldestParked,omitzero"`
 	// History is the system's recent status changes, newest first (GET /v1/systems/{name}).
 	History []reliability.Record `json:"history,omitempty"`
 }
@@ -132,8 +134,13 @@ func (a *admin) waiting(ctx context.Context) (retrying, errored map[string]int, 
 	return retrying, errored, err
 }
 
-func (a *admin) view(s status.Status, parked, retrying, errored map[string]int) systemView {
+func (a *admin) view(ctx context.Context, s status.Status, parked, retrying, errored map[string]int) systemView {
 	v := systemView{Name: s.System, Status: s, Parked: parked[s.System], Retrying: retrying[s.System], Errored: errored[s.System]}
+	if v.Parked > 0 {
+		if oldest, err := a.p.flows.OldestParked(ctx); err == nil {
+			v.OldestParked = oldest[s.System]
+		}
+	}
 	if sw, ok := a.p.status.Switch(s.System); ok {
 		v.Switch = &sw
 	}
@@ -150,7 +157,7 @@ func (a *admin) listSystems(w http.ResponseWriter, r *http.Request) {
 	parked := a.p.flows.Parked()
 	out := []systemView{}
 	for _, s := range a.p.status.List() {
-		out = append(out, a.view(s, parked, retrying, errored))
+		out = append(out, a.view(r.Context(), s, parked, retrying, errored))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"systems": out})
 }
@@ -168,7 +175,7 @@ func (a *admin) getSystem(w http.ResponseWriter, r *http.Request) {
 		a.busProblem(w, r, "the system's deliveries could not be counted", err)
 		return
 	}
-	v := a.view(s, a.p.flows.Parked(), retrying, errored)
+	v := a.view(r.Context(), s, a.p.flows.Parked(), retrying, errored)
 	recs, err := a.errq.Audit().Recent(r.Context(), "system.", 500)
 	if err != nil {
 		a.busProblem(w, r, "the system's history could not be read", err)
@@ -237,5 +244,5 @@ func (a *admin) setSystemStatus(w http.ResponseWriter, r *http.Request) {
 		Reason: sw.Reason, Detail: map[string]string{"status": b.Status, "until": b.Until}}, a.p.opts.Node)
 	s, _ := a.p.status.Get(name)
 	retrying, errored, _ := a.waiting(r.Context())
-	writeJSON(w, http.StatusOK, a.view(s, a.p.flows.Parked(), retrying, errored))
+	writeJSON(w, http.StatusOK, a.view(r.Context(), s, a.p.flows.Parked(), retrying, errored))
 }

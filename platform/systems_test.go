@@ -55,6 +55,9 @@ func TestSystemStatusAPI(t *testing.T) {
 	for {
 		a := do(t, "GET", admin+"/v1/systems/erp", "", "")
 		if a.body["parked"] == float64(3) {
+			if oldest, err := time.Parse(time.RFC3339Nano, a.body["oldestParked"].(string)); err != nil || time.Since(oldest) > time.Minute {
+				t.Errorf("oldest parked %v", a.body["oldestParked"])
+			}
 			break
 		}
 		if time.Now().After(deadline) {

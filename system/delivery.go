@@ -13,8 +13,20 @@ type Delivery struct {
 	Retry *RetryPolicy `yaml:"retry" doc:"How a call that failed transiently is tried again: as a retry message scheduled on the bus, up to maxRetries times, then the errors queue."`
 	// WhenOffline is what a delivery does while the system is offline or in maintenance.
 	WhenOffline string `yaml:"whenOffline" default:"park" enum:"park,retry,fail" doc:"What a call to the system does while it is offline or in maintenance: park (held without calling or spending retries, released in order when it is back), retry (a transient failure: the retry path), fail (a permanent failure: the errors queue)."`
+	// Concurrency bounds the calls to the system in progress at once, per node.
+	Concurrency int `yaml:"concurrency" doc:"The most calls to the system in progress at once, on each node; further calls wait their turn. 0: no limit."`
+	// RateLimit bounds the calls a second, per node.
+	RateLimit *RateLimit `yaml:"rateLimit" doc:"The most calls to the system a second, on each node; further calls wait their turn."`
 	// Release is how parked deliveries are let go when the system is back.
 	Release *Release `yaml:"release" doc:"How parked deliveries are released when the system is back: in the order they were parked, the rate ramping up so that a recovering system is not flooded."`
+}
+
+// RateLimit is a rate of calls.
+type RateLimit struct {
+	// PerSecond is the sustained rate.
+	PerSecond float64 `yaml:"perSecond" required:"true" doc:"Calls a second." example:"20"`
+	// Burst is how many calls may go at once after a quiet spell.
+	Burst int `yaml:"burst" default:"1" doc:"How many calls may go at once after a quiet spell."`
 }
 
 // Release is the rate at which parked deliveries are released.
@@ -107,20 +119,29 @@ func (s *Spec) validateDelivery(ctx *config.Context) {
 	if r := s.Delivery.Release; r != nil && (r.Rate <= 0 || r.Rate > 100000 || r.RampUp < 0) {
 		ctx.Errorf("delivery.release", "rate must be more than 0 and at most 100000 a second, rampUp 0 or more")
 	}
-	if s.Delivery.Retry == nil {
-		return
+	if s.Delivery.Retry != nil {
+		CheckRetry(ctx, "delivery.retry", s.Delivery.Retry)
 	}
-	r := s.Delivery.Retry
+	if s.Delivery.Concurrency < 0 {
+		ctx.Errorf("delivery.concurrency", "must be 0 (no limit) or more")
+	}
+	if r := s.Delivery.RateLimit; r != nil && (r.PerSecond <= 0 || r.Burst < 1) {
+		ctx.Errorf("delivery.rateLimit", "perSecond must be more than 0 and burst at least 1")
+	}
+}
+
+// CheckRetry checks a retry policy written at field.
+func CheckRetry(ctx *config.Context, field string, r *RetryPolicy) {
 	if r.MaxRetries < 0 || r.MaxRetries > 1000 {
-		ctx.Errorf("delivery.retry.maxRetries", "must be between 0 and 1000")
+		ctx.Errorf(field+".maxRetries", "must be between 0 and 1000")
 	}
 	if r.InitialDelay < time.Second {
-		ctx.Errorf("delivery.retry.initialDelay", "must be at least 1s: the bus schedules retries to the second")
+		ctx.Errorf(field+".initialDelay", "must be at least 1s: the bus schedules retries to the second")
 	}
 	if r.MaxDelay < r.InitialDelay {
-		ctx.Errorf("delivery.retry.maxDelay", "must be at least initialDelay")
+		ctx.Errorf(field+".maxDelay", "must be at least initialDelay")
 	}
 	if r.Jitter < 0 || r.Jitter > 1 {
-		ctx.Errorf("delivery.retry.jitter", "must be between 0 and 1")
+		ctx.Errorf(field+".jitter", "must be between 0 and 1")
 	}
 }
