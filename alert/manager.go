@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"strconv"
@@ -234,7 +235,16 @@ func stateKey(alert, key string) string {
 // transition moves a condition to firing or resolved, queueing the notices that are due.
 func (m *Manager) transition(ctx context.Context, name string, a *Spec, ev *Event, firing bool) error {
 	key := stateKey(name, ev.Key)
-	for attempt := 0; attempt < 3; attempt++ {
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			// Another writer moved the condition first (events of one condition come in
+			// bursts): wait a moment, and work from its state.
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("the condition kept changing under this node: %w", ctx.Err())
+			case <-time.After(time.Duration(rand.IntN(10*min(attempt, 10))+1) * time.Millisecond):
+			}
+		}
 		var st state
 		var rev uint64
 		e, err := m.kv.Get(ctx, key)
@@ -296,9 +306,7 @@ func (m *Manager) transition(ctx context.Context, name string, a *Spec, ev *Even
 			}
 			return nil
 		}
-		// Another node moved the condition first: work from its state.
 	}
-	return errors.New("the condition kept changing under this node")
 }
 
 // queue stores a notification per sink in NOTIFY.
