@@ -83,15 +83,29 @@ func validRunID(id string) bool {
 }
 
 // superseded reports whether the delivery of ev is not the one to carry run on: a retry
-// message other than the run's latest, or, when retries are messages, a redelivery of the
-// trigger of a run that a retry message continues.
+// message older than the run's latest, a released delivery of an earlier parking, or (when
+// retries are messages) a redelivery of the trigger of a run a retry message continues.
+//
+// A continuation newer than the record is taken, and the record caught up with it: the
+// journal is written without an fsync of its own, so a crash of the node with its embedded
+// bus can take the record's last write while the retry message it scheduled survives.
+// Dropping that message as stale would leave the run waiting for a retry that never comes.
 func (e *Engine) superseded(f *loadedFlow, ev *message.Event, run *Run, isRetry bool) bool {
 	if isRetry {
 		if k := ev.Extensions[ExtParkSeq]; k != "" {
+			n, _ := strconv.Atoi(k)
+			if n > run.Parks {
+				run.Parks = n
+				return false
+			}
 			// A released delivery ends the parking it names, and only that one.
-			return run.Status != StatusParked || k != strconv.Itoa(run.Parks)
+			return n < run.Parks || run.Status != StatusParked
 		}
-		return ev.RetryCount != run.Retries || run.Status == StatusParked
+		if ev.RetryCount > run.Retries {
+			run.Retries = ev.RetryCount
+			return false
+		}
+		return ev.RetryCount < run.Retries || run.Status == StatusParked
 	}
 	return run.Status == StatusParked || run.Status == StatusRetrying && f.retryByMessage(e.opts.Bus)
 }

@@ -350,3 +350,37 @@ func TestRetryByRedeliveryWithoutSchedules(t *testing.T) {
 		t.Errorf("%d order.paid messages; a server without schedules gets no retry messages", len(msgs))
 	}
 }
+
+// TestRetryNewerThanTheJournalIsTaken: a retry message whose retry count is ahead of the
+// run's record (a crash took the record's last write, not the scheduled message) continues
+// the run instead of being dropped as stale; the older retry is then the stale one.
+func TestRetryNewerThanTheJournalIsTaken(t *testing.T) {
+	erp := startFlakyERP(t, func(n int) int {
+		if n == 1 {
+			return http.StatusServiceUnavailable
+		}
+		return 0
+	})
+	b := openTestBus(t, t.TempDir())
+	t.Cleanup(b.Close)
+	f := startEngineWith(t, b, erp.URL, "{retry: {maxRetries: 5, backoff: fixed, initialDelay: 3s, jitter: 0}}", retryFlow)
+	id := f.send(t, "order.paid", `{"orderId":"A-6"}`)
+	run := f.waitRun(t, "ship", id, flow.StatusRetrying)
+	orig := messagesOf(t, b, "order.paid")[0]
+	// Retry 2, as the record would have scheduled had it not lost its last write.
+	ahead := *orig
+	ahead.ID, ahead.Kind, ahead.RetryCount, ahead.CausationID = "retry-"+run.ID+"-2", message.KindRetry, 2, orig.ID
+	ahead.Target, ahead.Extensions = "flow:ship", map[string]string{flow.ExtRunID: run.ID}
+	if err := b.PublishAll(context.Background(), []*message.Event{&ahead}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	done := f.waitRun(t, "ship", id, flow.StatusSucceeded, flow.StatusFailed)
+	if done.Status != flow.StatusSucceeded || done.Retries != 2 {
+		t.Fatalf("run %s after %d retries", done.Status, done.Retries)
+	}
+	// Retry 1 still fires, finds the run ended, and calls nothing.
+	time.Sleep(4 * time.Second)
+	if n := len(erp.shipTimes()); n != 2 {
+		t.Errorf("ship called %d times, want 2", n)
+	}
+}
