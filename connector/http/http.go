@@ -322,7 +322,7 @@ func isTLSConfigError(err error) bool {
 // buildURL joins the base URL and the operation's path, fills its placeholders (each value
 // percent-encoded as one path segment) and adds the query.
 func buildURL(base string, h *system.HTTPOperation, call Call) (string, error) {
-	var missing []string
+	var missing, dots []string
 	path := placeholderRe.ReplaceAllStringFunc(h.Path, func(m string) string {
 		name := m[1 : len(m)-1]
 		v, ok := call.Params[name]
@@ -330,10 +330,19 @@ func buildURL(base string, h *system.HTTPOperation, call Call) (string, error) {
 			missing = append(missing, name)
 			return m
 		}
-		return url.PathEscape(expr.ToString(v))
+		s := expr.ToString(v)
+		if s == "." || s == ".." {
+			// Percent-encoding leaves dots alone, and a server resolves them: a value
+			// of ".." would climb out of the operation's path.
+			dots = append(dots, name)
+		}
+		return url.PathEscape(s)
 	})
 	if len(missing) > 0 {
 		return "", fmt.Errorf("the path %s needs the parameter %s", h.Path, strings.Join(missing, ", "))
+	}
+	if len(dots) > 0 {
+		return "", fmt.Errorf("the path %s: parameter %s may not be . or ..", h.Path, strings.Join(dots, ", "))
 	}
 	u, err := url.Parse(strings.TrimSuffix(base, "/") + path)
 	if err != nil {

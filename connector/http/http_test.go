@@ -235,3 +235,20 @@ func testCount(t *testing.T, reg *prometheus.Registry, name, outcome string) flo
 	}
 	return total
 }
+
+// TestDotSegmentsAreRefused: a parameter of "." or ".." would make the target resolve the
+// path out of the operation's; the call is refused, permanently, before any request.
+func TestDotSegmentsAreRefused(t *testing.T) {
+	op := &system.HTTPOperation{Method: "GET", Path: "/orders/{id}"}
+	for _, v := range []string{"..", "."} {
+		if _, err := buildURL("http://erp.example", op, Call{Params: map[string]any{"id": v}}); err == nil || !strings.Contains(err.Error(), "may not be . or ..") {
+			t.Errorf("%q: %v", v, err)
+		}
+	}
+	for v, want := range map[string]string{"../admin": "/orders/..%2Fadmin", "a b": "/orders/a%20b", "...": "/orders/..."} {
+		got, err := buildURL("http://erp.example", op, Call{Params: map[string]any{"id": v}})
+		if err != nil || !strings.HasSuffix(got, want) {
+			t.Errorf("%q: %s %v", v, got, err)
+		}
+	}
+}
