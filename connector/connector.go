@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -109,6 +110,35 @@ type CallInfo struct {
 // Call carries out operation op of system name with the parameters with, and returns its
 // result. Errors say whether trying again may help (see each connector's Error).
 func (s *Set) Call(ctx context.Context, name string, sys *system.Spec, opName string, with map[string]any, info CallInfo) (any, error) {
+	out, err := s.Answer(ctx, name, sys, opName, with, info)
+	if err != nil {
+		return nil, err
+	}
+	return out.Body, nil
+}
+
+// Outcome is a call's answer: the HTTP status and headers of an HTTP operation (200 and
+// none for the other kinds), and the body.
+type Outcome struct {
+	Status  int
+	Headers http.Header
+	Body    any
+}
+
+// Answer carries out an operation as Call does, and returns the whole answer.
+func (s *Set) Answer(ctx context.Context, name string, sys *system.Spec, opName string, with map[string]any, info CallInfo) (*Outcome, error) {
+	res, err := s.call(ctx, name, sys, opName, with, info)
+	if err != nil {
+		return nil, err
+	}
+	if r, ok := res.(*httpconn.Result); ok {
+		return &Outcome{Status: r.Status, Headers: r.Headers, Body: r.Body}, nil
+	}
+	return &Outcome{Status: http.StatusOK, Body: res}, nil
+}
+
+// call carries out an operation; an HTTP operation's answer is its whole *httpconn.Result.
+func (s *Set) call(ctx context.Context, name string, sys *system.Spec, opName string, with map[string]any, info CallInfo) (any, error) {
 	op, ok := sys.Operation(opName)
 	if !ok {
 		return nil, fmt.Errorf("system %q has no operation %q", name, opName)
@@ -121,7 +151,7 @@ func (s *Set) Call(ctx context.Context, name string, sys *system.Spec, opName st
 		if err != nil {
 			return nil, err
 		}
-		return res.Body, nil
+		return res, nil
 	}
 	start := time.Now()
 	var (

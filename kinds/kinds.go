@@ -10,6 +10,7 @@ import (
 	"github.com/causeway/causeway/catalog"
 	"github.com/causeway/causeway/config"
 	"github.com/causeway/causeway/flow"
+	"github.com/causeway/causeway/gateway"
 	"github.com/causeway/causeway/source"
 	"github.com/causeway/causeway/system"
 )
@@ -22,6 +23,7 @@ var registrations = []func(*config.Registry) error{
 	flow.RegisterTests,
 	source.Register,
 	alert.Register,
+	gateway.Register,
 }
 
 // Default returns a new registry with every kind registered. A kind that fails to register

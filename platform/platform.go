@@ -20,10 +20,12 @@ import (
 	"github.com/causeway/causeway/config"
 	"github.com/causeway/causeway/connector"
 	"github.com/causeway/causeway/flow"
+	"github.com/causeway/causeway/gateway"
 	"github.com/causeway/causeway/ingest"
 	"github.com/causeway/causeway/reliability"
 	"github.com/causeway/causeway/source"
 	"github.com/causeway/causeway/store"
+	"github.com/causeway/causeway/system"
 	"github.com/causeway/causeway/system/status"
 	"github.com/causeway/causeway/tracking"
 	"github.com/prometheus/client_golang/prometheus"
@@ -204,7 +206,7 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 	p.watchers = source.NewWatchers(p.cfg, srcOpts)
 	p.subscribers = source.NewSubscribers(p.cfg, srcOpts)
 	p.schedulers = source.NewSchedulers(p.cfg, srcOpts)
-	p.httpSrv = newServer(p.httpRoutes(ing, hooks), p.log)
+	p.httpSrv = newServer(p.httpRoutes(ing, hooks, p.newGateway()), p.log)
 	p.adminSrv = newServer(admin.routes(), p.log)
 	if p.httpLn, err = net.Listen("tcp", opts.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("http listener: %w", err)
@@ -399,4 +401,21 @@ func (p *Platform) deadLettered(e *reliability.Entry) {
 	if p.alerts != nil {
 		p.alerts.DeadLettered(e)
 	}
+}
+
+// newGateway prepares the APIs: their calls go through the node's connectors and feed the
+// systems' breakers; a system offline or in maintenance answers 503 with Retry-After.
+func (p *Platform) newGateway() *gateway.Gateway {
+	return gateway.New(gateway.Options{Config: p.cfg, Logger: p.log, Registerer: p.reg, Invoke: p.flows.Invoke,
+		Answer: func(ctx context.Context, name string, sys *system.Spec, op string, with map[string]any, info connector.CallInfo) (*connector.Outcome, error) {
+			out, err := p.conns.Answer(ctx, name, sys, op, with, info)
+			if ctx.Err() == nil {
+				p.status.Observe(name, err)
+			}
+			return out, err
+		},
+		Unavailable: func(name string) (bool, time.Time) {
+			s, ok := p.status.Get(name)
+			return ok && !s.Available(), s.Until
+		}})
 }

@@ -5,16 +5,18 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/causeway/causeway/gateway"
 	"github.com/causeway/causeway/problem"
 	"github.com/causeway/causeway/source"
 )
 
-// httpRoutes is the public listener: ingestion, the sources' webhooks and health. Gateway
-// APIs are added here as they are configured.
-func (p *Platform) httpRoutes(ingest http.Handler, hooks *source.Handler) http.Handler {
+// httpRoutes is the public listener: ingestion, the sources' webhooks, the gateway's APIs
+// and health.
+func (p *Platform) httpRoutes(ingest http.Handler, hooks *source.Handler, gw *gateway.Gateway) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/messages", ingest)
 	hooks.Register(mux)
+	gw.Register(mux)
 	p.health(mux)
 	mux.HandleFunc("/", problem.NotFound)
 	return mux

@@ -29,6 +29,9 @@ import (
 	"github.com/causeway/causeway/telemetry"
 )
 
+// ErrNoRow is the failure of a one-row query that found none: what a gateway answers 404.
+var ErrNoRow = errors.New("the query found no row")
+
 // Error is a failed operation.
 type Error struct {
 	// System and Operation name what was called.
@@ -233,7 +236,7 @@ func (c *Client) do(ctx context.Context, sysName string, sys *system.Spec, opNam
 	if op.SQL.One {
 		list, _ := out.([]any)
 		if len(list) == 0 {
-			return nil, fail(false, errors.New("the query found no row"))
+			return nil, fail(false, ErrNoRow)
 		}
 		return list[0], nil
 	}
