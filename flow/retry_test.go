@@ -89,11 +89,11 @@ func (s *erpServer) callsTo(method string) (n int, keys map[string]bool) {
 	return n, keys
 }
 
-// messagesOf reads every message of a type in MESSAGES, in order.
-func messagesOf(t *testing.T, b *bus.Bus, typ string) []*message.Event {
+// storedOn returns, in order, the stored messages of a stream on one subject.
+func storedOn(t *testing.T, b *bus.Bus, stream, subject string) []*jetstream.RawStreamMsg {
 	t.Helper()
 	ctx := context.Background()
-	s, err := b.Stream(ctx, bus.StreamMessages)
+	s, err := b.Stream(ctx, stream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func messagesOf(t *testing.T, b *bus.Bus, typ string) []*message.Event {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []*message.Event
+	var out []*jetstream.RawStreamMsg
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
 		raw, err := s.GetMsg(ctx, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -110,9 +110,18 @@ func messagesOf(t *testing.T, b *bus.Bus, typ string) []*message.Event {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if raw.Subject != bus.Subject(typ) {
-			continue
+		if raw.Subject == subject {
+			out = append(out, raw)
 		}
+	}
+	return out
+}
+
+// messagesOf reads every message of a type in MESSAGES, in order.
+func messagesOf(t *testing.T, b *bus.Bus, typ string) []*message.Event {
+	t.Helper()
+	var out []*message.Event
+	for _, raw := range storedOn(t, b, bus.StreamMessages, bus.Subject(typ)) {
 		ev, err := message.FromNATS(raw.Header, raw.Data)
 		if err != nil {
 			t.Fatal(err)
@@ -125,27 +134,8 @@ func messagesOf(t *testing.T, b *bus.Bus, typ string) []*message.Event {
 // errorEntries reads the errors queue's entries for a flow.
 func errorEntries(t *testing.T, b *bus.Bus, flowName string) []*reliability.Entry {
 	t.Helper()
-	ctx := context.Background()
-	s, err := b.Stream(ctx, bus.StreamErrors)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []*reliability.Entry
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
-		raw, err := s.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if raw.Subject != bus.SubjectErrors+"flow."+flowName {
-			continue
-		}
+	for _, raw := range storedOn(t, b, bus.StreamErrors, bus.SubjectErrors+"flow."+flowName) {
 		var e reliability.Entry
 		if err := json.Unmarshal(raw.Data, &e); err != nil {
 			t.Fatal(err)
