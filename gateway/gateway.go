@@ -258,8 +258,7 @@ func (a *api) proxy(ctx context.Context, w http.ResponseWriter, r *http.Request,
 	if p.with != nil {
 		v, err := p.with.Eval(ctx, rq.doc())
 		if err != nil {
-			a.g.log.Warn("request mapping failed", "api", a.name, "route", rt.Match, "err", err)
-			problem.Write(w, r, http.StatusBadRequest, "bad-request", "the request could not be mapped: "+err.Error())
+			a.mappingProblem(w, r, rt, err)
 			return
 		}
 		with, _ = v.(map[string]any)
@@ -350,17 +349,23 @@ func (a *api) backendProblem(ctx context.Context, w http.ResponseWriter, r *http
 	}
 }
 
+// mappingProblem answers a request the route's mapping could not take: 400, saying so
+// without the mapping itself (the API's internals), which goes to the log with the error.
+func (a *api) mappingProblem(w http.ResponseWriter, r *http.Request, rt *Route, err error) {
+	a.g.log.Info("request mapping failed", "api", a.name, "route", rt.Match, "err", err)
+	problem.Write(w, r, http.StatusBadRequest, "bad-request", "the request does not have the shape this route needs")
+}
+
 // flow invokes the route's flow and answers with its reply.
 func (a *api) flow(ctx context.Context, w http.ResponseWriter, r *http.Request, rt *Route, rq *request) {
 	input := rq.raw
 	if rt.Flow.input != nil {
 		v, err := rt.Flow.input.Eval(ctx, rq.doc())
-		if err != nil {
-			problem.Write(w, r, http.StatusBadRequest, "bad-request", "the request could not be mapped: "+err.Error())
-			return
+		if err == nil {
+			input, err = expr.MarshalJSON(v)
 		}
-		if input, err = expr.MarshalJSON(v); err != nil {
-			problem.Write(w, r, http.StatusBadRequest, "bad-request", "the request could not be mapped: "+err.Error())
+		if err != nil {
+			a.mappingProblem(w, r, rt, err)
 			return
 		}
 	}

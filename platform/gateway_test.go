@@ -59,6 +59,10 @@ spec:
         response:
           body: '{id: .body.order_no, total: (.body.amount | tonumber), status: (.body.state | ascii_downcase)}'
           headers: {Cache-Control: no-store}
+    - match: POST /orders/lookup
+      proxy:
+        call: erp.getOrder
+        with: {no: "${{ .body.no | ascii_downcase }}"}
     - match: GET /orders/{id}/slow
       timeout: 300ms
       proxy:
@@ -143,12 +147,13 @@ func TestGatewayStandardizesTwoBackends(t *testing.T) {
 		{"no route", "GET", "/invoices/1", "", 404, "not-found"},
 		{"oversized body", "POST", "/orders/A-1/quote", `{"qty":"` + strings.Repeat("9", 300) + `"}`, 413, "too-large"},
 		{"malformed body", "POST", "/orders/A-1/quote", `{"qty":`, 400, "malformed"},
+		{"unmappable body", "POST", "/orders/lookup", `{"no":5}`, 400, "bad-request"},
 	} {
 		a := do(t, tc.method, base+tc.path, "application/json", tc.body)
 		if a.status != tc.status || a.body["type"] != "urn:causeway:problem:"+tc.problem || a.header.Get("Content-Type") != "application/problem+json" {
 			t.Errorf("%s: %d %s", tc.name, a.status, a.raw)
 		}
-		if strings.Contains(a.raw, "db.internal") || strings.Contains(a.raw, erp.URL) || strings.Contains(a.raw, "erp") {
+		if strings.Contains(a.raw, "db.internal") || strings.Contains(a.raw, erp.URL) || strings.Contains(a.raw, "erp") || strings.Contains(a.raw, "ascii_downcase") {
 			t.Errorf("%s: the answer shows the backend: %s", tc.name, a.raw)
 		}
 	}
