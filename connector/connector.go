@@ -105,6 +105,9 @@ type CallInfo struct {
 	IdempotencyKey string
 	// Traceparent continues the caller's trace.
 	Traceparent string
+	// Forward are headers passed on from a gateway's client (X-Forwarded-*, and those its
+	// policy lets through); the system's and the operation's own headers win over them.
+	Forward http.Header
 }
 
 // Call carries out operation op of system name with the parameters with, and returns its
@@ -192,7 +195,7 @@ func (s *Set) call(ctx context.Context, name string, sys *system.Spec, opName st
 // query, headers and body; any other key goes into the query string.
 func HTTPCall(op *system.HTTPOperation, with map[string]any, info CallInfo) httpconn.Call {
 	call := httpconn.Call{Params: map[string]any{}, Query: map[string]any{}, Headers: map[string]string{},
-		IdempotencyKey: info.IdempotencyKey, Traceparent: info.Traceparent}
+		IdempotencyKey: info.IdempotencyKey, Traceparent: info.Traceparent, Forward: info.Forward}
 	inPath := map[string]bool{}
 	for _, p := range op.PathParams() {
 		inPath[p] = true

@@ -48,6 +48,9 @@ type Call struct {
 	IdempotencyKey string
 	// Traceparent is the W3C trace context to carry on.
 	Traceparent string
+	// Forward are headers passed on from a gateway's client; every other header of the
+	// call, the system's and the operation's wins over them.
+	Forward http.Header
 }
 
 // Result is a successful call's answer.
@@ -144,15 +147,11 @@ func (c *Client) client(name string, h *system.HTTP) *http.Client {
 	if hc, ok := c.clients[name]; ok {
 		return hc
 	}
-	tr := &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
-		MaxIdleConnsPerHost: 64,
-		IdleConnTimeout:     90 * time.Second,
-		TLSHandshakeTimeout: 10 * time.Second,
+	limit := h.MaxResponseBytes
+	if limit <= 0 {
+		limit = MaxResponseBytes
 	}
-	if cfg := h.TLSConfig(); cfg != nil {
-		tr.TLSClientConfig = cfg.Clone()
-	}
+	tr := newTransport(h.TLSConfig(), limit)
 	hc := &http.Client{Transport: tr, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 		// A redirect to another host would carry the system's credentials there; and an
 		// operation is declared with its path, so by default a redirect is the answer.
@@ -219,6 +218,9 @@ func (c *Client) do(ctx context.Context, sysName string, sys *system.Spec, opNam
 	if err != nil {
 		return nil, fail(0, false, err)
 	}
+	for k, vs := range call.Forward {
+		req.Header[k] = vs
+	}
 	for k, v := range sys.HTTP.Headers {
 		req.Header.Set(k, v)
 	}
@@ -258,12 +260,19 @@ func (c *Client) do(ctx context.Context, sysName string, sys *system.Spec, opNam
 		}
 		resp, err = hc.Do(req)
 	}
+	if errors.Is(err, errTooLarge) {
+		limit := sys.HTTP.MaxResponseBytes
+		if limit <= 0 {
+			limit = MaxResponseBytes
+		}
+		return nil, fail(0, false, fmt.Errorf("answer over %d bytes", limit))
+	}
 	if err != nil {
 		// The request never got an answer: the network, a refused connection, a timeout.
 		// All are worth another try, except a certificate the system's TLS settings do not
 		// accept, which is a configuration to fix. The error text is the transport's,
 		// which names the URL but never a header.
-		if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
 			return nil, fail(0, true, fmt.Errorf("no answer within %s", timeout))
 		}
 		return nil, fail(0, !isTLSConfigError(err), scrub(err))
