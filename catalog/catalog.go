@@ -290,3 +290,17 @@ func (c *Catalog) Names() []string {
 	sort.Strings(names)
 	return names
 }
+
+// CompileInline compiles a JSON Schema written inside another kind's definition (an API's
+// request validation, say) into a Type named name, reporting an invalid schema at the line
+// of the offending keyword under field. It returns nil when the schema does not compile.
+func CompileInline(ctx *config.Context, field, name string, doc config.JSON) *Type {
+	compiled, err := compile(name, doc.Raw)
+	if err != nil {
+		for _, p := range schemaProblems(name, err) {
+			ctx.ErrorAt(doc.PosOf(p.Pointer), "spec.%s: invalid JSON Schema%s: %s", field, at(p.Pointer), p.Message)
+		}
+		return nil
+	}
+	return &Type{Name: name, Schema: slices.Clone(doc.Raw), schema: compiled, fast: compileFast(doc.Raw)}
+}

@@ -14,14 +14,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/causeway/causeway/catalog"
 	"github.com/causeway/causeway/config"
 	"github.com/causeway/causeway/connector"
-	httpconn "github.com/causeway/causeway/connector/http"
-	sqlconn "github.com/causeway/causeway/connector/sql"
 	"github.com/causeway/causeway/expr"
 	"github.com/causeway/causeway/flow"
+	"github.com/causeway/causeway/gateway/jwt"
 	"github.com/causeway/causeway/problem"
 	"github.com/causeway/causeway/system"
 )
@@ -37,18 +38,29 @@ type Options struct {
 	// Unavailable, when set, says whether a system is offline or in maintenance, and until
 	// when if that is known.
 	Unavailable func(system string) (bool, time.Time)
-	Logger      *slog.Logger
-	Registerer  prometheus.Registerer
+	// Limits holds the rate limits and quotas shared with other nodes; without it they are
+	// this node's alone.
+	Limits     jetstream.KeyValue
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 // Gateway serves the APIs.
 type Gateway struct {
-	opts     Options
-	log      *slog.Logger
-	apis     []*api
-	systems  map[string]*system.Spec
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	opts    Options
+	log     *slog.Logger
+	apis    []*api
+	systems map[string]*system.Spec
+	tokens  map[*JWTAuth]*jwt.Verifier
+	// keys are the Consumers' API keys by hash; subjects the Consumers by JWT subject.
+	keys        map[[32]byte]*keyEntry
+	subjects    map[string]*consumer
+	consumers   map[string]*consumer
+	limits      *limiter
+	requests    *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	refusals    *prometheus.CounterVec
+	limitErrors *prometheus.CounterVec
 }
 
 // api is one API with its routes by method, most literal segments first.
@@ -57,10 +69,12 @@ type api struct {
 	spec     *Spec
 	byMethod map[string][]*Route
 	g        *Gateway
+	// doc is the API's OpenAPI document.
+	doc []byte
 }
 
 // New prepares the APIs of a configuration.
-func New(opts Options) *Gateway {
+func New(opts Options) (*Gateway, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -72,9 +86,34 @@ func New(opts Options) *Gateway {
 			Name: "causeway_gateway_request_duration_seconds", Help: "How long gateway requests took, by API and route.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 3, 12),
 		}, []string{"api", "route"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_gateway_refused_total", Help: "Requests a policy refused, by API, route and reason (no-key, wrong-key, revoked-key, bad-token, scope, ip, rate-limit, quota, ...).",
+		}, []string{"api", "route", "reason"}),
+		limitErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_gateway_limit_errors_total", Help: "Requests let through because their rate limit or quota could not be checked, by API.",
+		}, []string{"api"}),
+		keys: map[[32]byte]*keyEntry{}, subjects: map[string]*consumer{}, consumers: map[string]*consumer{},
+		limits: &limiter{kv: opts.Limits, now: time.Now},
 	}
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(g.requests, g.duration)
+		opts.Registerer.MustRegister(g.requests, g.duration, g.refusals, g.limitErrors)
+	}
+	for _, r := range opts.Config.ByKind(ConsumerKind) {
+		spec := r.Spec.(*ConsumerSpec)
+		c := &consumer{name: r.Metadata.Name, spec: spec}
+		if len(spec.APIs) > 0 {
+			c.apis = map[string]bool{}
+			for _, name := range spec.APIs {
+				c.apis[name] = true
+			}
+		}
+		for _, k := range spec.Keys {
+			g.keys[k.hash] = &keyEntry{consumer: c, key: k}
+		}
+		for _, s := range spec.Subjects {
+			g.subjects[s] = c
+		}
+		g.consumers[c.name] = c
 	}
 	for _, r := range opts.Config.ByKind(system.Kind) {
 		g.systems[r.Metadata.Name] = r.Spec.(*system.Spec)
@@ -89,7 +128,33 @@ func New(opts Options) *Gateway {
 		}
 		g.apis = append(g.apis, a)
 	}
-	return g
+	types := catalog.New(opts.Config)
+	for _, a := range g.apis {
+		for _, rt := range a.spec.Routes {
+			if v := rt.policies.Validate; v != nil && v.MessageType != "" {
+				v.typ, _ = types.Lookup(v.MessageType)
+			}
+			if c := rt.policies.Cache; c != nil && rt.method == http.MethodGet {
+				rt.cache = newResponseCache(c)
+			}
+		}
+	}
+	for i, r := range opts.Config.ByKind(Kind) {
+		doc, err := g.apis[i].document(r.Metadata.Description)
+		if err != nil {
+			return nil, fmt.Errorf("API %s: its OpenAPI document: %w", r.Metadata.Name, err)
+		}
+		g.apis[i].doc = doc
+	}
+	if err := g.verifiers(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// Close gives back what the node holds of shared quotas.
+func (g *Gateway) Close(ctx context.Context) {
+	g.limits.release(ctx)
 }
 
 // Register serves every API under its base path on mux.
@@ -99,41 +164,6 @@ func (g *Gateway) Register(mux *http.ServeMux) {
 		mux.Handle(a.spec.BasePath+"/", a)
 		g.log.Info("API served", "api", a.name, "basePath", a.spec.BasePath, "routes", len(a.spec.Routes))
 	}
-}
-
-// request is a request as mappings see it.
-type request struct {
-	method  string
-	params  map[string]string
-	query   url.Values
-	headers http.Header
-	body    any
-	raw     []byte
-}
-
-// doc is the request as an expression's input.
-func (rq *request) doc() map[string]any {
-	path := make(map[string]any, len(rq.params))
-	for k, v := range rq.params {
-		path[k] = v
-	}
-	query := make(map[string]any, len(rq.query))
-	for k, vs := range rq.query {
-		if len(vs) == 1 {
-			query[k] = vs[0]
-		} else {
-			list := make([]any, len(vs))
-			for i, v := range vs {
-				list[i] = v
-			}
-			query[k] = list
-		}
-	}
-	headers := make(map[string]any, len(rq.headers))
-	for k, vs := range rq.headers {
-		headers[strings.ToLower(k)] = strings.Join(vs, ", ")
-	}
-	return map[string]any{"method": rq.method, "path": path, "query": query, "headers": headers, "body": rq.body}
 }
 
 // ServeHTTP routes a request of the API and answers it.
@@ -152,6 +182,10 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serve answers a request and returns the route it matched, if any.
 func (a *api) serve(w http.ResponseWriter, r *http.Request) *Route {
 	rest := strings.TrimPrefix(r.URL.EscapedPath(), a.spec.BasePath)
+	if rest == documentPath && r.Method == http.MethodGet {
+		a.serveDocument(w)
+		return nil
+	}
 	var segs []string
 	if rest != "" && rest != "/" {
 		for _, raw := range strings.Split(strings.TrimPrefix(rest, "/"), "/") {
@@ -165,11 +199,20 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request) *Route {
 	}
 	route, params := a.match(r.Method, segs)
 	if route == nil {
-		var allowed []string
+		var (
+			allowed []string
+			any     *Route
+		)
 		for m := range a.byMethod {
 			if rt, _ := a.match(m, segs); rt != nil {
 				allowed = append(allowed, m)
+				any = rt
 			}
+		}
+		if r.Method == http.MethodOptions && any != nil && any.policies.CORS != nil && r.Header.Get("Origin") != "" {
+			sort.Strings(allowed)
+			any.policies.CORS.preflight(w, r, allowed)
+			return any
 		}
 		if len(allowed) > 0 {
 			sort.Strings(allowed)
@@ -180,7 +223,19 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request) *Route {
 		problem.NotFound(w, r)
 		return nil
 	}
-	rq := &request{method: r.Method, params: params, query: r.URL.Query(), headers: r.Header}
+	who, ok := a.guard(w, r, route)
+	if !ok {
+		return route
+	}
+	var rc *responseCache
+	if route.cache != nil && r.Method == http.MethodGet {
+		rc = route.cache
+		if ca, ok := rc.get(cacheKey(who, r), time.Now()); ok {
+			writeCached(w, ca, time.Now())
+			return route
+		}
+	}
+	rq := &request{r: r, params: params, caller: who}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.spec.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -189,6 +244,9 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request) *Route {
 			return route
 		}
 		problem.Write(w, r, http.StatusBadRequest, "malformed", "reading the body: "+err.Error())
+		return route
+	}
+	if !a.validateBody(w, r, route, raw) {
 		return route
 	}
 	if len(raw) > 0 {
@@ -204,11 +262,19 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request) *Route {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
+	var an *answer
 	if route.Proxy != nil {
-		a.proxy(ctx, w, r, route, rq)
+		an = a.proxy(ctx, w, r, route, rq)
 	} else {
-		a.flow(ctx, w, r, route, rq)
+		an = a.flow(ctx, w, r, route, rq)
 	}
+	if an == nil {
+		return route
+	}
+	if rc != nil && an.status == http.StatusOK {
+		rc.put(cacheKey(who, r), an, time.Now())
+	}
+	an.write(w)
 	return route
 }
 
@@ -237,171 +303,6 @@ func (a *api) match(method string, segs []string) (*Route, map[string]string) {
 		return rt, params
 	}
 	return nil, nil
-}
-
-// proxy calls the route's operation and answers with the mapped answer.
-func (a *api) proxy(ctx context.Context, w http.ResponseWriter, r *http.Request, rt *Route, rq *request) {
-	p := rt.Proxy
-	sys := a.g.systems[p.system]
-	if a.g.opts.Unavailable != nil {
-		if down, until := a.g.opts.Unavailable(p.system); down {
-			retry := 30
-			if !until.IsZero() {
-				retry = max(int(time.Until(until).Seconds())+1, 1)
-			}
-			w.Header().Set("Retry-After", strconv.Itoa(retry))
-			problem.Write(w, r, http.StatusServiceUnavailable, "unavailable", "the service behind this route is down for maintenance or unavailable; try again later")
-			return
-		}
-	}
-	var with map[string]any
-	if p.with != nil {
-		v, err := p.with.Eval(ctx, rq.doc())
-		if err != nil {
-			a.mappingProblem(w, r, rt, err)
-			return
-		}
-		with, _ = v.(map[string]any)
-	} else {
-		with = map[string]any{}
-		for k, v := range rq.params {
-			with[k] = v
-		}
-		if rq.body != nil {
-			with["body"] = rq.body
-		}
-	}
-	info := connector.CallInfo{Traceparent: r.Header.Get("Traceparent"), IdempotencyKey: r.Header.Get("Idempotency-Key")}
-	out, err := a.g.opts.Answer(ctx, p.system, sys, p.op, with, info)
-	if err != nil {
-		a.backendProblem(ctx, w, r, rt, err)
-		return
-	}
-	status, body := http.StatusOK, out.Body
-	if m := p.Response; m != nil {
-		if m.body != nil {
-			headers := make(map[string]any, len(out.Headers))
-			for k, vs := range out.Headers {
-				headers[strings.ToLower(k)] = strings.Join(vs, ", ")
-			}
-			v, err := m.body.Eval(ctx, map[string]any{"status": out.Status, "headers": headers, "body": out.Body})
-			if err != nil {
-				a.g.log.Error("response mapping failed", "api", a.name, "route", rt.Match, "err", err)
-				problem.Write(w, r, http.StatusBadGateway, "bad-gateway", "the answer of the service behind this route could not be mapped")
-				return
-			}
-			body = v
-		}
-		if m.Status != 0 {
-			status = m.Status
-		}
-		for k, v := range m.Headers {
-			w.Header().Set(k, v)
-		}
-	}
-	writeBody(w, status, body)
-}
-
-// writeBody answers a JSON body; null or nothing answers 204.
-func writeBody(w http.ResponseWriter, status int, body any) {
-	if body == nil {
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	data, err := expr.MarshalJSON(body)
-	if err != nil {
-		problem.Write(w, nil, http.StatusBadGateway, "bad-gateway", "the answer could not be encoded")
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
-	w.WriteHeader(status)
-	_, _ = w.Write(data)
-}
-
-// backendProblem answers a failed call as problem+json, saying what happened without the
-// backend's details (its address, its body, its words), which go to the log.
-func (a *api) backendProblem(ctx context.Context, w http.ResponseWriter, r *http.Request, rt *Route, err error) {
-	a.g.log.Warn("backend call failed", "api", a.name, "route", rt.Match, "call", rt.Proxy.Call, "err", err)
-	var he *httpconn.Error
-	status := 0
-	if errors.As(err, &he) {
-		status = he.Status
-	}
-	switch {
-	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):
-		problem.Write(w, r, http.StatusGatewayTimeout, "timeout", "the service behind this route did not answer in time")
-	case status == http.StatusNotFound || errors.Is(err, sqlconn.ErrNoRow):
-		problem.Write(w, r, http.StatusNotFound, "not-found", "no such resource")
-	case status == http.StatusConflict:
-		problem.Write(w, r, http.StatusConflict, "conflict", "the request conflicts with the resource's state")
-	case status == http.StatusBadRequest || status == http.StatusUnprocessableEntity:
-		problem.Write(w, r, http.StatusUnprocessableEntity, "rejected", "the request was refused as invalid")
-	case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
-		retry := 5
-		if he.RetryAfter > 0 {
-			retry = int(he.RetryAfter.Seconds())
-		}
-		w.Header().Set("Retry-After", strconv.Itoa(max(retry, 1)))
-		problem.Write(w, r, http.StatusServiceUnavailable, "unavailable", "the service behind this route is busy or unavailable; try again later")
-	default:
-		problem.Write(w, r, http.StatusBadGateway, "bad-gateway", "the service behind this route failed")
-	}
-}
-
-// mappingProblem answers a request the route's mapping could not take: 400, saying so
-// without the mapping itself (the API's internals), which goes to the log with the error.
-func (a *api) mappingProblem(w http.ResponseWriter, r *http.Request, rt *Route, err error) {
-	a.g.log.Info("request mapping failed", "api", a.name, "route", rt.Match, "err", err)
-	problem.Write(w, r, http.StatusBadRequest, "bad-request", "the request does not have the shape this route needs")
-}
-
-// flow invokes the route's flow and answers with its reply.
-func (a *api) flow(ctx context.Context, w http.ResponseWriter, r *http.Request, rt *Route, rq *request) {
-	input := rq.raw
-	if rt.Flow.input != nil {
-		v, err := rt.Flow.input.Eval(ctx, rq.doc())
-		if err == nil {
-			input, err = expr.MarshalJSON(v)
-		}
-		if err != nil {
-			a.mappingProblem(w, r, rt, err)
-			return
-		}
-	}
-	if len(input) == 0 {
-		input = []byte("null")
-	}
-	answer, inv, err := a.g.opts.Invoke(ctx, rt.Flow.Name, input)
-	switch {
-	case errors.Is(err, flow.ErrNoAnswer):
-		w.Header().Set("Causeway-Run-Id", inv.RunID)
-		problem.Write(w, r, http.StatusGatewayTimeout, "timeout", "no answer in time; the request is still being worked on")
-		return
-	case err != nil:
-		a.g.log.Error("flow route", "api", a.name, "flow", rt.Flow.Name, "err", err)
-		w.Header().Set("Retry-After", "1")
-		problem.Write(w, r, http.StatusServiceUnavailable, "unavailable", "the request could not be taken; try again")
-		return
-	}
-	w.Header().Set("Causeway-Run-Id", answer.RunID)
-	if answer.Error != "" {
-		a.g.log.Warn("flow route: the run failed before it answered", "api", a.name, "flow", rt.Flow.Name, "run", answer.RunID, "err", answer.Error)
-		problem.Write(w, r, http.StatusBadGateway, "failed", "the request failed; its run is "+answer.RunID)
-		return
-	}
-	for k, v := range answer.Headers {
-		w.Header().Set(k, v)
-	}
-	if len(answer.Body) == 0 || answer.Status == http.StatusNoContent {
-		w.WriteHeader(answer.Status)
-		return
-	}
-	if w.Header().Get("Content-Type") == "" {
-		w.Header().Set("Content-Type", "application/json")
-	}
-	w.WriteHeader(answer.Status)
-	_, _ = w.Write(answer.Body)
 }
 
 // statusWriter remembers the status a handler answered.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/causeway/causeway/catalog"
 	"github.com/causeway/causeway/config"
 	"github.com/causeway/causeway/expr"
 	"github.com/causeway/causeway/flow"
@@ -34,6 +35,9 @@ metadata:
 spec:
   basePath: /api/orders
   version: v1
+  policies:
+    auth: {apiKey: {header: X-Api-Key}}
+    rateLimit: {requests: 100, per: 1s}
   routes:
     - match: POST /{orderId}/shipment
       description: Mark an order as shipped
@@ -56,6 +60,8 @@ type Spec struct {
 	MaxBodyBytes int64 `yaml:"maxBodyBytes" default:"1048576" doc:"The largest request body, in bytes; larger ones get 413."`
 	// Timeout bounds a request.
 	Timeout time.Duration `yaml:"timeout" default:"30s" doc:"How long a request may take, unless its route says otherwise; then 504."`
+	// Policies apply to every route.
+	Policies *Policies `yaml:"policies" required:"true" doc:"The rules every request passes: authentication (required, if only as none: true), scopes, rate limit, quota, address lists, CORS, caching, body validation, header forwarding. A route's policies replace these one by one."`
 }
 
 // Route is one operation of an API.
@@ -70,10 +76,19 @@ type Route struct {
 	Proxy *Proxy `yaml:"proxy" doc:"Call an operation of a System and answer with its (mapped) answer."`
 	// Flow invokes a flow.
 	Flow *FlowRoute `yaml:"flow" doc:"Invoke a flow (with an invoke trigger) and answer with its reply."`
+	// Policies replace the API's for this route.
+	Policies *Policies `yaml:"policies" doc:"Policies that replace the API's for this route, one by one (for example scopes, or a rate limit of its own)."`
 
 	method   string
 	segments []segment
 	literals int
+	// policies are the API's and the route's together.
+	policies *Policies
+	// cache keeps the route's GET answers, when its policy says so.
+	cache *responseCache
+	// rateScope and quotaScope name the buckets the route counts in: the API's, or the
+	// route's own when it declares a limit.
+	rateScope, quotaScope string
 }
 
 // Proxy is a route to a system operation.
@@ -87,6 +102,7 @@ type Proxy struct {
 
 	system, op string
 	with       *expr.Value
+	needs      needs
 }
 
 // Response maps a backend's answer.
@@ -109,6 +125,7 @@ type FlowRoute struct {
 	Input string `yaml:"input" doc:"A jq program over the request (.method, .path, .query, .headers, .body) yielding the flow's input; the request body when not set." example:"{orderId: .path.orderId} + .body"`
 
 	input *expr.Program
+	needs needs
 }
 
 // segment is a piece of a route's path: a literal, or a parameter.
@@ -147,10 +164,32 @@ func (s *Spec) Provision(ctx *config.Context) error {
 			}
 		}
 	}
+	if s.Policies != nil {
+		s.Policies.provision(ctx, "policies")
+		if s.Policies.Auth == nil {
+			ctx.Errorf("policies.auth", "every API says who may call it: apiKey, jwt, or none: true for an open API")
+		}
+	}
 	seen := map[string]int{}
 	for i, rt := range s.Routes {
 		at := fmt.Sprintf("routes[%d]", i)
 		rt.parse(ctx, at)
+		if rt.method == "GET" && rt.shapeNamed() == documentPath {
+			ctx.Errorf(at+".match", "GET %s is where the API serves its OpenAPI document", documentPath)
+		}
+		if rt.Policies != nil {
+			rt.Policies.provision(ctx, at+".policies")
+		}
+		if s.Policies != nil {
+			rt.policies = s.Policies.merge(rt.Policies)
+		}
+		rt.rateScope, rt.quotaScope = ctx.Name(), ctx.Name()
+		if rt.Policies != nil && rt.Policies.RateLimit != nil {
+			rt.rateScope = fmt.Sprintf("%s.r%d", ctx.Name(), i)
+		}
+		if rt.Policies != nil && rt.Policies.Quota != nil {
+			rt.quotaScope = fmt.Sprintf("%s.r%d", ctx.Name(), i)
+		}
 		key := rt.method + " " + rt.shape()
 		if j, dup := seen[key]; dup && rt.method != "" {
 			ctx.Errorf(at+".match", "the same method and path as routes[%d]", j)
@@ -166,7 +205,7 @@ func (s *Spec) Provision(ctx *config.Context) error {
 			if err != nil {
 				ctx.Errorf(at+".flow.input", "%v", err)
 			}
-			rt.Flow.input = p
+			rt.Flow.input, rt.Flow.needs = p, needsOf([]byte(rt.Flow.Input))
 		}
 	}
 	return ctx.Err()
@@ -208,14 +247,23 @@ func (rt *Route) parse(ctx *config.Context, at string) {
 }
 
 // shape is the route's path with parameters unnamed, to find duplicates.
-func (rt *Route) shape() string {
+func (rt *Route) shape() string { return rt.pathOf(false) }
+
+// shapeNamed is the route's path with its parameters named.
+func (rt *Route) shapeNamed() string { return rt.pathOf(true) }
+
+// pathOf writes the route's path, its parameters as {name} or as {}.
+func (rt *Route) pathOf(named bool) string {
 	var b strings.Builder
 	for _, s := range rt.segments {
 		b.WriteByte('/')
-		if s.param != "" {
-			b.WriteString("{}")
-		} else {
+		switch {
+		case s.param == "":
 			b.WriteString(s.literal)
+		case named:
+			b.WriteString("{" + s.param + "}")
+		default:
+			b.WriteString("{}")
 		}
 	}
 	return b.String()
@@ -233,7 +281,7 @@ func (p *Proxy) provision(ctx *config.Context, at string) {
 		for _, e := range errs {
 			ctx.ErrorAt(p.With.PosOf(e.Pointer), "spec.%s.with%s: %v", at, e.Pointer, e.Err)
 		}
-		p.with = v
+		p.with, p.needs = v, needsOf(p.With.Raw)
 	}
 	if r := p.Response; r != nil {
 		if r.Body != "" {
@@ -270,6 +318,17 @@ func (s *Spec) Validate(ctx *config.Context) error {
 				ctx.Errorf(at+".flow.name", "Flow %q has no invoke trigger: a route can only invoke a flow that answers", f.Name)
 			}
 		}
+	}
+	validateType := func(at string, p *Policies) {
+		if p != nil && p.Validate != nil && p.Validate.MessageType != "" {
+			if _, ok := ctx.Lookup(catalog.Kind, p.Validate.MessageType); !ok {
+				ctx.Errorf(at+".validate.messageType", "no MessageType %q is defined", p.Validate.MessageType)
+			}
+		}
+	}
+	validateType("policies", s.Policies)
+	for i, rt := range s.Routes {
+		validateType(fmt.Sprintf("routes[%d].policies", i), rt.Policies)
 	}
 	for _, other := range ctx.All(Kind) {
 		if other.Metadata.Name != ctx.Name() && other.Spec.(*Spec).BasePath == s.BasePath {

@@ -24,6 +24,7 @@ var registrations = []func(*config.Registry) error{
 	source.Register,
 	alert.Register,
 	gateway.Register,
+	gateway.RegisterConsumer,
 }
 
 // Default returns a new registry with every kind registered. A kind that fails to register

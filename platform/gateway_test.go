@@ -50,6 +50,7 @@ kind: API
 metadata: {name: shop}
 spec:
   basePath: /api/shop
+  policies: {auth: {none: true}}
   maxBodyBytes: 256
   routes:
     - match: GET /orders/{id}

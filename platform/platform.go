@@ -25,7 +25,6 @@ import (
 	"github.com/causeway/causeway/reliability"
 	"github.com/causeway/causeway/source"
 	"github.com/causeway/causeway/store"
-	"github.com/causeway/causeway/system"
 	"github.com/causeway/causeway/system/status"
 	"github.com/causeway/causeway/tracking"
 	"github.com/prometheus/client_golang/prometheus"
@@ -88,6 +87,8 @@ type Platform struct {
 	subscribers *source.Subscribers
 	// schedulers tick the schedule sources.
 	schedulers *source.Schedulers
+	// gateway serves the APIs.
+	gateway *gateway.Gateway
 	// conns are the connector clients flows and sources share.
 	conns *connector.Set
 	reg   *prometheus.Registry
@@ -206,7 +207,10 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 	p.watchers = source.NewWatchers(p.cfg, srcOpts)
 	p.subscribers = source.NewSubscribers(p.cfg, srcOpts)
 	p.schedulers = source.NewSchedulers(p.cfg, srcOpts)
-	p.httpSrv = newServer(p.httpRoutes(ing, hooks, p.newGateway()), p.log)
+	if p.gateway, err = p.newGateway(ctx); err != nil {
+		return nil, err
+	}
+	p.httpSrv = newServer(p.httpRoutes(ing, hooks, p.gateway), p.log)
 	p.adminSrv = newServer(admin.routes(), p.log)
 	if p.httpLn, err = net.Listen("tcp", opts.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("http listener: %w", err)
@@ -309,6 +313,9 @@ func (p *Platform) Shutdown() error {
 		}
 	}
 	p.stopSources()
+	if p.gateway != nil {
+		p.gateway.Close(ctx)
+	}
 	if p.flows != nil {
 		// Runs in progress get what is left of the shutdown time; the rest resume from
 		// their journals when their triggers are delivered again.
@@ -401,21 +408,4 @@ func (p *Platform) deadLettered(e *reliability.Entry) {
 	if p.alerts != nil {
 		p.alerts.DeadLettered(e)
 	}
-}
-
-// newGateway prepares the APIs: their calls go through the node's connectors and feed the
-// systems' breakers; a system offline or in maintenance answers 503 with Retry-After.
-func (p *Platform) newGateway() *gateway.Gateway {
-	return gateway.New(gateway.Options{Config: p.cfg, Logger: p.log, Registerer: p.reg, Invoke: p.flows.Invoke,
-		Answer: func(ctx context.Context, name string, sys *system.Spec, op string, with map[string]any, info connector.CallInfo) (*connector.Outcome, error) {
-			out, err := p.conns.Answer(ctx, name, sys, op, with, info)
-			if ctx.Err() == nil {
-				p.status.Observe(name, err)
-			}
-			return out, err
-		},
-		Unavailable: func(name string) (bool, time.Time) {
-			s, ok := p.status.Get(name)
-			return ok && !s.Available(), s.Until
-		}})
 }

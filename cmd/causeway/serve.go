@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -22,6 +23,7 @@ func newServeCmd() *cobra.Command {
 		o                   platform.Options
 		sync, groupCommit   string
 		logFormat, logLevel string
+		cpuProfile          string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -55,6 +57,19 @@ acknowledgement keeps up with load.`,
 			}
 			o.Logger = log
 			o.Registry = kinds.Default()
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer func() {
+					pprof.StopCPUProfile()
+					_ = f.Close()
+				}()
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return platform.Run(ctx, o)
@@ -82,5 +97,6 @@ acknowledgement keeps up with load.`,
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
 	f.StringVar(&logFormat, "log-format", "auto", "log format: auto, json or text")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the node to this file until it stops (for performance work)")
 	return withEnv(cmd)
 }

@@ -62,7 +62,7 @@ spec:
 		t.Fatalf("want a silent exit 1, got %v", err)
 	}
 	want := strings.Join([]string{
-		`systems.yaml:2:7: unknown kind "Sytem" (known kinds: API, Alert, Flow, FlowTest, MessageType, Source, System)`,
+		`systems.yaml:2:7: unknown kind "Sytem" (known kinds: API, Alert, Consumer, Flow, FlowTest, MessageType, Source, System)`,
 		`types.yaml:5:10: spec.owner: System "shop" is not defined`,
 		`types.yaml:6:3: unknown field "shema" in MessageType spec (did you mean "schema"?)`,
 	}, "\n") + "\n"

@@ -1,0 +1,90 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/causeway/causeway/expr"
+	"github.com/causeway/causeway/gateway/jwt"
+	"github.com/causeway/causeway/problem"
+)
+
+// verifiers makes a token verifier for every jwt policy of the APIs. Each fetches its key set
+// when it is first needed, not here, so a node starts while an issuer is unreachable.
+func (g *Gateway) verifiers() error {
+	g.tokens = map[*JWTAuth]*jwt.Verifier{}
+	add := func(p *Policies) error {
+		if p == nil || p.Auth == nil || p.Auth.JWT == nil || g.tokens[p.Auth.JWT] != nil {
+			return nil
+		}
+		j := p.Auth.JWT
+		v, err := jwt.New(jwt.Config{Issuer: j.Issuer, Audiences: j.Audiences, JWKSURL: j.JWKSURL, ClockSkew: j.ClockSkew})
+		if err != nil {
+			return err
+		}
+		g.tokens[j] = v
+		return nil
+	}
+	for _, a := range g.apis {
+		if err := add(a.spec.Policies); err != nil {
+			return err
+		}
+		for _, rt := range a.spec.Routes {
+			if err := add(rt.Policies); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// verifyToken checks the request's bearer token and finds out who the caller is. Answers
+// say what is wrong with the token in the words of RFC 6750, never echoing the token.
+func (a *api) verifyToken(w http.ResponseWriter, r *http.Request, rt *Route, c *caller) bool {
+	pol := rt.policies.Auth.JWT
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Bearer") || token == "" {
+		a.g.refused(a, rt, "no-token")
+		w.Header().Set("WWW-Authenticate", `Bearer`)
+		problem.Write(w, r, http.StatusUnauthorized, "unauthorized", "a bearer token is required")
+		return false
+	}
+	ctx, cancel := verifyCtx(r)
+	defer cancel()
+	claims, err := a.g.tokens[pol].Verify(ctx, strings.TrimSpace(token))
+	if errors.Is(err, jwt.ErrKeysUnavailable) {
+		a.g.log.Error("the token issuer's key set could not be fetched", "api", a.name, "issuer", pol.Issuer, "err", err)
+		w.Header().Set("Retry-After", "5")
+		problem.Write(w, r, http.StatusServiceUnavailable, "unavailable", "tokens cannot be checked right now; try again later")
+		return false
+	}
+	if err != nil {
+		a.g.refused(a, rt, "bad-token")
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		problem.Write(w, r, http.StatusUnauthorized, "unauthorized", "the bearer token is not valid: "+err.Error())
+		return false
+	}
+	if claim, ok := claims.Match(pol.Claims); !ok {
+		a.g.refused(a, rt, "claims")
+		problem.Write(w, r, http.StatusForbidden, "forbidden", "the token's claim "+claim+" does not allow this API")
+		return false
+	}
+	who := ""
+	if v, ok := claims.Raw[pol.ConsumerClaim]; ok {
+		who = expr.ToString(v)
+	}
+	if who == "" {
+		a.g.refused(a, rt, "claims")
+		problem.Write(w, r, http.StatusForbidden, "forbidden", "the token names no caller in its "+pol.ConsumerClaim+" claim")
+		return false
+	}
+	c.scopes = claims.Scopes
+	if cons := a.g.subjects[who]; cons != nil {
+		c.consumer, c.name = cons, cons.name
+		c.scopes = append(c.scopes[:len(c.scopes):len(c.scopes)], cons.spec.Scopes...)
+		return true
+	}
+	c.name = "jwt:" + who
+	return true
+}
