@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+// itemID is the item every scenario asks for, and itemBody the backend's answer for it.
+const (
+	itemID   = "42"
+	itemBody = `{"id":"42","name":"widget","price_cents":1999,"in_stock":true}`
+)
+
+// wantItem is itemBody as the checks compare it, and wantMapped what the response mapping
+// of the guarded API makes of it.
+var (
+	wantItem   = map[string]any{"id": "42", "name": "widget", "price_cents": 1999.0, "in_stock": true}
+	wantMapped = map[string]any{"id": "42", "name": "widget", "price": 19.99, "available": true}
+)
+
+// serveRole is the child side of children.startRole: it serves until SIGTERM. The backend
+// answers GET /items/{id} with a small JSON object; the proxy is net/http/httputil's
+// ReverseProxy in front of target, the plainest Go gateway there is.
+func serveRole(role, target string) error {
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer cancel()
+	var h http.Handler
+	switch role {
+	case "backend":
+		h = backendHandler()
+	case "proxy":
+		u, err := url.Parse(target)
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("-target %q: expected http://host:port", target)
+		}
+		h = &httputil.ReverseProxy{
+			Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u) },
+			// wrk ends a run with requests in flight, each of which the proxy would log.
+			ErrorLog: log.New(io.Discard, "", 0),
+			// The default transport keeps two idle connections to a host: with 64 clients
+			// the proxy would open and close connections to the backend all the time.
+			Transport: &http.Transport{
+				DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+				MaxIdleConns:        256,
+				MaxIdleConnsPerHost: 256,
+				IdleConnTimeout:     90 * time.Second,
+				DisableCompression:  true,
+			},
+		}
+	default:
+		return fmt.Errorf("unknown role %q", role)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln) //nolint:errcheck // ends with Close below
+	fmt.Printf("READY %s\n", ln.Addr())
+	<-ctx.Done()
+	return srv.Close()
+}
+
+// backendHandler answers GET /items/{id} with the item as JSON, on keep-alive connections.
+// The answer for itemID is encoded once: the backend should cost as little as possible, so
+// that the proxies in front of it account for the differences between scenarios.
+func backendHandler() http.Handler {
+	contentType := []string{"application/json"}
+	item := []byte(itemBody)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /items/{id}", func(w http.ResponseWriter, r *http.Request) {
+		body := item
+		if id := r.PathValue("id"); id != itemID {
+			body, _ = json.Marshal(map[string]any{"id": id, "name": "widget", "price_cents": 1999, "in_stock": true})
+		}
+		w.Header()["Content-Type"] = contentType
+		_, _ = w.Write(body)
+	})
+	return mux
+}
