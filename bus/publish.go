@@ -91,3 +91,19 @@ func Wait(ctx context.Context, f jetstream.PubAckFuture) (*jetstream.PubAck, err
 		return nil, fmt.Errorf("bus: publish not acknowledged: %w", ctx.Err())
 	}
 }
+
+// PublishWith sends one message with extra headers (such as where a flow's reply goes) and
+// waits until the stream has stored it. The headers never replace the message's own.
+func (b *Bus) PublishWith(ctx context.Context, ev *message.Event, node string, header map[string]string) (*jetstream.PubAck, error) {
+	m := b.toNATS(ev, node)
+	for k, v := range header {
+		if _, taken := m.Header[k]; !taken {
+			m.Header[k] = []string{v}
+		}
+	}
+	ack, err := b.js.PublishMsg(ctx, m, jetstream.WithExpectStream(StreamMessages))
+	if err != nil {
+		return nil, fmt.Errorf("bus: publish %s: %w", ev.ID, err)
+	}
+	return ack, nil
+}

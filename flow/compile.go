@@ -21,6 +21,8 @@ type compiled struct {
 	filter   *expr.Program
 	key      *expr.Program
 	schedule cron.Schedule
+	// replies says the flow has a reply step somewhere.
+	replies bool
 }
 
 // compiledStep is a step's checked form.
@@ -339,8 +341,11 @@ func (s *Spec) check(ctx *config.Context) {
 		case ActionCall:
 			checkCall(ctx, field, st)
 		case ActionReply:
-			if t.Invoke == nil {
-				ctx.Errorf(field+".reply", "reply answers an invocation, and this flow has no invoke trigger")
+			if t.Invoke == nil && t.Message == nil {
+				ctx.Errorf(field+".reply", "reply answers an invocation, or the gateway request that published a message; a scheduled run has nobody to answer")
+			}
+			if s.compiled != nil {
+				s.compiled.replies = true
 			}
 		}
 	})

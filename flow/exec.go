@@ -10,9 +10,11 @@ import (
 	"maps"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/oklog/ulid/v2"
 
 	"github.com/causeway/causeway/connector"
@@ -62,8 +64,20 @@ func (e *Engine) runtime() *runtime {
 		publish: func(ctx context.Context, ev *message.Event) error {
 			return e.opts.Bus.PublishAll(ctx, []*message.Event{ev}, e.opts.Node)
 		},
-		check:   e.opts.Check,
-		reply:   func(to string, data []byte) error { return e.opts.Bus.Conn().Publish(to, data) },
+		check: e.opts.Check,
+		reply: func(to string, data []byte) error {
+			// A caller waiting on an inbox hears the reply or has gone; a reply to a
+			// stream subject (the gateway's asynchronous requests) is a result someone
+			// polls for later, so it is published with an acknowledgement: a reply the
+			// bus did not store fails the step, which is then tried again.
+			if strings.HasPrefix(to, nats.InboxPrefix) {
+				return e.opts.Bus.Conn().Publish(to, data)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, err := e.opts.Bus.JetStream().Publish(ctx, to, data)
+			return err
+		},
 		systems: e.systems,
 		log:     e.log,
 		metrics: e.metrics,
@@ -666,6 +680,11 @@ func (r *runner) send(rep Answer) error {
 // finalReply answers an invocation whose run ended without a reply step having answered:
 // 204 for a run that succeeded, 500 with the error for one that failed.
 func (r *runner) finalReply() {
+	if r.f.spec.Trigger.Invoke == nil && (r.f.spec.compiled == nil || !r.f.spec.compiled.replies) {
+		// A message-triggered flow without a reply step is not the one that answers the
+		// gateway request that published the message; others triggered by it may be.
+		return
+	}
 	r.mu.Lock()
 	replied := r.replied
 	for _, s := range r.run.Steps {

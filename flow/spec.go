@@ -134,7 +134,7 @@ type Step struct {
 	// Delay waits, durably.
 	Delay string `yaml:"delay" doc:"Wait this long before the next step: a duration (2s, 1h30m) or a template yielding one. Durable: the wait survives restarts and holds no worker." example:"15m"`
 	// Reply answers an invocation.
-	Reply *Reply `yaml:"reply" doc:"Answer the invoker of the flow (flows with an invoke trigger only). The run goes on after replying."`
+	Reply *Reply `yaml:"reply" doc:"Answer the invoker of the flow (an invoke trigger), or the gateway request that published the trigger message (a message trigger: the request's status shows the reply; nothing happens when no request waits). The run goes on after replying."`
 	// Fail ends the run as failed.
 	Fail string `yaml:"fail" doc:"End the run as failed with this reason (a template); onError steps run." example:"order ${{ .data.orderId }} has no lines"`
 

@@ -25,9 +25,16 @@ func (a *api) document(description string) ([]byte, error) {
 		if v := rt.policies.Validate; v != nil && v.typ != nil {
 			r.RequestSchema = v.typ.Schema
 		}
+		r.Queued = rt.WhenOffline == "queue"
 		switch {
 		case rt.Flow != nil:
 			r.Kind = openapi.KindFlow
+		case rt.Publish != nil:
+			r.Kind = openapi.KindPublish
+			if typ, ok := a.g.types.Lookup(rt.Publish.Type); ok && rt.Publish.Data == "" && r.RequestSchema == nil {
+				// Without a data mapping the body is the message's data.
+				r.RequestSchema = typ.Schema
+			}
 		default:
 			r.Kind = openapi.KindProxy
 			if rt.Proxy.Response != nil && rt.Proxy.Response.Status != 0 {

@@ -27,6 +27,11 @@ func (a *api) flow(ctx context.Context, w http.ResponseWriter, r *http.Request, 
 	if len(input) == 0 {
 		input = []byte("null")
 	}
+	if down, answered := a.offline(w, r, rt, rt.Flow.System); answered {
+		return nil
+	} else if down {
+		return a.queue(ctx, w, r, rt, rq.caller, rt.Flow.System, queuedCall{Input: input, Traceparent: traceparent(r)})
+	}
 	reply, inv, err := a.g.opts.Invoke(ctx, rt.Flow.Name, input)
 	switch {
 	case errors.Is(err, flow.ErrNoAnswer):

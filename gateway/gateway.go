@@ -23,6 +23,8 @@ import (
 	"github.com/causeway/causeway/expr"
 	"github.com/causeway/causeway/flow"
 	"github.com/causeway/causeway/gateway/jwt"
+	"github.com/causeway/causeway/gateway/requests"
+	"github.com/causeway/causeway/message"
 	"github.com/causeway/causeway/problem"
 	"github.com/causeway/causeway/system"
 )
@@ -38,6 +40,13 @@ type Options struct {
 	// Unavailable, when set, says whether a system is offline or in maintenance, and until
 	// when if that is known.
 	Unavailable func(system string) (bool, time.Time)
+	// Requests keeps the asynchronous requests (publish routes, and queued ones); without
+	// it those answer 503.
+	Requests *requests.Store
+	// Publish stores a message on the bus, with extra headers, before it returns.
+	Publish func(ctx context.Context, ev *message.Event, header map[string]string) error
+	// Track records a tracking event in a message's timeline, best effort.
+	Track func(ctx context.Context, messageID, event, detail string)
 	// Limits holds the rate limits and quotas shared with other nodes; without it they are
 	// this node's alone.
 	Limits     jetstream.KeyValue
@@ -57,6 +66,7 @@ type Gateway struct {
 	subjects    map[string]*consumer
 	consumers   map[string]*consumer
 	limits      *limiter
+	types       *catalog.Catalog
 	requests    *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
 	refusals    *prometheus.CounterVec
@@ -129,6 +139,7 @@ func New(opts Options) (*Gateway, error) {
 		g.apis = append(g.apis, a)
 	}
 	types := catalog.New(opts.Config)
+	g.types = types
 	for _, a := range g.apis {
 		for _, rt := range a.spec.Routes {
 			if v := rt.policies.Validate; v != nil && v.MessageType != "" {
@@ -263,9 +274,12 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request) *Route {
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	var an *answer
-	if route.Proxy != nil {
+	switch {
+	case route.Proxy != nil:
 		an = a.proxy(ctx, w, r, route, rq)
-	} else {
+	case route.Publish != nil:
+		an = a.publish(ctx, w, r, route, rq)
+	default:
 		an = a.flow(ctx, w, r, route, rq)
 	}
 	if an == nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -90,20 +91,13 @@ func (rq *request) doc(n needs) map[string]any {
 var jsonType = []string{"application/json"}
 
 // proxy calls the route's operation and returns the mapped answer; nil when it answered a
-// problem itself.
+// problem itself. While the system is unavailable the route fails or queues the request,
+// as its whenOffline says.
 func (a *api) proxy(ctx context.Context, w http.ResponseWriter, r *http.Request, rt *Route, rq *request) *answer {
 	p := rt.Proxy
-	sys := a.g.systems[p.system]
-	if a.g.opts.Unavailable != nil {
-		if down, until := a.g.opts.Unavailable(p.system); down {
-			retry := 30
-			if !until.IsZero() {
-				retry = max(int(time.Until(until).Seconds())+1, 1)
-			}
-			w.Header().Set("Retry-After", strconv.Itoa(retry))
-			problem.Write(w, r, http.StatusServiceUnavailable, "unavailable", "the service behind this route is down for maintenance or unavailable; try again later")
-			return nil
-		}
+	down, answered := a.offline(w, r, rt, p.system)
+	if answered {
+		return nil
 	}
 	var with map[string]any
 	if p.with != nil {
@@ -123,10 +117,36 @@ func (a *api) proxy(ctx context.Context, w http.ResponseWriter, r *http.Request,
 		}
 	}
 	info := connector.CallInfo{Traceparent: traceparent(r), IdempotencyKey: r.Header.Get("Idempotency-Key"), Forward: forwardHeaders(r, rt.policies)}
-	out, err := a.g.opts.Answer(ctx, p.system, sys, p.op, with, info)
+	if down {
+		raw, err := expr.MarshalJSON(with)
+		if err != nil {
+			a.mappingProblem(w, r, rt, err)
+			return nil
+		}
+		return a.queue(ctx, w, r, rt, rq.caller, p.system, queuedCall{With: raw, Forward: info.Forward, Traceparent: info.Traceparent, IdempotencyKey: info.IdempotencyKey})
+	}
+	an, err := a.callAndMap(ctx, rt, with, info)
 	if err != nil {
-		a.backendProblem(ctx, w, r, rt, err)
+		f := a.classify(ctx, rt, err)
+		if f.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(max(int(f.retryAfter.Seconds()), 1)))
+		}
+		problem.Write(w, r, f.status, f.typ, f.detail)
 		return nil
+	}
+	return an
+}
+
+// errResponseMapping is a backend answer the route's response mapping could not take.
+var errResponseMapping = errors.New("the response mapping failed")
+
+// callAndMap makes a proxy route's call with the parameters with and maps the answer. Its
+// error is the call's, or wraps errResponseMapping.
+func (a *api) callAndMap(ctx context.Context, rt *Route, with map[string]any, info connector.CallInfo) (*answer, error) {
+	p := rt.Proxy
+	out, err := a.g.opts.Answer(ctx, p.system, a.g.systems[p.system], p.op, with, info)
+	if err != nil {
+		return nil, err
 	}
 	an := &answer{status: http.StatusOK, header: http.Header{}}
 	body := out.Body
@@ -138,9 +158,7 @@ func (a *api) proxy(ctx context.Context, w http.ResponseWriter, r *http.Request,
 			}
 			v, err := m.body.Eval(ctx, map[string]any{"status": out.Status, "headers": headers, "body": out.Body})
 			if err != nil {
-				a.g.log.Error("response mapping failed", "api", a.name, "route", rt.Match, "err", err)
-				problem.Write(w, r, http.StatusBadGateway, "bad-gateway", "the answer of the service behind this route could not be mapped")
-				return nil
+				return nil, fmt.Errorf("%w: %w", errResponseMapping, err)
 			}
 			body = v
 		}
@@ -153,46 +171,56 @@ func (a *api) proxy(ctx context.Context, w http.ResponseWriter, r *http.Request,
 	}
 	if body == nil {
 		an.status = http.StatusNoContent
-		return an
+		return an, nil
 	}
 	data, err := expr.MarshalJSON(body)
 	if err != nil {
-		problem.Write(w, r, http.StatusBadGateway, "bad-gateway", "the answer could not be encoded")
-		return nil
+		return nil, fmt.Errorf("%w: encoding the answer: %w", errResponseMapping, err)
 	}
 	an.header["Content-Type"] = jsonType
 	an.body = data
-	return an
+	return an, nil
 }
 
-// backendProblem answers a failed call as problem+json, saying what happened without the
+// failure is a failed call as the client is told of it.
+type failure struct {
+	status      int
+	typ, detail string
+	retryAfter  time.Duration
+	transient   bool
+}
+
+// classify turns a failed call into what the client is told: what happened, without the
 // backend's details (its address, its body, its words), which go to the log.
-func (a *api) backendProblem(ctx context.Context, w http.ResponseWriter, r *http.Request, rt *Route, err error) {
+func (a *api) classify(ctx context.Context, rt *Route, err error) failure {
+	if errors.Is(err, errResponseMapping) {
+		a.g.log.Error("response mapping failed", "api", a.name, "route", rt.Match, "err", err)
+		return failure{status: http.StatusBadGateway, typ: "bad-gateway", detail: "the answer of the service behind this route could not be mapped"}
+	}
 	a.g.log.Warn("backend call failed", "api", a.name, "route", rt.Match, "call", rt.Proxy.Call, "err", err)
 	var he *httpconn.Error
 	status := 0
 	if errors.As(err, &he) {
 		status = he.Status
 	}
+	transient := connector.Transient(err)
 	switch {
 	case pastDeadline(ctx) || errors.Is(err, context.DeadlineExceeded):
-		problem.Write(w, r, http.StatusGatewayTimeout, "timeout", "the service behind this route did not answer in time")
+		return failure{status: http.StatusGatewayTimeout, typ: "timeout", detail: "the service behind this route did not answer in time", transient: true}
 	case status == http.StatusNotFound || errors.Is(err, sqlconn.ErrNoRow):
-		problem.Write(w, r, http.StatusNotFound, "not-found", "no such resource")
+		return failure{status: http.StatusNotFound, typ: "not-found", detail: "no such resource"}
 	case status == http.StatusConflict:
-		problem.Write(w, r, http.StatusConflict, "conflict", "the request conflicts with the resource's state")
+		return failure{status: http.StatusConflict, typ: "conflict", detail: "the request conflicts with the resource's state"}
 	case status == http.StatusBadRequest || status == http.StatusUnprocessableEntity:
-		problem.Write(w, r, http.StatusUnprocessableEntity, "rejected", "the request was refused as invalid")
+		return failure{status: http.StatusUnprocessableEntity, typ: "rejected", detail: "the request was refused as invalid"}
 	case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
-		retry := 5
+		retry := 5 * time.Second
 		if he.RetryAfter > 0 {
-			retry = int(he.RetryAfter.Seconds())
+			retry = he.RetryAfter
 		}
-		w.Header().Set("Retry-After", strconv.Itoa(max(retry, 1)))
-		problem.Write(w, r, http.StatusServiceUnavailable, "unavailable", "the service behind this route is busy or unavailable; try again later")
-	default:
-		problem.Write(w, r, http.StatusBadGateway, "bad-gateway", "the service behind this route failed")
+		return failure{status: http.StatusServiceUnavailable, typ: "unavailable", detail: "the service behind this route is busy or unavailable; try again later", retryAfter: retry, transient: true}
 	}
+	return failure{status: http.StatusBadGateway, typ: "bad-gateway", detail: "the service behind this route failed", transient: transient}
 }
 
 // mappingProblem answers a request the route's mapping could not take: 400, saying so

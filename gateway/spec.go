@@ -1,7 +1,9 @@
 // Package gateway implements the API kind: a standard face on systems, served on the http
 // listener. Each route of an API proxies to an operation of a System (with request and
 // response mappings, so that every API speaks the same objects whatever the backend
-// returns) or invokes a flow and answers with its reply.
+// returns), invokes a flow and answers with its reply, or publishes a message and answers
+// 202 with the URL of the request's status. A proxy or flow route whose system is offline
+// can queue its requests on the bus instead of refusing them.
 package gateway
 
 import (
@@ -14,6 +16,7 @@ import (
 	"github.com/causeway/causeway/config"
 	"github.com/causeway/causeway/expr"
 	"github.com/causeway/causeway/flow"
+	"github.com/causeway/causeway/gateway/requests"
 	"github.com/causeway/causeway/system"
 )
 
@@ -60,6 +63,8 @@ type Spec struct {
 	MaxBodyBytes int64 `yaml:"maxBodyBytes" default:"1048576" doc:"The largest request body, in bytes; larger ones get 413."`
 	// Timeout bounds a request.
 	Timeout time.Duration `yaml:"timeout" default:"30s" doc:"How long a request may take, unless its route says otherwise; then 504."`
+	// Callbacks allows clients of asynchronous requests to name a callback URL.
+	Callbacks *Callbacks `yaml:"callbacks" doc:"Where clients may ask to be called back when an asynchronous request (202) is done, with the Causeway-Callback header; without it the header is refused."`
 	// Policies apply to every route.
 	Policies *Policies `yaml:"policies" required:"true" doc:"The rules every request passes: authentication (required, if only as none: true), scopes, rate limit, quota, address lists, CORS, caching, body validation, header forwarding. A route's policies replace these one by one."`
 }
@@ -76,6 +81,10 @@ type Route struct {
 	Proxy *Proxy `yaml:"proxy" doc:"Call an operation of a System and answer with its (mapped) answer."`
 	// Flow invokes a flow.
 	Flow *FlowRoute `yaml:"flow" doc:"Invoke a flow (with an invoke trigger) and answer with its reply."`
+	// Publish publishes a message and answers 202.
+	Publish *PublishRoute `yaml:"publish" doc:"Validate the request and publish it as a message; answer 202 Accepted with Location: /v1/requests/{id}, where the client finds the reply of the flow the message triggers."`
+	// WhenOffline says what a proxy or flow route does while its system is unavailable.
+	WhenOffline string `yaml:"whenOffline" enum:"fail,queue" doc:"While the route's system (the proxy's, or flow.system) is offline or in maintenance: fail answers 503 with Retry-After; queue accepts the request into the bus, answers 202 with Location: /v1/requests/{id}, and carries it out, in order, once the system is back. fail when not set."`
 	// Policies replace the API's for this route.
 	Policies *Policies `yaml:"policies" doc:"Policies that replace the API's for this route, one by one (for example scopes, or a rate limit of its own)."`
 
@@ -124,8 +133,41 @@ type FlowRoute struct {
 	// Input maps the request into the flow's input.
 	Input string `yaml:"input" doc:"A jq program over the request (.method, .path, .query, .headers, .body) yielding the flow's input; the request body when not set." example:"{orderId: .path.orderId} + .body"`
 
+	// System is the system the flow depends on.
+	System string `yaml:"system" doc:"The system the flow depends on: while it is offline or in maintenance the route does what whenOffline says."`
+
 	input *expr.Program
 	needs needs
+}
+
+// PublishRoute is a route that publishes a message.
+type PublishRoute struct {
+	// Type is the message's type.
+	Type string `yaml:"type" required:"true" doc:"The MessageType of the message; the message's data is validated against its schema (422 with the failing fields when it does not match)."`
+	// Source is the message's source.
+	Source string `yaml:"source" doc:"The message's source attribute; /apis/<api name> when not set."`
+	// Data maps the request into the message's data.
+	Data string `yaml:"data" doc:"A jq program over the request (.method, .path, .query, .headers, .body) yielding the message's data; the request body when not set." example:"{orderId: .path.orderId} + .body"`
+	// Subject maps the request into the message's subject.
+	Subject string `yaml:"subject" doc:"A jq program over the request yielding the message's subject attribute (a string), for example a business key." example:".path.orderId"`
+
+	data, subject *expr.Program
+	needs         needs
+}
+
+// Callbacks is the allow-list of callback URLs.
+type Callbacks struct {
+	// Allow are the URL prefixes callbacks may go to.
+	Allow []string `yaml:"allow" required:"true" doc:"URL prefixes a callback may go to, such as https://partner.example.com/hooks/: the scheme, host and port must be the prefix's and the path must start with its path."`
+	// AllowPrivate allows private addresses.
+	AllowPrivate bool `yaml:"allowPrivate" doc:"Allow callback hosts on loopback, private and shared address ranges (on-premises clients, tests). Refused by default."`
+	// AllowLinkLocal allows link-local and metadata addresses.
+	AllowLinkLocal bool `yaml:"allowLinkLocal" doc:"Allow callback hosts on link-local addresses, cloud metadata addresses included. Refused by default."`
+}
+
+// policy is the callbacks' policy as the requests store takes it.
+func (c *Callbacks) policy() *requests.CallbackPolicy {
+	return &requests.CallbackPolicy{Allow: c.Allow, AllowPrivate: c.AllowPrivate, AllowLinkLocal: c.AllowLinkLocal}
 }
 
 // segment is a piece of a route's path: a literal, or a parameter.
@@ -195,20 +237,57 @@ func (s *Spec) Provision(ctx *config.Context) error {
 			ctx.Errorf(at+".match", "the same method and path as routes[%d]", j)
 		}
 		seen[key] = i
+		kinds := 0
+		for _, set := range []bool{rt.Proxy != nil, rt.Flow != nil, rt.Publish != nil} {
+			if set {
+				kinds++
+			}
+		}
 		switch {
-		case (rt.Proxy == nil) == (rt.Flow == nil):
-			ctx.Errorf(at, "a route has one of proxy and flow")
+		case kinds != 1:
+			ctx.Errorf(at, "a route has one of proxy, flow and publish")
 		case rt.Proxy != nil:
 			rt.Proxy.provision(ctx, at+".proxy")
 		case rt.Flow != nil && rt.Flow.Input != "":
-			p, err := expr.Compile(rt.Flow.Input)
-			if err != nil {
-				ctx.Errorf(at+".flow.input", "%v", err)
+			rt.Flow.input, rt.Flow.needs = compileProgram(ctx, at+".flow.input", rt.Flow.Input)
+		case rt.Publish != nil:
+			p := rt.Publish
+			if p.Data != "" {
+				p.data, p.needs = compileProgram(ctx, at+".publish.data", p.Data)
 			}
-			rt.Flow.input, rt.Flow.needs = p, needsOf([]byte(rt.Flow.Input))
+			if p.Subject != "" {
+				var n needs
+				p.subject, n = compileProgram(ctx, at+".publish.subject", p.Subject)
+				p.needs |= n
+			}
+			if rt.WhenOffline != "" {
+				ctx.Errorf(at+".whenOffline", "a publish route always queues: its message waits on the bus for whatever handles it")
+			}
+		}
+		if rt.WhenOffline != "" && rt.Flow != nil && rt.Flow.System == "" {
+			ctx.Errorf(at+".whenOffline", "a flow route says which system it depends on (flow.system) for whenOffline to know when it is offline")
+		}
+	}
+	if c := s.Callbacks; c != nil {
+		if len(c.Allow) == 0 {
+			ctx.Errorf("callbacks.allow", "name at least one URL prefix callbacks may go to")
+		}
+		for i, prefix := range c.Allow {
+			if err := (requests.CallbackPolicy{Allow: []string{prefix}}).Validate(); err != nil {
+				ctx.Errorf(fmt.Sprintf("callbacks.allow[%d]", i), "%v", err)
+			}
 		}
 	}
 	return ctx.Err()
+}
+
+// compileProgram compiles a route's jq program and finds the parts of the request it reads.
+func compileProgram(ctx *config.Context, at, src string) (*expr.Program, needs) {
+	p, err := expr.Compile(src)
+	if err != nil {
+		ctx.Errorf(at, "%v", err)
+	}
+	return p, needsOf([]byte(src))
 }
 
 // parse reads the route's match.
@@ -308,6 +387,16 @@ func (s *Spec) Validate(ctx *config.Context) error {
 				ctx.Errorf(at+".proxy.call", "no System %q is defined", p.system)
 			} else if _, ok := res.Spec.(*system.Spec).Operation(p.op); !ok {
 				ctx.Errorf(at+".proxy.call", "System %q has no operation %q", p.system, p.op)
+			}
+		}
+		if p := rt.Publish; p != nil {
+			if _, ok := ctx.Lookup(catalog.Kind, p.Type); !ok {
+				ctx.Errorf(at+".publish.type", "no MessageType %q is defined", p.Type)
+			}
+		}
+		if f := rt.Flow; f != nil && f.System != "" {
+			if _, ok := ctx.Lookup(system.Kind, f.System); !ok {
+				ctx.Errorf(at+".flow.system", "no System %q is defined", f.System)
 			}
 		}
 		if f := rt.Flow; f != nil {

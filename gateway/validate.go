@@ -84,11 +84,7 @@ func (a *api) validateBody(w http.ResponseWriter, r *http.Request, rt *Route, ra
 	a.g.refused(a, rt, "schema")
 	var ve *catalog.ValidationError
 	if errors.As(err, &ve) {
-		p := problem.New(http.StatusUnprocessableEntity, "schema-violation", "the body does not match the schema of this route")
-		for _, viol := range ve.Violations {
-			p.Errors = append(p.Errors, problem.FieldError{Pointer: viol.Pointer, Detail: viol.Message})
-		}
-		p.Write(w, r)
+		schemaProblem(w, r, ve, "the body does not match the schema of this route")
 		return false
 	}
 	problem.Write(w, r, http.StatusBadRequest, "malformed", "the body must be JSON")

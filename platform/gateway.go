@@ -9,7 +9,10 @@ import (
 
 	"github.com/causeway/causeway/connector"
 	"github.com/causeway/causeway/gateway"
+	"github.com/causeway/causeway/gateway/requests"
+	"github.com/causeway/causeway/message"
 	"github.com/causeway/causeway/system"
+	"github.com/causeway/causeway/tracking"
 )
 
 // newGateway prepares the APIs: their calls go through the node's connectors and feed the
@@ -30,7 +33,39 @@ func (p *Platform) newGateway(ctx context.Context) (*gateway.Gateway, error) {
 		}
 		limits = kv
 	}
+	var store *requests.Store
+	if len(p.cfg.ByKind(gateway.Kind)) > 0 {
+		st, err := requests.Open(ctx, requests.Options{Bus: p.bus, Node: p.opts.Node, Logger: p.log, Registerer: p.reg,
+			Available: func(name string) (bool, time.Duration) {
+				s, ok := p.status.Get(name)
+				if !ok || s.Available() {
+					return true, 0
+				}
+				if s.Until.IsZero() {
+					return false, 0
+				}
+				return false, time.Until(s.Until)
+			}})
+		if err != nil {
+			return nil, fmt.Errorf("gateway requests: %w", err)
+		}
+		store = st
+		p.requests = store
+	}
 	return gateway.New(gateway.Options{Config: p.cfg, Logger: p.log, Registerer: p.reg, Invoke: p.flows.Invoke, Limits: limits,
+		Requests: store,
+		Publish: func(ctx context.Context, ev *message.Event, header map[string]string) error {
+			_, err := p.bus.PublishWith(ctx, ev, p.opts.Node, header)
+			return err
+		},
+		Track: func(ctx context.Context, id, event, detail string) {
+			tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			ev := tracking.Event{MessageID: id, Event: event, Time: time.Now().UTC(), Node: p.opts.Node, Detail: detail}
+			if err := tracking.Publish(tctx, p.bus.JetStream(), ev); err != nil {
+				p.log.Warn("gateway: tracking event not stored", "message", id, "event", event, "err", err)
+			}
+		},
 		Answer: func(ctx context.Context, name string, sys *system.Spec, op string, with map[string]any, info connector.CallInfo) (*connector.Outcome, error) {
 			out, err := p.conns.Answer(ctx, name, sys, op, with, info)
 			if ctx.Err() == nil {
@@ -42,4 +77,17 @@ func (p *Platform) newGateway(ctx context.Context) (*gateway.Gateway, error) {
 			s, ok := p.status.Get(name)
 			return ok && !s.Available(), s.Until
 		}})
+}
+
+// startRequests runs this node's share of the gateway's queue of requests waiting for their
+// systems, until the store is closed.
+func (p *Platform) startRequests() {
+	if p.requests == nil {
+		return
+	}
+	go func() {
+		if err := p.requests.Work(context.Background(), p.gateway.Run); err != nil {
+			p.log.Error("gateway queue worker stopped", "err", err)
+		}
+	}()
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/causeway/causeway/connector"
 	"github.com/causeway/causeway/flow"
 	"github.com/causeway/causeway/gateway"
+	"github.com/causeway/causeway/gateway/requests"
 	"github.com/causeway/causeway/ingest"
 	"github.com/causeway/causeway/reliability"
 	"github.com/causeway/causeway/source"
@@ -89,6 +90,8 @@ type Platform struct {
 	schedulers *source.Schedulers
 	// gateway serves the APIs.
 	gateway *gateway.Gateway
+	// requests keeps the gateway's asynchronous requests; nil without APIs.
+	requests *requests.Store
 	// conns are the connector clients flows and sources share.
 	conns *connector.Set
 	reg   *prometheus.Registry
@@ -280,6 +283,7 @@ func (p *Platform) Start() {
 	}
 	p.consumers.Start()
 	p.watchers.Start()
+	p.startRequests()
 	// A plain NATS subscription gets only what is sent once it exists: wait for it (a
 	// while) before saying ready.
 	p.subscribers.Start(10 * time.Second)
@@ -315,6 +319,10 @@ func (p *Platform) Shutdown() error {
 	p.stopSources()
 	if p.gateway != nil {
 		p.gateway.Close(ctx)
+	}
+	if p.requests != nil {
+		// Queued runs in progress are cut short and run again later (at least once).
+		p.requests.Close()
 	}
 	if p.flows != nil {
 		// Runs in progress get what is left of the shutdown time; the rest resume from
@@ -354,6 +362,9 @@ func (p *Platform) close() {
 		if ln != nil {
 			_ = ln.Close()
 		}
+	}
+	if p.requests != nil {
+		p.requests.Close()
 	}
 	if p.flows != nil {
 		p.flows.Stop(0)

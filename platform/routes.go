@@ -17,6 +17,7 @@ func (p *Platform) httpRoutes(ingest http.Handler, hooks *source.Handler, gw *ga
 	mux.Handle("POST /v1/messages", ingest)
 	hooks.Register(mux)
 	gw.Register(mux)
+	mux.HandleFunc("GET "+gateway.StatusPath+"{id}", gw.ServeStatus)
 	p.health(mux)
 	mux.HandleFunc("/", problem.NotFound)
 	return mux

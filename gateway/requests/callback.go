@@ -55,14 +55,14 @@ type CallbackPolicy struct {
 	// "https://partner.example.com/hooks/": the scheme, host and port must be the
 	// prefix's, and the path must start with its path (at a '/' boundary when the prefix
 	// does not end with one). None allows no callbacks at all.
-	Allow []string
+	Allow []string `json:"allow,omitempty"`
 	// AllowPrivate allows hosts on loopback, private, shared (100.64.0.0/10),
 	// unspecified, multicast and broadcast addresses: for tests and on-premises setups.
-	AllowPrivate bool
+	AllowPrivate bool `json:"allowPrivate,omitempty"`
 	// AllowLinkLocal allows link-local hosts (169.254.0.0/16, fe80::/10) and the cloud
 	// metadata addresses (169.254.169.254, fd00:ec2::254, 100.100.100.200). Those in
 	// private ranges also need AllowPrivate.
-	AllowLinkLocal bool
+	AllowLinkLocal bool `json:"allowLinkLocal,omitempty"`
 }
 
 // CallbackOutcome is how a request's callback went.
@@ -105,6 +105,9 @@ func (p CallbackPolicy) Check(raw string) error {
 	}
 	return nil
 }
+
+// Validate checks the allow-list's prefixes.
+func (p CallbackPolicy) Validate() error { return p.validate() }
 
 // validate checks the allow-list, so that a mistyped prefix shows on start rather than as
 // refused callbacks.
@@ -259,8 +262,15 @@ func embeddedIPv4(a netip.Addr) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// control checks, on every connection, the address actually dialled.
-func (p CallbackPolicy) control(_, address string, _ syscall.RawConn) error {
+// policyKey carries, in a delivery's context, the policy its record was accepted under.
+type policyKey struct{}
+
+// control checks, on every connection, the address actually dialled, under the policy of
+// the delivery that dials (the store's when it carries none).
+func (p CallbackPolicy) control(ctx context.Context, _, address string, _ syscall.RawConn) error {
+	if rp, ok := ctx.Value(policyKey{}).(*CallbackPolicy); ok && rp != nil {
+		p = *rp
+	}
 	ap, err := netip.ParseAddrPort(address)
 	if err != nil {
 		return fmt.Errorf("%w: cannot check the address %q", ErrCallbackRefused, address)
@@ -279,7 +289,7 @@ type callbackClient struct {
 
 // newClient returns the client that posts callbacks under the policy.
 func (p CallbackPolicy) newClient() *callbackClient {
-	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, Control: p.control}
+	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, ControlContext: p.control}
 	// Proxy stays nil: see the comment on callbacks.
 	tr := &http.Transport{
 		DialContext:            d.DialContext,
@@ -368,7 +378,9 @@ func (s *Store) deliver(ctx context.Context, rec *Record) {
 	log := s.log.With("request", rec.ID)
 	out := CallbackOutcome{State: CallbackFailed}
 	outcome := "failed"
-	if _, err := s.opts.Callbacks.match(rec.Callback); err != nil {
+	pol := s.policy(rec)
+	ctx = context.WithValue(ctx, policyKey{}, &pol)
+	if _, err := pol.match(rec.Callback); err != nil {
 		// The policy changed since the request was accepted.
 		out.LastError, outcome = err.Error(), "refused"
 	} else if body, err := s.callbackBody(ctx, rec.ID); err != nil {
@@ -417,6 +429,14 @@ func (s *Store) deliver(ctx context.Context, rec *Record) {
 	if err != nil {
 		log.Warn("callback outcome not recorded", "err", err)
 	}
+}
+
+// policy is the callback policy of a record: its own, or the store's.
+func (s *Store) policy(rec *Record) CallbackPolicy {
+	if rec.CallbackPolicy != nil {
+		return *rec.CallbackPolicy
+	}
+	return s.opts.Callbacks
 }
 
 // callbackBody is what a callback posts: the request's status, as GET shows it.

@@ -123,6 +123,12 @@ type Record struct {
 	Payload json.RawMessage `json:"payload,omitempty"`
 	// System is the system a queued request waits for.
 	System string `json:"system,omitempty"`
+	// Owner is who made the request (a Consumer, a token's subject), when the API knows:
+	// the status is shown to them only.
+	Owner string `json:"owner,omitempty"`
+	// CallbackPolicy is the allow-list the callback was accepted under, when it is not
+	// the store's; deliveries are checked against it. The status leaves it out.
+	CallbackPolicy *CallbackPolicy `json:"callbackPolicy,omitempty"`
 }
 
 // queued reports whether the record goes through the queue.
@@ -351,7 +357,12 @@ func (s *Store) validate(rec *Record) error {
 		return errors.New("the payload is not JSON")
 	}
 	if rec.Callback != "" {
-		if _, err := s.opts.Callbacks.match(rec.Callback); err != nil {
+		if rec.CallbackPolicy != nil {
+			if err := rec.CallbackPolicy.validate(); err != nil {
+				return err
+			}
+		}
+		if _, err := s.policy(rec).match(rec.Callback); err != nil {
 			return err
 		}
 	}
@@ -478,6 +489,7 @@ func (s *Store) Status(ctx context.Context, id string) (*Status, error) {
 		return nil, fmt.Errorf("requests: status %s: %w", id, err)
 	}
 	st := &Status{ID: id, Record: *rec}
+	st.Record.CallbackPolicy = nil
 	res, err := s.result(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("requests: status: %w", err)
