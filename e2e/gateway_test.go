@@ -546,4 +546,44 @@ spec:
 	if fmt.Sprint(got) != "[200 200 429]" {
 		t.Fatalf("after a kill -9 of both nodes, with 3 of a quota of 5 used: %v; want two more then 429", got)
 	}
+
+	// The consumer sees its usage with its key, counted across both nodes; the operator
+	// sees the same on the admin listener and in the portal.
+	resp, body := call(t, "GET", "http://"+a.http+"/v1/usage", withKey, "")
+	var u gateway.Usage
+	if err := json.Unmarshal([]byte(body), &u); resp.StatusCode != http.StatusOK || err != nil || len(u.APIs) != 1 || len(u.APIs[0].Quotas) != 1 {
+		t.Fatalf("GET /v1/usage: %d %s", resp.StatusCode, body)
+	}
+	if q := u.APIs[0].Quotas[0]; q.Used != 5 || q.Remaining != 0 || q.Requests != 5 || q.Per != "day" || fmt.Sprint(q.Routes) != "[GET /metered/{id}]" || !q.Resets.After(time.Now()) {
+		t.Fatalf("quota usage: %+v", q)
+	}
+	if rl := u.APIs[0].RateLimits; len(rl) != 2 || rl[0].Requests != 6 || rl[1].Requests != 1000 {
+		t.Fatalf("rate limits: %+v", rl)
+	}
+	if resp, _ := call(t, "GET", "http://"+a.http+"/v1/usage", map[string]string{"X-Api-Key": "cw_wrong"}, ""); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("usage with a wrong key: %d", resp.StatusCode)
+	}
+	if code, v, _ := getJSON("http://" + b.admin + "/v1/consumers/app/usage"); code != http.StatusOK || !strings.Contains(fmt.Sprint(v), "used:5") {
+		t.Fatalf("admin usage: %d %v", code, v)
+	}
+	for url, want := range map[string][]string{
+		"/portal":                    {`href="/portal/apis/shop"`, "/api/shop", "API key", `href="/portal/consumers/app"`},
+		"/portal/apis/shop":          {"/api/shop/items/{id}", "/api/shop/metered/{id}", "429", "X-Api-Key"},
+		"/portal/consumers/app":      {"5 per day", "GET /metered/{id}", "6 per 1h0m0s"},
+		"/v1/apis/shop/openapi.json": {`"openapi": "3.1.0"`},
+	} {
+		resp, body := call(t, "GET", "http://"+b.admin+url, nil, "")
+		for _, w := range want {
+			if resp.StatusCode != http.StatusOK || !strings.Contains(body, w) {
+				t.Fatalf("%s: %d, want %q in:\n%s", url, resp.StatusCode, w, body)
+			}
+		}
+	}
+	_, metrics := call(t, "GET", "http://"+b.admin+"/metrics", nil, "")
+	if !strings.Contains(metrics, `causeway_gateway_requests_total{api="shop",consumer="app",route="GET /metered/{id}",status="429"} 1`) {
+		t.Fatalf("no per-consumer request count in the metrics of node b")
+	}
+	if resp, _ := call(t, "GET", "http://"+b.admin+"/portal/consumers/nobody", nil, ""); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("portal of an unknown consumer: %d", resp.StatusCode)
+	}
 }

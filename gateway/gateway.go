@@ -79,6 +79,8 @@ type api struct {
 	spec     *Spec
 	byMethod map[string][]*Route
 	g        *Gateway
+	// description is the API's metadata.description.
+	description string
 	// doc is the API's OpenAPI document.
 	doc []byte
 }
@@ -90,8 +92,8 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g := &Gateway{opts: opts, log: opts.Logger.With("component", "gateway"), systems: map[string]*system.Spec{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "causeway_gateway_requests_total", Help: "Gateway requests, by API, route and status.",
-		}, []string{"api", "route", "status"}),
+			Name: "causeway_gateway_requests_total", Help: "Gateway requests, by API, route, consumer (a Consumer's name; - for callers that are not one) and status.",
+		}, []string{"api", "route", "consumer", "status"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "causeway_gateway_request_duration_seconds", Help: "How long gateway requests took, by API and route.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 3, 12),
@@ -155,7 +157,7 @@ func New(opts Options) (*Gateway, error) {
 		if err != nil {
 			return nil, fmt.Errorf("API %s: its OpenAPI document: %w", r.Metadata.Name, err)
 		}
-		g.apis[i].doc = doc
+		g.apis[i].doc, g.apis[i].description = doc, r.Metadata.Description
 	}
 	if err := g.verifiers(); err != nil {
 		return nil, err
@@ -181,21 +183,25 @@ func (g *Gateway) Register(mux *http.ServeMux) {
 func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
-	route := a.serve(sw, r)
-	label := "unmatched"
+	route, who := a.serve(sw, r)
+	label, consumer := "unmatched", "-"
 	if route != nil {
 		label = route.Match
 	}
-	a.g.requests.WithLabelValues(a.name, label, strconv.Itoa(sw.status)).Inc()
+	if who != nil && who.consumer != nil {
+		consumer = who.consumer.name
+	}
+	a.g.requests.WithLabelValues(a.name, label, consumer, strconv.Itoa(sw.status)).Inc()
 	a.g.duration.WithLabelValues(a.name, label).Observe(time.Since(start).Seconds())
 }
 
-// serve answers a request and returns the route it matched, if any.
-func (a *api) serve(w http.ResponseWriter, r *http.Request) *Route {
+// serve answers a request and returns the route it matched, if any, and the caller the
+// policies found.
+func (a *api) serve(w http.ResponseWriter, r *http.Request) (*Route, *caller) {
 	rest := strings.TrimPrefix(r.URL.EscapedPath(), a.spec.BasePath)
 	if rest == documentPath && r.Method == http.MethodGet {
 		a.serveDocument(w)
-		return nil
+		return nil, nil
 	}
 	var segs []string
 	if rest != "" && rest != "/" {
@@ -203,7 +209,7 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request) *Route {
 			seg, err := url.PathUnescape(raw)
 			if err != nil || seg == "" || seg == "." || seg == ".." || strings.ContainsAny(seg, "/\\\x00") {
 				problem.Write(w, r, http.StatusBadRequest, "bad-path", "the path has a segment that is empty, not valid percent-encoding, a dot segment, or an encoded slash")
-				return nil
+				return nil, nil
 			}
 			segs = append(segs, seg)
 		}
@@ -223,27 +229,28 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request) *Route {
 		if r.Method == http.MethodOptions && any != nil && any.policies.CORS != nil && r.Header.Get("Origin") != "" {
 			sort.Strings(allowed)
 			any.policies.CORS.preflight(w, r, allowed)
-			return any
+			return any, nil
 		}
 		if len(allowed) > 0 {
 			sort.Strings(allowed)
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
 			problem.Write(w, r, http.StatusMethodNotAllowed, "method-not-allowed", r.Method+" is not allowed here; allowed: "+strings.Join(allowed, ", "))
-			return nil
+			return nil, nil
 		}
 		problem.NotFound(w, r)
-		return nil
+		return nil, nil
 	}
 	who, ok := a.guard(w, r, route)
 	if !ok {
-		return route
+		// who is the caller when a limit refused it, nil when it did not get that far.
+		return route, who
 	}
 	var rc *responseCache
 	if route.cache != nil && r.Method == http.MethodGet {
 		rc = route.cache
 		if ca, ok := rc.get(cacheKey(who, r), time.Now()); ok {
 			writeCached(w, ca, time.Now())
-			return route
+			return route, who
 		}
 	}
 	rq := &request{r: r, params: params, caller: who}
@@ -252,18 +259,18 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request) *Route {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			problem.Write(w, r, http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("the body is over the limit of %d bytes", mbe.Limit))
-			return route
+			return route, who
 		}
 		problem.Write(w, r, http.StatusBadRequest, "malformed", "reading the body: "+err.Error())
-		return route
+		return route, who
 	}
 	if !a.validateBody(w, r, route, raw) {
-		return route
+		return route, who
 	}
 	if len(raw) > 0 {
 		if rq.body, err = expr.DecodeJSON(raw); err != nil {
 			problem.Write(w, r, http.StatusBadRequest, "malformed", "the body must be JSON")
-			return route
+			return route, who
 		}
 		rq.raw = raw
 	}
@@ -283,13 +290,13 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request) *Route {
 		an = a.flow(ctx, w, r, route, rq)
 	}
 	if an == nil {
-		return route
+		return route, who
 	}
 	if rc != nil && an.status == http.StatusOK {
 		rc.put(cacheKey(who, r), an, time.Now())
 	}
 	an.write(w)
-	return route
+	return route, who
 }
 
 // match finds the route of a method for path segments, and its parameters.

@@ -171,7 +171,7 @@ func TestGatewayStandardizesTwoBackends(t *testing.T) {
 	if a.status != 503 || a.body["type"] != "urn:causeway:problem:unavailable" || a.header.Get("Retry-After") == "" {
 		t.Errorf("maintenance: %d %s %v", a.status, a.raw, a.header)
 	}
-	if m := do(t, "GET", admin+"/metrics", "", ""); !strings.Contains(m.raw, `causeway_gateway_requests_total{api="shop",route="GET /orders/{id}",status="200"} 1`) {
+	if m := do(t, "GET", admin+"/metrics", "", ""); !strings.Contains(m.raw, `causeway_gateway_requests_total{api="shop",consumer="-",route="GET /orders/{id}",status="200"} 1`) {
 		t.Errorf("metrics lack the gateway's requests")
 	}
 }

@@ -18,6 +18,7 @@ func (p *Platform) httpRoutes(ingest http.Handler, hooks *source.Handler, gw *ga
 	hooks.Register(mux)
 	gw.Register(mux)
 	mux.HandleFunc("GET "+gateway.StatusPath+"{id}", gw.ServeStatus)
+	mux.HandleFunc("GET /v1/usage", gw.ServeUsage)
 	p.health(mux)
 	mux.HandleFunc("/", problem.NotFound)
 	return mux
