@@ -108,6 +108,9 @@ type CallInfo struct {
 	// Forward are headers passed on from a gateway's client (X-Forwarded-*, and those its
 	// policy lets through); the system's and the operation's own headers win over them.
 	Forward http.Header
+	// Raw asks an HTTP operation for its JSON answer as it came (Outcome.Raw), for a
+	// caller that passes it on without looking into it.
+	Raw bool
 }
 
 // Call carries out operation op of system name with the parameters with, and returns its
@@ -126,6 +129,9 @@ type Outcome struct {
 	Status  int
 	Headers http.Header
 	Body    any
+	// Raw is an HTTP operation's JSON answer as it came, instead of Body, when the call
+	// asked for it (CallInfo.Raw).
+	Raw []byte
 }
 
 // Answer carries out an operation as Call does, and returns the whole answer.
@@ -135,7 +141,7 @@ func (s *Set) Answer(ctx context.Context, name string, sys *system.Spec, opName 
 		return nil, err
 	}
 	if r, ok := res.(*httpconn.Result); ok {
-		return &Outcome{Status: r.Status, Headers: r.Headers, Body: r.Body}, nil
+		return &Outcome{Status: r.Status, Headers: r.Headers, Body: r.Body, Raw: r.Raw}, nil
 	}
 	return &Outcome{Status: http.StatusOK, Body: res}, nil
 }
@@ -195,7 +201,7 @@ func (s *Set) call(ctx context.Context, name string, sys *system.Spec, opName st
 // query, headers and body; any other key goes into the query string.
 func HTTPCall(op *system.HTTPOperation, with map[string]any, info CallInfo) httpconn.Call {
 	call := httpconn.Call{Params: map[string]any{}, Query: map[string]any{}, Headers: map[string]string{},
-		IdempotencyKey: info.IdempotencyKey, Traceparent: info.Traceparent, Forward: info.Forward}
+		IdempotencyKey: info.IdempotencyKey, Traceparent: info.Traceparent, Forward: info.Forward, Raw: info.Raw}
 	inPath := map[string]bool{}
 	for _, p := range op.PathParams() {
 		inPath[p] = true

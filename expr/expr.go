@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"regexp"
 	"strings"
 	"time"
 
@@ -42,7 +43,14 @@ type Program struct {
 	src    string
 	code   *gojq.Code
 	limits Limits
+	// path is the keys of a program that is only a path of object keys (.a.b.c), which
+	// Eval follows without running jq: most mappings are such paths, and jq's machinery
+	// (and the timer of its time limit) costs many times the lookup.
+	path []string
 }
+
+// simplePath matches programs that are a path of plain object keys.
+var simplePath = regexp.MustCompile(`^\s*((?:\.[A-Za-z_][A-Za-z0-9_]*)+)\s*$`)
 
 // SyntaxError is a jq program that does not compile. Offset is the byte offset in the
 // program where the parser stopped, or -1 when the error is not about one place (an
@@ -93,7 +101,11 @@ func Compile(src string) (*Program, error) {
 	if err != nil {
 		return nil, &SyntaxError{Src: src, Offset: -1, Msg: err.Error()}
 	}
-	return &Program{src: src, code: code, limits: DefaultLimits}, nil
+	prog := &Program{src: src, code: code, limits: DefaultLimits}
+	if m := simplePath.FindStringSubmatch(src); m != nil {
+		prog.path = strings.Split(m[1][1:], ".")
+	}
+	return prog, nil
 }
 
 // MustCompile is Compile for programs written in Go code; it panics on an error, so it must
@@ -141,6 +153,15 @@ var (
 // nil, bool, numbers (int, float64, *big.Int or json.Number), string, []any and
 // map[string]any, as DecodeJSON returns them.
 func (p *Program) Eval(ctx context.Context, input any) (any, error) {
+	if p.path != nil {
+		if v, ok := p.follow(input); ok {
+			if p.limits.MaxBytes > 0 && !fits(v, p.limits.MaxBytes) {
+				return nil, &EvalError{Src: p.src, Err: fmt.Errorf("%w of %d bytes", ErrTooLarge, p.limits.MaxBytes)}
+			}
+			return v, nil
+		}
+		// Indexing something that is not an object is jq's error to word.
+	}
 	if p.limits.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, p.limits.Timeout)
@@ -161,6 +182,22 @@ func (p *Program) Eval(ctx context.Context, input any) (any, error) {
 		return nil, &EvalError{Src: p.src, Err: fmt.Errorf("%w of %d bytes", ErrTooLarge, p.limits.MaxBytes)}
 	}
 	return v, nil
+}
+
+// follow walks a simple path as jq does: a missing key or null gives null; false means a
+// step met something that is not an object, which is an error.
+func (p *Program) follow(v any) (any, bool) {
+	for _, k := range p.path {
+		switch o := v.(type) {
+		case nil:
+			return nil, true
+		case map[string]any:
+			v = o[k]
+		default:
+			return nil, false
+		}
+	}
+	return v, true
 }
 
 // Bool runs p as a filter: its first result must be a boolean.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -227,6 +228,45 @@ func TestToString(t *testing.T) {
 	} {
 		if got := ToString(tc.v); got != tc.want {
 			t.Errorf("ToString(%#v) = %q, want %q", tc.v, got, tc.want)
+		}
+	}
+}
+
+// TestSimplePathsAgreeWithJq checks that the programs Eval follows without jq (plain key
+// paths) give what jq gives, error or value, on every shape of input.
+func TestSimplePathsAgreeWithJq(t *testing.T) {
+	inputs := []any{
+		nil,
+		map[string]any{},
+		map[string]any{"path": map[string]any{"id": "42", "n": 1.5, "deep": map[string]any{"x": []any{1.0}}}},
+		map[string]any{"path": "a string"},
+		map[string]any{"path": []any{1.0, 2.0}},
+		map[string]any{"path": nil},
+		"top-level string",
+		[]any{"a"},
+		42.0,
+	}
+	for _, src := range []string{".path", ".path.id", " .path.deep.x ", ".path.n", ".path.missing.more", ".nope"} {
+		p := MustCompile(src)
+		if p.path == nil {
+			t.Fatalf("%q is not taken as a simple path", src)
+		}
+		jq := *p
+		jq.path = nil
+		for _, in := range inputs {
+			got, gerr := p.Eval(context.Background(), in)
+			want, werr := jq.Eval(context.Background(), in)
+			if (gerr == nil) != (werr == nil) || fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("%q on %#v: fast path %v, %v; jq %v, %v", src, in, got, gerr, want, werr)
+			}
+			if gerr != nil && gerr.Error() != werr.Error() {
+				t.Errorf("%q on %#v: error %q, jq's %q", src, in, gerr, werr)
+			}
+		}
+	}
+	for _, src := range []string{".", ".a[0]", ".a | .b", ".a?", `."a b"`, ".a.b // 1"} {
+		if MustCompile(src).path != nil {
+			t.Errorf("%q taken as a simple path", src)
 		}
 	}
 }

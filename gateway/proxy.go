@@ -144,11 +144,27 @@ var errResponseMapping = errors.New("the response mapping failed")
 // error is the call's, or wraps errResponseMapping.
 func (a *api) callAndMap(ctx context.Context, rt *Route, with map[string]any, info connector.CallInfo) (*answer, error) {
 	p := rt.Proxy
+	// Without a body mapping the backend's JSON is passed on as it came, not decoded and
+	// encoded again.
+	info.Raw = p.Response == nil || p.Response.body == nil
 	out, err := a.g.opts.Answer(ctx, p.system, a.g.systems[p.system], p.op, with, info)
 	if err != nil {
 		return nil, err
 	}
 	an := &answer{status: http.StatusOK, header: http.Header{}}
+	if out.Raw != nil {
+		if m := p.Response; m != nil {
+			if m.Status != 0 {
+				an.status = m.Status
+			}
+			for k, v := range m.Headers {
+				an.header.Set(k, v)
+			}
+		}
+		an.header["Content-Type"] = jsonType
+		an.body = out.Raw
+		return an, nil
+	}
 	body := out.Body
 	if m := p.Response; m != nil {
 		if m.body != nil {

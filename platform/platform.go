@@ -59,6 +59,9 @@ type Options struct {
 	Node string
 	// ShutdownTimeout bounds how long in-flight requests may take to finish on shutdown.
 	ShutdownTimeout time.Duration
+	// HTTPServer is the engine of the http listener: EngineLean (the default) or
+	// EngineStandard.
+	HTTPServer string
 	// FlowAckWait is how long a flow's trigger delivery may go without a sign of life
 	// before the bus delivers it again (default 30s).
 	FlowAckWait time.Duration
@@ -99,8 +102,8 @@ type Platform struct {
 	stopPruning context.CancelFunc
 
 	httpLn, adminLn net.Listener
-	httpSrv         *http.Server
-	adminSrv        *http.Server
+	httpSrv         server
+	adminSrv        server
 	ready           atomic.Bool
 	serveErr        chan error
 }
@@ -213,7 +216,14 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 	if p.gateway, err = p.newGateway(ctx); err != nil {
 		return nil, err
 	}
-	p.httpSrv = newServer(p.httpRoutes(ing, hooks, p.gateway), p.log)
+	switch opts.HTTPServer {
+	case "", EngineLean:
+		p.httpSrv = newLeanServer(p.httpRoutes(ing, hooks, p.gateway), p.log, p.maxBody())
+	case EngineStandard:
+		p.httpSrv = newServer(p.httpRoutes(ing, hooks, p.gateway), p.log)
+	default:
+		return nil, fmt.Errorf("--http-server %q: use lean or standard", opts.HTTPServer)
+	}
 	p.adminSrv = newServer(admin.routes(), p.log)
 	if p.httpLn, err = net.Listen("tcp", opts.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("http listener: %w", err)
@@ -222,17 +232,6 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
 	return p, nil
-}
-
-func newServer(h http.Handler, log *slog.Logger) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       2 * time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
 }
 
 // HTTPAddr is the address the http listener is bound to.
@@ -250,7 +249,7 @@ func (p *Platform) Config() *config.Config { return p.cfg }
 // Start serves both listeners in the background and marks the node ready.
 func (p *Platform) Start() {
 	for _, s := range []struct {
-		srv *http.Server
+		srv server
 		ln  net.Listener
 	}{{p.httpSrv, p.httpLn}, {p.adminSrv, p.adminLn}} {
 		go func() {
@@ -309,7 +308,7 @@ func (p *Platform) Shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), p.opts.ShutdownTimeout)
 	defer cancel()
 	var errs []error
-	for _, s := range []*http.Server{p.httpSrv, p.adminSrv} {
+	for _, s := range []server{p.httpSrv, p.adminSrv} {
 		if s != nil {
 			if err := s.Shutdown(ctx); err != nil {
 				errs = append(errs, err)

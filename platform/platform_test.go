@@ -106,8 +106,16 @@ func do(t *testing.T, method, url, contentType, body string, headers ...string) 
 
 const goodOrder = `{"specversion":"1.0","source":"webshop","type":"order.created","data":{"orderId":"A-1","items":[{"sku":"S-1","qty":2}]}}`
 
+// TestIngestAnswers runs under both engines of the http listener: every answer, error and
+// limit is the handlers' own whichever serves them.
 func TestIngestAnswers(t *testing.T) {
-	p := runPlatform(t)
+	for _, engine := range []string{EngineLean, EngineStandard} {
+		t.Run(engine, func(t *testing.T) { testIngestAnswers(t, engine) })
+	}
+}
+
+func testIngestAnswers(t *testing.T, engine string) {
+	p := runPlatform(t, func(o *Options) { o.HTTPServer = engine })
 	url := "http://" + p.HTTPAddr() + "/v1/messages"
 	big := `{"source":"webshop","type":"order.created","data":{"orderId":"` + strings.Repeat("x", 5000) + `","items":[{"sku":"S","qty":1}]}}`
 	cases := []struct {
@@ -306,6 +314,14 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 	}
 	if a := do(t, "GET", "http://"+p.HTTPAddr()+"/metrics", "", ""); a.status != 404 {
 		t.Errorf("metrics must not be on the public listener: %d", a.status)
+	}
+}
+
+// TestUnknownHTTPServerEngine refuses to start with an engine it does not know.
+func TestUnknownHTTPServerEngine(t *testing.T) {
+	_, err := New(context.Background(), Options{ConfigDir: "../examples/quickstart", DataDir: t.TempDir(), Registry: kinds.Default(), HTTPAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", HTTPServer: "turbo"})
+	if err == nil || !strings.Contains(err.Error(), `--http-server "turbo"`) {
+		t.Fatalf("err = %v", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -24,6 +25,7 @@ func newServeCmd() *cobra.Command {
 		sync, groupCommit   string
 		logFormat, logLevel string
 		cpuProfile          string
+		gcPercent           int
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -57,6 +59,12 @@ acknowledgement keeps up with load.`,
 			}
 			o.Logger = log
 			o.Registry = kinds.Default()
+			if os.Getenv("GOGC") == "" && gcPercent > 0 {
+				// The default of 100 collects every time the small live heap doubles: under
+				// load that is many collections a second, each also shrinking the stacks
+				// the next requests grow again (docs/performance.md).
+				debug.SetGCPercent(gcPercent)
+			}
 			if cpuProfile != "" {
 				f, err := os.Create(cpuProfile)
 				if err != nil {
@@ -97,6 +105,8 @@ acknowledgement keeps up with load.`,
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
 	f.StringVar(&logFormat, "log-format", "auto", "log format: auto, json or text")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&o.HTTPServer, "http-server", platform.EngineLean, "engine of the http listener: lean (fasthttp's connection handling, the default) or standard (net/http)")
+	f.IntVar(&gcPercent, "gc-percent", 400, "garbage collection target percentage (as GOGC, which wins when set); higher trades memory for throughput")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the node to this file until it stops (for performance work)")
 	return withEnv(cmd)
 }

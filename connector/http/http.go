@@ -6,13 +6,13 @@
 package httpconn
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net"
 	"net/http"
@@ -51,6 +51,9 @@ type Call struct {
 	// Forward are headers passed on from a gateway's client; every other header of the
 	// call, the system's and the operation's wins over them.
 	Forward http.Header
+	// Raw asks for a JSON answer as it came (Result.Raw) rather than decoded, for a
+	// caller that passes it on; an operation with a response mapping decodes it anyway.
+	Raw bool
 }
 
 // Result is a successful call's answer.
@@ -62,6 +65,8 @@ type Result struct {
 	// Body is the answer decoded from JSON, or the text itself for another content type,
 	// or nil for none.
 	Body any
+	// Raw is the JSON answer as it came, instead of Body, when the call asked for it.
+	Raw []byte
 	// Duration is how long the call took.
 	Duration time.Duration
 }
@@ -102,8 +107,8 @@ func (e *Error) Unwrap() error { return e.Err }
 // HTTP client of its own (its TLS settings and redirect policy) and, with OAuth 2.0, a
 // cached token.
 type Client struct {
-	mu       sync.Mutex
-	clients  map[string]*http.Client
+	mu       sync.Mutex // held while a system's client or token source is made
+	clients  sync.Map   // system name → *sysClient
 	tokens   map[string]*tokenSource
 	calls    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -112,8 +117,7 @@ type Client struct {
 // New returns a client; its metrics are registered with reg when reg is not nil.
 func New(reg prometheus.Registerer) *Client {
 	c := &Client{
-		clients: map[string]*http.Client{},
-		tokens:  map[string]*tokenSource{},
+		tokens: map[string]*tokenSource{},
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "causeway_connector_calls_total",
 			Help: "Calls of system operations by outcome: ok, transient or permanent failure.",
@@ -133,19 +137,21 @@ func New(reg prometheus.Registerer) *Client {
 
 // Close releases idle connections.
 func (c *Client) Close() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, hc := range c.clients {
-		hc.CloseIdleConnections()
-	}
+	c.clients.Range(func(_, v any) bool {
+		v.(*sysClient).hc.CloseIdleConnections()
+		return true
+	})
 }
 
 // client returns the HTTP client of a system, built on first use from its settings.
-func (c *Client) client(name string, h *system.HTTP) *http.Client {
+func (c *Client) client(name string, h *system.HTTP) *sysClient {
+	if sc, ok := c.clients.Load(name); ok {
+		return sc.(*sysClient)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if hc, ok := c.clients[name]; ok {
-		return hc
+	if sc, ok := c.clients.Load(name); ok {
+		return sc.(*sysClient)
 	}
 	limit := h.MaxResponseBytes
 	if limit <= 0 {
@@ -160,8 +166,9 @@ func (c *Client) client(name string, h *system.HTTP) *http.Client {
 		}
 		return nil
 	}}
-	c.clients[name] = hc
-	return hc
+	sc := &sysClient{hc: hc, tr: tr, fast: !h.FollowRedirects && !proxied(h.BaseURL)}
+	c.clients.Store(name, sc)
+	return sc
 }
 
 // Do calls the operation op of the system named sysName.
@@ -197,77 +204,44 @@ func (c *Client) do(ctx context.Context, sysName string, sys *system.Spec, opNam
 	if err != nil {
 		return nil, fail(0, false, err)
 	}
-	var body io.Reader
+	var body []byte
 	if call.Body != nil {
-		data, err := expr.MarshalJSON(call.Body)
-		if err != nil {
+		if body, err = expr.MarshalJSON(call.Body); err != nil {
 			return nil, fail(0, false, fmt.Errorf("body: %w", err))
 		}
-		body = bytes.NewReader(data)
 	}
 	timeout := sys.HTTP.Timeout
 	if h.Timeout > 0 {
 		timeout = h.Timeout
 	}
-	if timeout > 0 {
+	// A deadline of the caller's that comes first already bounds the call; a timer of our
+	// own would only cost.
+	if dl, ok := ctx.Deadline(); timeout > 0 && (!ok || time.Until(dl) > timeout) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	req, err := http.NewRequestWithContext(ctx, h.Method, target, body)
-	if err != nil {
-		return nil, fail(0, false, err)
+	limit := sys.HTTP.MaxResponseBytes
+	if limit <= 0 {
+		limit = MaxResponseBytes
 	}
-	for k, vs := range call.Forward {
-		req.Header[k] = vs
-	}
-	for k, v := range sys.HTTP.Headers {
-		req.Header.Set(k, v)
-	}
-	for k, v := range h.Headers {
-		req.Header.Set(k, v)
-	}
-	for k, v := range call.Headers {
-		req.Header.Set(k, v)
-	}
-	if call.Body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if req.Header.Get("Accept") == "" {
-		req.Header.Set("Accept", "application/json")
-	}
-	if call.IdempotencyKey != "" {
-		req.Header.Set("Idempotency-Key", call.IdempotencyKey)
-	}
-	if call.Traceparent != "" {
-		req.Header.Set("traceparent", call.Traceparent)
-	}
-	if err := c.authenticate(ctx, sysName, req, sys.HTTP.Auth, false); err != nil {
-		return nil, fail(0, transientStatus(statusOf(err)), err)
-	}
-	hc := c.client(sysName, sys.HTTP)
-	resp, err := hc.Do(req)
-	if err == nil && resp.StatusCode == http.StatusUnauthorized && sys.HTTP.Auth != nil && sys.HTTP.Auth.OAuth2 != nil {
-		// The token may have been revoked before it expired: fetch a new one, once.
-		resp.Body.Close()
-		if aerr := c.authenticate(ctx, sysName, req, sys.HTTP.Auth, true); aerr != nil {
-			return nil, fail(0, transientStatus(statusOf(aerr)), aerr)
-		}
-		if req.GetBody != nil {
-			if req.Body, err = req.GetBody(); err != nil {
-				return nil, fail(0, false, err)
-			}
-		}
-		resp, err = hc.Do(req)
-	}
-	if errors.Is(err, errTooLarge) {
-		limit := sys.HTTP.MaxResponseBytes
-		if limit <= 0 {
-			limit = MaxResponseBytes
-		}
-		return nil, fail(0, false, fmt.Errorf("answer over %d bytes", limit))
+	sc := c.client(sysName, sys.HTTP)
+	x := exchange{method: h.Method, url: target, body: body, call: &call, sys: sys.HTTP, op: h, limit: limit}
+	var ans *answer
+	if sc.fast {
+		ans, err = c.fastExchange(ctx, sysName, sc, &x)
+	} else {
+		ans, err = c.stdExchange(ctx, sysName, sc, &x)
 	}
 	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			e.System, e.Operation = sysName, opName
+			return nil, e
+		}
+		if errors.Is(err, errTooLarge) {
+			return nil, fail(0, false, fmt.Errorf("answer over %d bytes", limit))
+		}
 		// The request never got an answer: the network, a refused connection, a timeout.
 		// All are worth another try, except a certificate the system's TLS settings do not
 		// accept, which is a configuration to fix. The error text is the transport's,
@@ -277,42 +251,43 @@ func (c *Client) do(ctx context.Context, sysName string, sys *system.Spec, opNam
 		}
 		return nil, fail(0, !isTLSConfigError(err), scrub(err))
 	}
-	defer resp.Body.Close()
-	limit := sys.HTTP.MaxResponseBytes
-	if limit <= 0 {
-		limit = MaxResponseBytes
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return nil, fail(resp.StatusCode, true, fmt.Errorf("reading the answer: %w", scrub(err)))
-	}
+	data := ans.body
 	if int64(len(data)) > limit {
-		return nil, fail(resp.StatusCode, false, fmt.Errorf("answer over %d bytes", limit))
+		return nil, fail(ans.status, false, fmt.Errorf("answer over %d bytes", limit))
 	}
-	if !h.IsSuccess(resp.StatusCode) {
-		e := fail(resp.StatusCode, transientStatus(resp.StatusCode), fmt.Errorf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode)))
-		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"))
+	if !h.IsSuccess(ans.status) {
+		e := fail(ans.status, transientStatus(ans.status), fmt.Errorf("HTTP %d %s", ans.status, http.StatusText(ans.status)))
+		e.RetryAfter = retryAfter(ans.header.Get("Retry-After"))
 		e.Body = snippet(data)
 		return nil, e
 	}
-	res := &Result{Status: resp.StatusCode, Headers: resp.Header}
+	res := &Result{Status: ans.status, Headers: ans.header}
+	m := h.ResponseMapping()
 	if len(data) > 0 {
-		if isJSON(resp.Header.Get("Content-Type")) {
-			if res.Body, err = expr.DecodeJSON(data); err != nil {
-				return nil, fail(resp.StatusCode, false, fmt.Errorf("the answer says it is JSON but is not: %v", err))
+		ct := ans.header.Get("Content-Type")
+		switch {
+		case call.Raw && m == nil && isJSON(ct):
+			// The caller passes the answer on as it is: it is checked, not decoded.
+			if !json.Valid(data) {
+				return nil, fail(ans.status, false, errors.New("the answer says it is JSON but is not"))
 			}
-		} else {
+			res.Raw = data
+		case isJSON(ct):
+			if res.Body, err = expr.DecodeJSON(data); err != nil {
+				return nil, fail(ans.status, false, fmt.Errorf("the answer says it is JSON but is not: %v", err))
+			}
+		default:
 			res.Body = string(data)
 		}
 	}
-	if m := h.ResponseMapping(); m != nil {
+	if m != nil {
 		headers := map[string]any{}
-		for k := range resp.Header {
-			headers[strings.ToLower(k)] = resp.Header.Get(k)
+		for k := range ans.header {
+			headers[strings.ToLower(k)] = ans.header.Get(k)
 		}
-		in := map[string]any{"status": resp.StatusCode, "headers": headers, "body": res.Body}
+		in := map[string]any{"status": ans.status, "headers": headers, "body": res.Body}
 		if res.Body, err = m.Eval(ctx, in); err != nil {
-			return nil, fail(resp.StatusCode, false, fmt.Errorf("response mapping: %w", err))
+			return nil, fail(ans.status, false, fmt.Errorf("response mapping: %w", err))
 		}
 	}
 	return res, nil
@@ -378,21 +353,42 @@ func buildURL(base string, h *system.HTTPOperation, call Call) (string, error) {
 // placeholderRe finds {name} in a path.
 var placeholderRe = system.PathPlaceholder
 
-// authenticate adds the system's credentials. With OAuth 2.0, refresh fetches a new
-// token even if the cached one has not expired.
+// authenticate adds the system's credentials to a request of the standard client.
 func (c *Client) authenticate(ctx context.Context, name string, req *http.Request, a *system.HTTPAuth, refresh bool) error {
+	cr, err := c.credentials(ctx, name, a, refresh)
+	if err != nil {
+		return err
+	}
+	if cr.header != "" {
+		req.Header.Set(cr.header, cr.value)
+	}
+	if cr.query != "" {
+		q := req.URL.Query()
+		q.Set(cr.query, cr.value)
+		req.URL.RawQuery = q.Encode()
+	}
+	return nil
+}
+
+// credential is how a call authenticates: a header, or a query parameter, with its value.
+type credential struct {
+	header, query, value string
+}
+
+// credentials are the system's credentials for one call. With OAuth 2.0, refresh fetches a
+// new token even if the cached one has not expired.
+func (c *Client) credentials(ctx context.Context, name string, a *system.HTTPAuth, refresh bool) (credential, error) {
 	switch {
 	case a == nil:
 	case !a.Bearer.IsZero():
-		req.Header.Set("Authorization", "Bearer "+a.Bearer.Reveal())
+		return credential{header: "Authorization", value: "Bearer " + a.Bearer.Reveal()}, nil
 	case a.Basic != nil:
-		req.SetBasicAuth(a.Basic.Username, a.Basic.Password.Reveal())
+		auth := a.Basic.Username + ":" + a.Basic.Password.Reveal()
+		return credential{header: "Authorization", value: "Basic " + base64.StdEncoding.EncodeToString([]byte(auth))}, nil
 	case a.Header != nil:
-		req.Header.Set(a.Header.Name, a.Header.Value.Reveal())
+		return credential{header: a.Header.Name, value: a.Header.Value.Reveal()}, nil
 	case a.Query != nil:
-		q := req.URL.Query()
-		q.Set(a.Query.Name, a.Query.Value.Reveal())
-		req.URL.RawQuery = q.Encode()
+		return credential{query: a.Query.Name, value: a.Query.Value.Reveal()}, nil
 	case a.OAuth2 != nil:
 		c.mu.Lock()
 		ts, ok := c.tokens[name]
@@ -403,11 +399,11 @@ func (c *Client) authenticate(ctx context.Context, name string, req *http.Reques
 		c.mu.Unlock()
 		tok, err := ts.token(ctx, refresh)
 		if err != nil {
-			return err
+			return credential{}, err
 		}
-		req.Header.Set("Authorization", "Bearer "+tok)
+		return credential{header: "Authorization", value: "Bearer " + tok}, nil
 	}
-	return nil
+	return credential{}, nil
 }
 
 // transientStatus reports the answers worth another try: the target was busy, down for a
@@ -481,7 +477,7 @@ func (c *Client) Check(ctx context.Context, name string, sys *system.Spec) (deta
 	if err := c.authenticate(ctx, name, req, sys.HTTP.Auth, false); err != nil {
 		return "", err
 	}
-	resp, err := c.client(name, sys.HTTP).Do(req)
+	resp, err := c.client(name, sys.HTTP).hc.Do(req)
 	if err != nil {
 		return "", scrub(err)
 	}
