@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -109,7 +110,8 @@ type CallInfo struct {
 	// policy lets through); the system's and the operation's own headers win over them.
 	Forward http.Header
 	// Raw asks an HTTP operation for its JSON answer as it came (Outcome.Raw), for a
-	// caller that passes it on without looking into it.
+	// caller that passes it on without looking into it; the outcome's headers are then
+	// Content-Type and Retry-After only.
 	Raw bool
 }
 
@@ -200,31 +202,55 @@ func (s *Set) call(ctx context.Context, name string, sys *system.Spec, opName st
 // HTTPCall shapes a call's with into an HTTP call: the path's {placeholders} by name,
 // query, headers and body; any other key goes into the query string.
 func HTTPCall(op *system.HTTPOperation, with map[string]any, info CallInfo) httpconn.Call {
-	call := httpconn.Call{Params: map[string]any{}, Query: map[string]any{}, Headers: map[string]string{},
-		IdempotencyKey: info.IdempotencyKey, Traceparent: info.Traceparent, Forward: info.Forward, Raw: info.Raw}
-	inPath := map[string]bool{}
-	for _, p := range op.PathParams() {
-		inPath[p] = true
-	}
+	// The maps are made only when something goes in them: this runs for every call.
+	call := httpconn.Call{IdempotencyKey: info.IdempotencyKey, Traceparent: info.Traceparent, Forward: info.Forward, Raw: info.Raw}
 	for k, v := range with {
 		switch {
 		case k == "body":
 			call.Body = v
 		case k == "query":
 			q, _ := v.(map[string]any)
+			if call.Query == nil {
+				call.Query = make(map[string]any, len(q))
+			}
 			maps.Copy(call.Query, q)
 		case k == "headers":
 			h, _ := v.(map[string]any)
+			if call.Headers == nil {
+				call.Headers = make(map[string]string, len(h))
+			}
 			for hk, hv := range h {
 				call.Headers[hk] = expr.ToString(hv)
 			}
-		case inPath[k]:
+		case inPath(op.Path, k):
+			if call.Params == nil {
+				call.Params = make(map[string]any, 2)
+			}
 			call.Params[k] = v
 		default:
+			if call.Query == nil {
+				call.Query = map[string]any{}
+			}
 			call.Query[k] = v
 		}
 	}
 	return call
+}
+
+// inPath reports whether path has the placeholder {name}.
+func inPath(path, name string) bool {
+	for i := 0; i < len(path); {
+		j := strings.Index(path[i:], name)
+		if j < 0 {
+			return false
+		}
+		j += i
+		if end := j + len(name); j > 0 && path[j-1] == '{' && end < len(path) && path[end] == '}' {
+			return true
+		}
+		i = j + 1
+	}
+	return false
 }
 
 // SystemCheck is the outcome of trying a system's connections.

@@ -254,7 +254,14 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request) (*Route, *caller) {
 		}
 	}
 	rq := &request{r: r, params: params, caller: who}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.spec.MaxBodyBytes))
+	var (
+		raw []byte
+		err error
+	)
+	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+		// A request that says it has no body (most GETs) is not read for one.
+		raw, err = io.ReadAll(http.MaxBytesReader(w, r.Body, a.spec.MaxBodyBytes))
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -278,7 +285,7 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request) (*Route, *caller) {
 	if route.Timeout > 0 {
 		timeout = route.Timeout
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	ctx, cancel := withDeadline(r.Context(), time.Now().Add(timeout))
 	defer cancel()
 	var an *answer
 	switch {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/causeway/causeway/gateway"
 	"github.com/causeway/causeway/source"
-	"github.com/valyala/fasthttp/fasthttpadaptor"
 )
 
 // server is an HTTP server on a listener: the standard library's, or the lean one the http
@@ -62,7 +61,7 @@ type leanServer struct {
 // smaller limits with their own errors, so this one only has to be above all of them.
 func newLeanServer(h http.Handler, log *slog.Logger, maxBody int64) *leanServer {
 	return &leanServer{s: &fasthttp.Server{
-		Handler:               fasthttpadaptor.NewFastHTTPHandler(h),
+		Handler:               newLeanHandler(h, log).serve,
 		Name:                  "",
 		NoDefaultServerHeader: true,
 		ReadTimeout:           readTimeout,

@@ -44,6 +44,8 @@ type exchange struct {
 	sys         *system.HTTP
 	op          *system.HTTPOperation
 	limit       int64
+	// deadline ends the exchange, when it is not zero.
+	deadline time.Time
 }
 
 // answer is what came back.
@@ -117,8 +119,8 @@ func (c *Client) fastExchange(ctx context.Context, name string, sc *sysClient, x
 	if err := auth(false); err != nil {
 		return nil, &Error{Transient: transientStatus(statusOf(err)), Err: err}
 	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
+	deadline := x.deadline
+	if deadline.IsZero() {
 		deadline = time.Now().Add(sc.tr.timeout)
 	}
 	// The exchange runs on this goroutine, so a caller that goes away is noticed through
@@ -139,7 +141,19 @@ func (c *Client) fastExchange(ctx context.Context, name string, sc *sysClient, x
 	if err != nil {
 		return nil, failFast(x.method, x.url, err)
 	}
-	ans := &answer{status: resp.StatusCode(), header: make(http.Header, resp.Header.Len()), body: bytes.Clone(resp.Body())}
+	ans := &answer{status: resp.StatusCode(), body: bytes.Clone(resp.Body())}
+	if x.call.Raw && x.op.ResponseMapping() == nil {
+		// A caller that passes the answer on looks at no header but these.
+		ans.header = make(http.Header, 2)
+		if ct := resp.Header.ContentType(); len(ct) > 0 {
+			ans.header["Content-Type"] = []string{string(ct)}
+		}
+		if ra := resp.Header.Peek("Retry-After"); len(ra) > 0 {
+			ans.header["Retry-After"] = []string{string(ra)}
+		}
+		return ans, nil
+	}
+	ans.header = make(http.Header, resp.Header.Len())
 	for k, v := range resp.Header.All() {
 		key := http.CanonicalHeaderKey(string(k))
 		ans.header[key] = append(ans.header[key], string(v))

@@ -53,6 +53,7 @@ type Call struct {
 	Forward http.Header
 	// Raw asks for a JSON answer as it came (Result.Raw) rather than decoded, for a
 	// caller that passes it on; an operation with a response mapping decodes it anyway.
+	// The result's headers are then Content-Type and Retry-After only.
 	Raw bool
 }
 
@@ -214,23 +215,29 @@ func (c *Client) do(ctx context.Context, sysName string, sys *system.Spec, opNam
 	if h.Timeout > 0 {
 		timeout = h.Timeout
 	}
-	// A deadline of the caller's that comes first already bounds the call; a timer of our
-	// own would only cost.
-	if dl, ok := ctx.Deadline(); timeout > 0 && (!ok || time.Until(dl) > timeout) {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
+	// The call ends at the caller's deadline or after the timeout, whichever comes first.
+	deadline, hasDeadline := ctx.Deadline()
+	if timeout > 0 {
+		if d := time.Now().Add(timeout); !hasDeadline || d.Before(deadline) {
+			deadline, hasDeadline = d, true
+		}
 	}
 	limit := sys.HTTP.MaxResponseBytes
 	if limit <= 0 {
 		limit = MaxResponseBytes
 	}
 	sc := c.client(sysName, sys.HTTP)
-	x := exchange{method: h.Method, url: target, body: body, call: &call, sys: sys.HTTP, op: h, limit: limit}
+	x := exchange{method: h.Method, url: target, body: body, call: &call, sys: sys.HTTP, op: h, limit: limit, deadline: deadline}
 	var ans *answer
 	if sc.fast {
+		// The lean client takes the deadline itself: no timer, no context of our own.
 		ans, err = c.fastExchange(ctx, sysName, sc, &x)
 	} else {
+		if hasDeadline {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, deadline)
+			defer cancel()
+		}
 		ans, err = c.stdExchange(ctx, sysName, sc, &x)
 	}
 	if err != nil {
@@ -307,27 +314,50 @@ func isTLSConfigError(err error) bool {
 // percent-encoded as one path segment) and adds the query.
 func buildURL(base string, h *system.HTTPOperation, call Call) (string, error) {
 	var missing, dots []string
-	path := placeholderRe.ReplaceAllStringFunc(h.Path, func(m string) string {
-		name := m[1 : len(m)-1]
+	// The placeholders are filled by hand: a regular expression here costs more than the
+	// rest of building the request.
+	var b strings.Builder
+	b.Grow(len(base) + len(h.Path) + 16)
+	b.WriteString(strings.TrimSuffix(base, "/"))
+	rest := h.Path
+	for {
+		i := strings.IndexByte(rest, '{')
+		j := strings.IndexByte(rest[max(i, 0):], '}')
+		if i < 0 || j < 0 {
+			b.WriteString(rest)
+			break
+		}
+		j += i
+		b.WriteString(rest[:i])
+		name := rest[i+1 : j]
 		v, ok := call.Params[name]
-		if !ok || v == nil {
+		switch s := ""; {
+		case !ok || v == nil:
 			missing = append(missing, name)
-			return m
+			b.WriteString(rest[i : j+1])
+		default:
+			s = expr.ToString(v)
+			if s == "." || s == ".." {
+				// Percent-encoding leaves dots alone, and a server resolves them: a value
+				// of ".." would climb out of the operation's path.
+				dots = append(dots, name)
+			}
+			b.WriteString(url.PathEscape(s))
 		}
-		s := expr.ToString(v)
-		if s == "." || s == ".." {
-			// Percent-encoding leaves dots alone, and a server resolves them: a value
-			// of ".." would climb out of the operation's path.
-			dots = append(dots, name)
-		}
-		return url.PathEscape(s)
-	})
+		rest = rest[j+1:]
+	}
 	if len(missing) > 0 {
 		return "", fmt.Errorf("the path %s needs the parameter %s", h.Path, strings.Join(missing, ", "))
 	}
 	if len(dots) > 0 {
 		return "", fmt.Errorf("the path %s: parameter %s may not be . or ..", h.Path, strings.Join(dots, ", "))
 	}
+	if len(h.Query) == 0 && len(call.Query) == 0 {
+		// The base URL was checked when the definitions were loaded, and the path is
+		// made of escaped segments: there is nothing to parse.
+		return b.String(), nil
+	}
+	path := strings.TrimPrefix(b.String(), strings.TrimSuffix(base, "/"))
 	u, err := url.Parse(strings.TrimSuffix(base, "/") + path)
 	if err != nil {
 		return "", err

@@ -1,0 +1,188 @@
+package platform
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"sync"
+
+	"github.com/valyala/fasthttp"
+)
+
+// leanHandler serves net/http handlers on the lean server. It is narrower than a general
+// adaptor on purpose, because what it leaves out is what costs: the handler runs on the
+// server's worker goroutine (no goroutine per request, so no fresh stack to grow), the
+// request, its header map and the answer's are reused from a pool, and the request's
+// context is a plain one that needs no goroutine to follow a parent (a context derived
+// from the server's request context would start one for every timeout). The handlers of
+// the http listener neither flush, nor hijack, nor keep the request after they return,
+// which is what makes this safe.
+type leanHandler struct {
+	h    http.Handler
+	log  *slog.Logger
+	pool sync.Pool
+}
+
+// leanExchange is the reusable state of one request.
+type leanExchange struct {
+	req    http.Request
+	header http.Header
+	body   leanBody
+	w      leanWriter
+}
+
+func newLeanHandler(h http.Handler, log *slog.Logger) *leanHandler {
+	l := &leanHandler{h: h, log: log}
+	l.pool.New = func() any {
+		return &leanExchange{header: make(http.Header, 16), w: leanWriter{header: make(http.Header, 8)}}
+	}
+	return l
+}
+
+// methods spares an allocation for the usual methods.
+var methods = map[string]string{"GET": "GET", "POST": "POST", "PUT": "PUT", "PATCH": "PATCH", "DELETE": "DELETE",
+	"HEAD": "HEAD", "OPTIONS": "OPTIONS"}
+
+func (l *leanHandler) serve(ctx *fasthttp.RequestCtx) {
+	x := l.pool.Get().(*leanExchange)
+	defer l.pool.Put(x)
+	uri := string(ctx.RequestURI())
+	u, err := url.ParseRequestURI(uri)
+	if err != nil {
+		ctx.Error("Bad Request: malformed request target", fasthttp.StatusBadRequest)
+		return
+	}
+	clear(x.header)
+	for k, v := range ctx.Request.Header.All() {
+		// Copies, not views of the connection's buffer: a handler may keep a value in
+		// something that outlives the request (a log record, a cache key).
+		key := string(k)
+		x.header[key] = append(x.header[key], string(v))
+	}
+	m := ctx.Method()
+	method, ok := methods[string(m)]
+	if !ok {
+		method = string(m)
+	}
+	body := ctx.PostBody()
+	x.body.r.Reset(body)
+	x.req = http.Request{
+		Method: method, URL: u, RequestURI: uri, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: x.header, Body: &x.body, ContentLength: int64(len(body)), Host: string(ctx.Host()),
+		RemoteAddr: ctx.RemoteAddr().String(),
+	}
+	if !ctx.Request.Header.IsHTTP11() {
+		x.req.Proto, x.req.ProtoMinor = "HTTP/1.0", 0
+	}
+	if te := x.header["Transfer-Encoding"]; te != nil {
+		x.req.TransferEncoding = te
+		delete(x.header, "Transfer-Encoding")
+	}
+	x.w.reset(ctx)
+	r := x.req.WithContext(context.Background())
+	defer func() {
+		if rec := recover(); rec != nil {
+			if rec == http.ErrAbortHandler {
+				ctx.SetConnectionClose()
+				return
+			}
+			l.log.Error("panic serving a request", "path", u.Path, "panic", fmt.Sprint(rec), "stack", string(debug.Stack()))
+			if !x.w.wrote {
+				ctx.Response.Reset()
+				ctx.Error("Internal Server Error", fasthttp.StatusInternalServerError)
+			}
+			ctx.SetConnectionClose()
+		}
+	}()
+	l.h.ServeHTTP(&x.w, r)
+	x.w.finish()
+}
+
+// leanBody is a request body read from the server's buffer.
+type leanBody struct{ r bytes.Reader }
+
+func (b *leanBody) Read(p []byte) (int, error) { return b.r.Read(p) }
+func (b *leanBody) Close() error               { return nil }
+
+// leanWriter is the http.ResponseWriter of a request on the lean server.
+type leanWriter struct {
+	ctx    *fasthttp.RequestCtx
+	header http.Header
+	status int
+	wrote  bool
+	// typed says the answer has a Content-Type; without one, the first write sniffs it.
+	typed bool
+}
+
+func (w *leanWriter) reset(ctx *fasthttp.RequestCtx) {
+	w.ctx, w.status, w.wrote, w.typed = ctx, 0, false, false
+	clear(w.header)
+}
+
+func (w *leanWriter) Header() http.Header { return w.header }
+
+// WriteHeader sends the status and the headers as they are now, as net/http does.
+func (w *leanWriter) WriteHeader(code int) {
+	if w.wrote {
+		return
+	}
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
+	}
+	w.wrote, w.status = true, code
+	w.ctx.SetStatusCode(code)
+	h := &w.ctx.Response.Header
+	for k, vs := range w.header {
+		switch k {
+		case "Content-Length", "Transfer-Encoding", "Connection":
+			// The server frames the answer itself.
+			if k == "Connection" && len(vs) > 0 && vs[0] == "close" {
+				w.ctx.SetConnectionClose()
+			}
+			continue
+		case "Content-Type":
+			if len(vs) > 0 {
+				h.SetContentType(vs[0])
+				w.typed = true
+			}
+			continue
+		}
+		for i, v := range vs {
+			if i == 0 {
+				h.Set(k, v)
+			} else {
+				h.Add(k, v)
+			}
+		}
+	}
+	if !w.typed {
+		// The body decides, on the first write, as net/http does.
+		h.SetNoDefaultContentType(true)
+	}
+}
+
+func (w *leanWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.status == http.StatusNoContent || w.status == http.StatusNotModified || w.status < 200 {
+		return 0, http.ErrBodyNotAllowed
+	}
+	if !w.typed && len(b) > 0 {
+		w.ctx.Response.Header.SetContentType(http.DetectContentType(b[:min(len(b), 512)]))
+		w.typed = true
+	}
+	w.ctx.Response.AppendBody(b)
+	return len(b), nil
+}
+
+// finish completes an answer the handler never wrote: 200 with no body, as net/http.
+func (w *leanWriter) finish() {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+}

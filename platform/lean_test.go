@@ -1,0 +1,114 @@
+package platform
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// startLean serves h on the lean server on a free loopback port.
+func startLean(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newLeanServer(h, slog.New(slog.NewTextHandler(io.Discard, nil)), 1<<20)
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(func() { _ = s.Shutdown(t.Context()) })
+	return "http://" + ln.Addr().String()
+}
+
+// TestLeanServerAnswersAsNetHTTP checks the lean server's handling of what the http
+// listener's handlers do: status and headers, a sniffed content type, bodies read and
+// written, a 204, a HEAD, a panic, and request values that stay intact after the request.
+func TestLeanServerAnswersAsNetHTTP(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		kept []string
+	)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /echo/{name}", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		kept = append(kept, r.Header.Get("X-Keep"))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Add("X-Multi", "a")
+		w.Header().Add("X-Multi", "b")
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprintf(w, `{"name":%q,"q":%q,"body":%q,"method":%q,"len":%d}`, r.PathValue("name"), r.URL.Query().Get("q"), body, r.Method, r.ContentLength)
+	})
+	mux.HandleFunc("GET /sniff", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "<html><body>hi</body></html>")
+	})
+	mux.HandleFunc("GET /empty", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+		if _, err := w.Write([]byte("no")); err != http.ErrBodyNotAllowed {
+			t.Errorf("a body after 204: %v", err)
+		}
+	})
+	mux.HandleFunc("GET /nothing", func(w http.ResponseWriter, r *http.Request) {})
+	mux.HandleFunc("GET /panic", func(w http.ResponseWriter, r *http.Request) { panic("boom") })
+	base := startLean(t, mux)
+
+	for i := range 20 {
+		req, _ := http.NewRequest("POST", fmt.Sprintf("%s/echo/n%%2F%d?q=%d", base, i, i), strings.NewReader(fmt.Sprintf("body-%d", i)))
+		req.Header.Set("X-Keep", fmt.Sprintf("value-%d", i))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := fmt.Sprintf(`{"name":"n/%d","q":"%d","body":"body-%d","method":"POST","len":%d}`, i, i, i, len(fmt.Sprintf("body-%d", i)))
+		if resp.StatusCode != 201 || string(got) != want || resp.Header.Get("Content-Type") != "application/json" || fmt.Sprint(resp.Header.Values("X-Multi")) != "[a b]" {
+			t.Fatalf("echo %d: %d %v %s", i, resp.StatusCode, resp.Header, got)
+		}
+	}
+	mu.Lock()
+	for i, v := range kept {
+		if v != fmt.Sprintf("value-%d", i) {
+			t.Errorf("a header value kept after its request changed: %q at %d", v, i)
+		}
+	}
+	mu.Unlock()
+
+	check := func(method, path string, status int, ctype, body string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != status || resp.Header.Get("Content-Type") != ctype || string(got) != body {
+			t.Errorf("%s %s: %d %q %q; want %d %q %q", method, path, resp.StatusCode, resp.Header.Get("Content-Type"), got, status, ctype, body)
+		}
+	}
+	check("GET", "/sniff", 200, "text/html; charset=utf-8", "<html><body>hi</body></html>")
+	check("HEAD", "/sniff", 200, "text/html; charset=utf-8", "")
+	check("GET", "/empty", 204, "", "")
+	check("GET", "/nothing", 200, "", "")
+	check("GET", "/panic", 500, "text/plain; charset=utf-8", "Internal Server Error")
+	check("GET", "/missing", 404, "text/plain; charset=utf-8", "404 page not found\n")
+
+	// HTTP/1.0 without keep-alive is answered and the connection closed.
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprint(c, "GET /sniff HTTP/1.0\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("HTTP/1.0: %v %v", resp, err)
+	}
+}
