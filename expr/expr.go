@@ -346,4 +346,31 @@ func normalize(v any) any {
 }
 
 // MarshalJSON encodes a result as JSON text.
-func MarshalJSON(v any) ([]byte, error) { return json.Marshal(normalize(v)) }
+func MarshalJSON(v any) ([]byte, error) {
+	if hasBig(v) {
+		v = normalize(v)
+	}
+	return json.Marshal(v)
+}
+
+// hasBig reports whether v holds a *big.Int anywhere, which only normalize can encode:
+// most values have none, and are encoded without a copy.
+func hasBig(v any) bool {
+	switch v := v.(type) {
+	case *big.Int:
+		return true
+	case []any:
+		for _, e := range v {
+			if hasBig(e) {
+				return true
+			}
+		}
+	case map[string]any:
+		for _, e := range v {
+			if hasBig(e) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -307,7 +307,7 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request) (*Route, *caller) {
 }
 
 // match finds the route of a method for path segments, and its parameters.
-func (a *api) match(method string, segs []string) (*Route, map[string]string) {
+func (a *api) match(method string, segs []string) (*Route, map[string]any) {
 	for _, rt := range a.byMethod[method] {
 		if len(rt.segments) != len(segs) {
 			continue
@@ -322,7 +322,10 @@ func (a *api) match(method string, segs []string) (*Route, map[string]string) {
 		if !ok {
 			continue
 		}
-		params := map[string]string{}
+		var params map[string]any
+		if n := len(rt.segments) - rt.literals; n > 0 {
+			params = make(map[string]any, n)
+		}
 		for i, s := range rt.segments {
 			if s.param != "" {
 				params[s.param] = segs[i]

@@ -20,7 +20,8 @@ import (
 // request is a request as mappings see it.
 type request struct {
 	r      *http.Request
-	params map[string]string
+	// params are the path's parameters, as strings; the mappings read them as .path.
+	params map[string]any
 	body   any
 	raw    []byte
 	caller *caller
@@ -52,9 +53,9 @@ func needsOf(src []byte) needs {
 // doc is the request as an expression's input: .method, .path, .query, .headers (names in
 // lower case, values joined) and .body.
 func (rq *request) doc(n needs) map[string]any {
-	path := make(map[string]any, len(rq.params))
-	for k, v := range rq.params {
-		path[k] = v
+	path := rq.params
+	if path == nil {
+		path = map[string]any{}
 	}
 	d := map[string]any{"method": rq.r.Method, "path": path, "body": rq.body}
 	if n&needQuery != 0 {

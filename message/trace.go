@@ -32,5 +32,11 @@ func ValidTraceparent(s string) bool {
 func NewTraceparent() string {
 	var b [24]byte
 	_, _ = rand.Read(b[:])
-	return "00-" + hex.EncodeToString(b[:16]) + "-" + hex.EncodeToString(b[16:]) + "-01"
+	var out [55]byte
+	copy(out[:], "00-")
+	hex.Encode(out[3:35], b[:16])
+	out[35] = '-'
+	hex.Encode(out[36:52], b[16:])
+	copy(out[52:], "-01")
+	return string(out[:])
 }

@@ -27,6 +27,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -34,6 +35,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -44,6 +46,7 @@ func main() {
 	flag.DurationVar(&c.duration, "duration", 10*time.Second, "how long wrk measures each scenario (whole seconds)")
 	flag.DurationVar(&c.warmup, "warmup", time.Second, "how long wrk warms each scenario up before measuring it; 0 for none")
 	flag.IntVar(&c.threads, "threads", 2, "wrk threads")
+	flag.IntVar(&c.rounds, "rounds", 3, "rounds of every scenario; each row shows the round with the median throughput")
 	flag.IntVar(&c.connections, "connections", 64, "wrk connections")
 	flag.StringVar(&c.only, "only", "", "comma-separated scenario names to run (default all): "+strings.Join(scenarioNames, ", "))
 	flag.StringVar(&c.dir, "dir", "", "scratch directory, kept afterwards (default: a new temporary one, removed)")
@@ -60,6 +63,10 @@ func main() {
 			os.Exit(1)
 		}
 		return
+	}
+	if c.rounds < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -rounds must be at least 1")
+		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
@@ -83,6 +90,7 @@ type benchConfig struct {
 	threads, connections int
 	only, dir            string
 	cpuProfile           string
+	rounds               int
 	install              bool
 	caddyVersion         string
 	causeway             string
@@ -128,6 +136,27 @@ type outcome struct {
 	load    *load
 	skipped string
 	failed  string
+	// rounds are the throughputs of every round, when there were several.
+	rounds []float64
+}
+
+// median is the outcome of the round with the median throughput, carrying every round's
+// throughput; a failed round makes the scenario failed.
+func median(runs []*outcome) *outcome {
+	var rps []float64
+	for _, o := range runs {
+		if !o.ok() {
+			return o
+		}
+		rps = append(rps, o.load.rps)
+	}
+	sorted := slices.Clone(runs)
+	slices.SortFunc(sorted, func(a, b *outcome) int { return cmp.Compare(a.load.rps, b.load.rps) })
+	m := *sorted[len(sorted)/2]
+	if len(runs) > 1 {
+		m.rounds = rps
+	}
+	return &m
 }
 
 // ok reports whether the scenario ran and its figures count.
@@ -282,24 +311,36 @@ func run(ctx context.Context, c benchConfig, out io.Writer) error {
 
 	results := map[string]*outcome{}
 	var order []scenario
-	for i, s := range scenarios {
+	for _, s := range scenarios {
 		if !c.wants(s.name) {
 			continue
 		}
 		order = append(order, s)
 		if s.skip = skips[s.name]; s.skip != "" {
 			results[s.name] = &outcome{skipped: s.skip}
-			continue
 		}
-		logf("%s: %s", s.name, s.what)
-		o, err := measure(ctx, c, t.wrk, s, filepath.Join(root, fmt.Sprintf("%d-%s", i, s.name)))
-		if err != nil {
-			return err
+	}
+	// The scenarios take turns, round after round, so that a slow spell of the machine
+	// touches them all alike; each row is the round with the median throughput.
+	all := map[string][]*outcome{}
+	for round := 1; round <= c.rounds; round++ {
+		for i, s := range order {
+			if results[s.name] != nil && results[s.name].skipped != "" {
+				continue
+			}
+			logf("%s: %s (round %d of %d)", s.name, s.what, round, c.rounds)
+			o, err := measure(ctx, c, t.wrk, s, filepath.Join(root, fmt.Sprintf("%d-%d-%s", round, i, s.name)))
+			if err != nil {
+				return err
+			}
+			if o.failed != "" {
+				logf("%s FAILED: %s", s.name, o.failed)
+			}
+			all[s.name] = append(all[s.name], o)
 		}
-		if o.failed != "" {
-			logf("%s FAILED: %s", s.name, o.failed)
-		}
-		results[s.name] = o
+	}
+	for name, runs := range all {
+		results[name] = median(runs)
 	}
 	report(out, c, t, order, results, notes)
 	var failed []string

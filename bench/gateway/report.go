@@ -31,6 +31,9 @@ func report(out io.Writer, c benchConfig, t *tools, order []scenario, results ma
 	fmt.Fprintf(out, "Gateway benchmark, %s/%s, %d CPUs, GET /items/%s (%d-byte JSON answer), wrk -t%d -c%d -d%s --latency %s, %s\n",
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), itemID, len(itemBody), c.threads, c.connections,
 		wrkDuration(c.duration), warmup, time.Now().UTC().Format(time.RFC3339))
+	if c.rounds > 1 {
+		fmt.Fprintf(out, "Each scenario measured in %d rounds, taking turns; each row is its median round.\n", c.rounds)
+	}
 	var versions []string
 	for _, v := range t.versions {
 		if v != "" {
@@ -38,6 +41,7 @@ func report(out io.Writer, c benchConfig, t *tools, order []scenario, results ma
 		}
 	}
 	fmt.Fprintf(out, "Tools: %s\n\n", strings.Join(versions, "; "))
+	var rounds []string
 	fmt.Fprintln(out, "| scenario | req/s | p50 | p99 | vs direct | vs nginx | vs caddy |")
 	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|")
 	for _, s := range order {
@@ -61,6 +65,16 @@ func report(out io.Writer, c benchConfig, t *tools, order []scenario, results ma
 		}
 		fmt.Fprintf(out, "| %s | %.0f | %s | %s | %s | %s | %s |\n", name, o.load.rps, fmtDur(o.load.p50), fmtDur(o.load.p99),
 			vs(s.name, "direct", results), vs(s.name, "nginx", results), vs(s.name, "caddy", results))
+		if len(o.rounds) > 1 {
+			var rs []string
+			for _, r := range o.rounds {
+				rs = append(rs, fmt.Sprintf("%.0f", r))
+			}
+			rounds = append(rounds, fmt.Sprintf("%s %s", s.name, strings.Join(rs, ", ")))
+		}
+	}
+	if len(rounds) > 0 {
+		notes = append([]string{"req/s of each round (the row is the median round): " + strings.Join(rounds, "; ") + "."}, notes...)
 	}
 	if len(notes) > 0 {
 		fmt.Fprintln(out)

@@ -35,3 +35,16 @@ Transfer/sec:      8.14MB
 		t.Error("a report without percentiles parsed")
 	}
 }
+
+// TestMedianRound picks the round with the median throughput and keeps every round's.
+func TestMedianRound(t *testing.T) {
+	runs := []*outcome{{load: &load{rps: 300}}, {load: &load{rps: 100}}, {load: &load{rps: 200, p50: 7}}}
+	m := median(runs)
+	if m.load.rps != 200 || m.load.p50 != 7 || len(m.rounds) != 3 || m.rounds[0] != 300 {
+		t.Fatalf("median: %+v %v", m.load, m.rounds)
+	}
+	failed := &outcome{load: &load{rps: 1}, failed: "non-2xx"}
+	if median([]*outcome{runs[0], failed}) != failed {
+		t.Fatal("a failed round does not fail the scenario")
+	}
+}

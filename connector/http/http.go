@@ -184,10 +184,11 @@ func (c *Client) Do(ctx context.Context, sysName string, sys *system.Spec, opNam
 			outcome = "transient"
 		}
 	}
+	took := time.Since(start)
 	c.calls.WithLabelValues("http", sysName, opName, outcome).Inc()
-	c.duration.WithLabelValues("http", sysName, opName).Observe(time.Since(start).Seconds())
+	c.duration.WithLabelValues("http", sysName, opName).Observe(took.Seconds())
 	if res != nil {
-		res.Duration = time.Since(start)
+		res.Duration = took
 	}
 	return res, err
 }
