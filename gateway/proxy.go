@@ -19,7 +19,7 @@ import (
 
 // request is a request as mappings see it.
 type request struct {
-	r      *http.Request
+	r *http.Request
 	// params are the path's parameters, as strings; the mappings read them as .path.
 	params map[string]any
 	body   any
