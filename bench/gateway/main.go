@@ -7,7 +7,8 @@
 //
 // The backend is a Go net/http server answering GET /items/{id} with a small JSON object.
 // Scenarios, in order: direct (the backend itself, the reference); nethttp-proxy
-// (net/http/httputil.ReverseProxy); nginx (reverse proxy with keep-alive upstream
+// (net/http/httputil.ReverseProxy); fasthttp-proxy (fasthttp's server and client passing
+// requests through and doing nothing else: the floor of a Go proxy here); nginx (reverse proxy with keep-alive upstream
 // connections); caddy (reverse_proxy); causeway-plain (an API route proxying to a System
 // operation, without policies); and causeway-policies (the same with API key
 // authentication, a rate limit and a response mapping). The load generator is wrk, with
@@ -110,7 +111,7 @@ func (c benchConfig) wants(name string) bool {
 }
 
 // scenarioNames are the scenarios in the order they run.
-var scenarioNames = []string{"direct", "nethttp-proxy", "nginx", "caddy", "causeway-plain", "causeway-policies"}
+var scenarioNames = []string{"direct", "nethttp-proxy", "fasthttp-proxy", "nginx", "caddy", "causeway-plain", "causeway-policies"}
 
 // scenario is one measured configuration.
 type scenario struct {
@@ -265,6 +266,15 @@ func run(ctx context.Context, c benchConfig, out io.Writer) error {
 		}},
 		{name: "nethttp-proxy", what: "net/http/httputil.ReverseProxy", start: func(ctx context.Context, _ string) (*target, error) {
 			p, addr, err := cs.startRole(ctx, "proxy", "-target", "http://"+backendAddr)
+			if err != nil {
+				return nil, err
+			}
+			tg := plain("http://"+addr+itemPath, wantItem)
+			tg.stop = func() { cs.stop(p) }
+			return tg, nil
+		}},
+		{name: "fasthttp-proxy", what: "bare fasthttp server and client passing requests through", start: func(ctx context.Context, _ string) (*target, error) {
+			p, addr, err := cs.startRole(ctx, "fastproxy", "-target", "http://"+backendAddr)
 			if err != nil {
 				return nil, err
 			}

@@ -14,6 +14,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // itemID is the item every scenario asks for, and itemBody the backend's answer for it.
@@ -58,6 +60,8 @@ func serveRole(role, target string) error {
 				DisableCompression:  true,
 			},
 		}
+	case "fastproxy":
+		return serveFastProxy(ctx, target)
 	default:
 		return fmt.Errorf("unknown role %q", role)
 	}
@@ -88,4 +92,29 @@ func backendHandler() http.Handler {
 		_, _ = w.Write(body)
 	})
 	return mux
+}
+
+// serveFastProxy passes every request to target with fasthttp's server and client and does
+// nothing else: no routing, no header rules, no metrics. It is the floor of what a Go
+// proxy costs on the machine, which no gateway doing any work can go below.
+func serveFastProxy(ctx context.Context, target string) error {
+	u, err := url.Parse(target)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("-target %q: expected http://host:port", target)
+	}
+	client := &fasthttp.HostClient{Addr: u.Host, MaxConns: 1024, ReadBufferSize: 16 << 10}
+	srv := &fasthttp.Server{Handler: func(c *fasthttp.RequestCtx) {
+		c.Request.SetHost(u.Host)
+		if err := client.Do(&c.Request, &c.Response); err != nil {
+			c.Error("bad gateway", fasthttp.StatusBadGateway)
+		}
+	}, NoDefaultServerHeader: true}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go srv.Serve(ln) //nolint:errcheck // ends with Shutdown below
+	fmt.Printf("READY %s\n", ln.Addr())
+	<-ctx.Done()
+	return srv.Shutdown()
 }
