@@ -169,9 +169,15 @@ func (a *api) callAndMap(ctx context.Context, rt *Route, with map[string]any, in
 	body := out.Body
 	if m := p.Response; m != nil {
 		if m.body != nil {
-			headers := make(map[string]any, len(out.Headers))
-			for k, vs := range out.Headers {
-				headers[strings.ToLower(k)] = strings.Join(vs, ", ")
+			var headers map[string]any
+			if m.readsHeaders {
+				headers = make(map[string]any, len(out.Headers))
+				for k, vs := range out.Headers {
+					headers[strings.ToLower(k)] = strings.Join(vs, ", ")
+				}
+			} else {
+				// The mapping does not read them: an empty object is all it can see.
+				headers = map[string]any{}
 			}
 			v, err := m.body.Eval(ctx, map[string]any{"status": out.Status, "headers": headers, "body": out.Body})
 			if err != nil {

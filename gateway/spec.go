@@ -124,6 +124,8 @@ type Response struct {
 	Headers map[string]string `yaml:"headers" doc:"Headers to set on the answer."`
 
 	body *expr.Program
+	// readsHeaders says the body mapping mentions the answer's headers.
+	readsHeaders bool
 }
 
 // FlowRoute is a route to a flow.
@@ -368,7 +370,7 @@ func (p *Proxy) provision(ctx *config.Context, at string) {
 			if err != nil {
 				ctx.Errorf(at+".response.body", "%v", err)
 			}
-			r.body = prog
+			r.body, r.readsHeaders = prog, needsOf([]byte(r.Body))&needHeaders != 0
 		}
 		if r.Status != 0 && (r.Status < 200 || r.Status > 299) {
 			ctx.Errorf(at+".response.status", "a success status, from 200 to 299")

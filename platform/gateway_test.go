@@ -60,6 +60,12 @@ spec:
         response:
           body: '{id: .body.order_no, total: (.body.amount | tonumber), status: (.body.state | ascii_downcase)}'
           headers: {Cache-Control: no-store}
+    - match: GET /orders/{id}/version
+      proxy:
+        call: erp.getOrder
+        with: {no: "${{ .path.id }}"}
+        response:
+          body: '{id: .body.order_no, version: .headers.etag, status: .status}'
     - match: POST /orders/lookup
       proxy:
         call: erp.getOrder
@@ -90,6 +96,7 @@ func TestGatewayStandardizesTwoBackends(t *testing.T) {
 		switch r.URL.Path {
 		case "/erp/orders/A-1":
 			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("ETag", `"v7"`)
 			_, _ = io.WriteString(w, `{"order_no":"A-1","amount":"12.50","state":"OPEN"}`)
 		case "/erp/orders/boom":
 			w.WriteHeader(http.StatusInternalServerError)
@@ -123,6 +130,10 @@ func TestGatewayStandardizesTwoBackends(t *testing.T) {
 	a := do(t, "GET", base+"/orders/A-1", "", "")
 	if a.status != 200 || a.raw != `{"id":"A-1","status":"open","total":12.5}` || a.header.Get("Cache-Control") != "no-store" {
 		t.Errorf("order: %d %s %v", a.status, a.raw, a.header)
+	}
+	a = do(t, "GET", base+"/orders/A-1/version", "", "")
+	if a.status != 200 || a.raw != `{"id":"A-1","status":200,"version":"\"v7\""}` {
+		t.Errorf("a mapping of the answer's headers: %d %s", a.status, a.raw)
 	}
 	a = do(t, "GET", base+"/customers/c-7", "", "")
 	if a.status != 200 || a.raw != `{"id":"c-7","name":"Ada Lovelace","tier":"gold"}` {
