@@ -25,10 +25,13 @@ const Kind = "API"
 
 const kindDoc = `An API is a standard HTTP face on one or more systems, served by the gateway on the http
 listener under its basePath. Each route matches a method and a path with {parameters} and
-either proxies to an operation of a System — the request mapped into the operation's
-parameters, the answer mapped into the API's own objects, backend failures turned into
-problem+json without the backend's details — or invokes a flow and answers with its reply.
-A proxy can only reach its System's base URL: the operation says where.`
+proxies to an operation of a System — the request mapped into the operation's parameters,
+the answer mapped into the API's own objects, backend failures turned into problem+json
+without the backend's details — invokes a flow and answers with its reply, or publishes a
+message and answers 202 with the URL of the request's status. A proxy or flow route whose
+system is offline or in maintenance fails with 503 or, with whenOffline: queue, accepts the
+request into the bus and carries it out once the system is back. A proxy can only reach
+its System's base URL: the operation says where.`
 
 const kindExample = `apiVersion: causeway/v1
 kind: API
