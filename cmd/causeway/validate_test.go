@@ -38,7 +38,7 @@ func TestValidateQuickstart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("validate failed: %v\n%s", err, out)
 	}
-	want := "valid: 10 resources (2 Flow, 3 FlowTest, 4 MessageType, 1 System) in " + dir + "\n"
+	want := "valid: 11 resources (1 API, 2 Flow, 3 FlowTest, 4 MessageType, 1 System) in " + dir + "\n"
 	if out != want {
 		t.Errorf("output %q, want %q", out, want)
 	}
