@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // startLean serves h on the lean server on a free loopback port.
@@ -19,7 +20,7 @@ func startLean(t *testing.T, h http.Handler) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newLeanServer(h, slog.New(slog.NewTextHandler(io.Discard, nil)), 1<<20)
+	s := newLeanServer(h, slog.New(slog.NewTextHandler(io.Discard, nil)), 1<<20, 300*time.Millisecond)
 	go func() { _ = s.Serve(ln) }()
 	t.Cleanup(func() { _ = s.Shutdown(t.Context()) })
 	return "http://" + ln.Addr().String()
@@ -110,5 +111,44 @@ func TestLeanServerAnswersAsNetHTTP(t *testing.T) {
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("HTTP/1.0: %v %v", resp, err)
+	}
+}
+
+// TestLeanServerDropsSlowHeaders closes a connection whose request headers do not arrive
+// within the header timeout, while a body that is slower than that is still read.
+func TestLeanServerDropsSlowHeaders(t *testing.T) {
+	base := startLean(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		_, _ = w.Write(b)
+	}))
+	addr := strings.TrimPrefix(base, "http://")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprint(c, "GET / HTTP/1.1\r\nHost: x\r\n")
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	start := time.Now()
+	_, _ = io.ReadAll(c)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("a request whose headers never end held the connection for %v", took)
+	}
+
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	fmt.Fprint(slow, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab")
+	time.Sleep(500 * time.Millisecond)
+	fmt.Fprint(slow, "cd")
+	resp, err := http.ReadResponse(bufio.NewReader(slow), nil)
+	if err != nil {
+		t.Fatalf("a body slower than the header timeout: %v", err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(got) != "abcd" {
+		t.Fatalf("slow body: %d %q", resp.StatusCode, got)
 	}
 }

@@ -218,7 +218,7 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 	}
 	switch opts.HTTPServer {
 	case "", EngineLean:
-		p.httpSrv = newLeanServer(p.httpRoutes(ing, hooks, p.gateway), p.log, p.maxBody())
+		p.httpSrv = newLeanServer(p.httpRoutes(ing, hooks, p.gateway), p.log, p.maxBody(), readHeaderTimeout)
 	case EngineStandard:
 		p.httpSrv = newServer(p.httpRoutes(ing, hooks, p.gateway), p.log)
 	default:

@@ -59,19 +59,28 @@ type leanServer struct {
 
 // newLeanServer serves h. maxBody bounds a request body: the handlers apply their own,
 // smaller limits with their own errors, so this one only has to be above all of them.
-func newLeanServer(h http.Handler, log *slog.Logger, maxBody int64) *leanServer {
+// headerTimeout bounds the wait for a request's line and headers (readHeaderTimeout).
+func newLeanServer(h http.Handler, log *slog.Logger, maxBody int64, headerTimeout time.Duration) *leanServer {
 	return &leanServer{s: &fasthttp.Server{
+		// The handlers see the request target as it was sent, never fasthttp's
+		// normalized path: that would hide a traversal attempt the gateway refuses, and
+		// decode what a route must see encoded.
 		Handler:               newLeanHandler(h, log).serve,
-		Name:                  "",
 		NoDefaultServerHeader: true,
-		ReadTimeout:           readTimeout,
-		WriteTimeout:          readTimeout,
-		IdleTimeout:           idleTimeout,
+		// A request's line and headers must arrive within readHeaderTimeout, as with the
+		// standard server; a body gets readTimeout once its headers are in.
+		ReadTimeout:  headerTimeout,
+		WriteTimeout: readTimeout,
+		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			if h.ContentLength() != 0 {
+				return fasthttp.RequestConfig{ReadTimeout: readTimeout}
+			}
+			return fasthttp.RequestConfig{}
+		},
+		IdleTimeout: idleTimeout,
 		// The read buffer bounds the request line and headers, as MaxHeaderBytes does.
-		ReadBufferSize:     maxHeaderBytes,
-		MaxRequestBodySize: int(maxBody),
-		// Paths are the handlers' to check: a normalized path would hide a traversal
-		// attempt the gateway refuses, and decode what a route must see encoded.
+		ReadBufferSize:                maxHeaderBytes,
+		MaxRequestBodySize:            int(maxBody),
 		DisablePreParseMultipartForm:  true,
 		DisableHeaderNamesNormalizing: false,
 		CloseOnShutdown:               true,
