@@ -24,3 +24,24 @@ func RequireService(t testing.TB, name, addr string) {
 	}
 	t.Skip(msg)
 }
+
+// Chromium returns the path of the Chromium the browser tests drive. When there is none,
+// the test is skipped saying how to install it, or fails when CAUSEWAY_REQUIRE_SERVICES=1
+// (.ci/run installs it).
+func Chromium(t testing.TB) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("CAUSEWAY_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	msg := "no Chromium for browser tests (apt-get install -y chromium, or set CAUSEWAY_CHROMIUM)"
+	if os.Getenv("CAUSEWAY_REQUIRE_SERVICES") == "1" {
+		t.Fatal(msg + "; CAUSEWAY_REQUIRE_SERVICES=1 makes that a failure")
+	}
+	t.Skip(msg)
+	return ""
+}
