@@ -28,6 +28,8 @@ type deadlineCtx struct {
 	err   error
 	done  chan struct{}
 	timer *time.Timer
+	// after are the functions to run when the context ends (AfterFunc).
+	after map[*func()]struct{}
 }
 
 func (c *deadlineCtx) Deadline() (time.Time, bool) { return c.deadline, true }
@@ -46,6 +48,12 @@ func (c *deadlineCtx) Err() error {
 func (c *deadlineCtx) Done() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.startLocked()
+	return c.done
+}
+
+// startLocked makes the channel and starts the timer, once something waits.
+func (c *deadlineCtx) startLocked() {
 	if c.done == nil {
 		c.done = make(chan struct{})
 		switch {
@@ -57,7 +65,34 @@ func (c *deadlineCtx) Done() <-chan struct{} {
 			c.timer = time.AfterFunc(time.Until(c.deadline), func() { c.end(context.DeadlineExceeded) })
 		}
 	}
-	return c.done
+}
+
+// AfterFunc runs f in a goroutine of its own once the context ends, as context.AfterFunc
+// does. A context derived from this one uses it to follow it: without it, the context
+// package would start a goroutine for every derived context (every jq evaluation's
+// time limit, for one) to wait on Done.
+func (c *deadlineCtx) AfterFunc(f func()) (stop func() bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.startLocked()
+	if c.err != nil {
+		go f()
+		return func() bool { return false }
+	}
+	key := &f
+	if c.after == nil {
+		c.after = map[*func()]struct{}{}
+	}
+	c.after[key] = struct{}{}
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if _, ok := c.after[key]; ok {
+			delete(c.after, key)
+			return true
+		}
+		return false
+	}
 }
 
 // end ends the context with err, unless it has ended already.
@@ -78,4 +113,8 @@ func (c *deadlineCtx) endLocked(err error) {
 	if c.done != nil {
 		close(c.done)
 	}
+	for f := range c.after {
+		go (*f)()
+	}
+	c.after = nil
 }

@@ -63,3 +63,37 @@ func TestDeadlineContext(t *testing.T) {
 		t.Fatalf("a cancellable parent's cancel did not reach the child: %v", ctx.Err())
 	}
 }
+
+// TestDeadlineContextAfterFunc checks that derived contexts follow the lazy context through
+// AfterFunc, and that a stopped function does not run.
+func TestDeadlineContextAfterFunc(t *testing.T) {
+	ctx, cancel := withDeadline(context.Background(), time.Now().Add(time.Hour))
+	child, stopChild := context.WithTimeout(ctx, time.Hour)
+	defer stopChild()
+	ran := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { t.Error("a stopped function ran") })
+	if !stop() {
+		t.Fatal("stop of a pending function reported false")
+	}
+	context.AfterFunc(ctx, func() { close(ran) })
+	cancel()
+	select {
+	case <-child.Done():
+	case <-time.After(2 * time.Second):
+		t.Fatal("a derived context did not end with its parent")
+	}
+	select {
+	case <-ran:
+	case <-time.After(2 * time.Second):
+		t.Fatal("an AfterFunc function did not run")
+	}
+	late := make(chan struct{})
+	if context.AfterFunc(ctx, func() { close(late) })() {
+		t.Error("stop after the end reported true")
+	}
+	select {
+	case <-late:
+	case <-time.After(2 * time.Second):
+		t.Fatal("a function registered after the end did not run")
+	}
+}
