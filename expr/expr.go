@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"regexp"
 	"strings"
 	"time"
 
@@ -43,14 +42,9 @@ type Program struct {
 	src    string
 	code   *gojq.Code
 	limits Limits
-	// path is the keys of a program that is only a path of object keys (.a.b.c), which
-	// Eval follows without running jq: most mappings are such paths, and jq's machinery
-	// (and the timer of its time limit) costs many times the lookup.
-	path []string
+	// fast runs the program without jq when it is simple enough (see fast.go).
+	fast fastNode
 }
-
-// simplePath matches programs that are a path of plain object keys.
-var simplePath = regexp.MustCompile(`^\s*((?:\.[A-Za-z_][A-Za-z0-9_]*)+)\s*$`)
 
 // SyntaxError is a jq program that does not compile. Offset is the byte offset in the
 // program where the parser stopped, or -1 when the error is not about one place (an
@@ -101,11 +95,7 @@ func Compile(src string) (*Program, error) {
 	if err != nil {
 		return nil, &SyntaxError{Src: src, Offset: -1, Msg: err.Error()}
 	}
-	prog := &Program{src: src, code: code, limits: DefaultLimits}
-	if m := simplePath.FindStringSubmatch(src); m != nil {
-		prog.path = strings.Split(m[1][1:], ".")
-	}
-	return prog, nil
+	return &Program{src: src, code: code, limits: DefaultLimits, fast: compileFast(q)}, nil
 }
 
 // MustCompile is Compile for programs written in Go code; it panics on an error, so it must
@@ -153,14 +143,14 @@ var (
 // nil, bool, numbers (int, float64, *big.Int or json.Number), string, []any and
 // map[string]any, as DecodeJSON returns them.
 func (p *Program) Eval(ctx context.Context, input any) (any, error) {
-	if p.path != nil {
-		if v, ok := p.follow(input); ok {
+	if p.fast != nil {
+		if v, ok := p.fast.eval(input); ok {
 			if p.limits.MaxBytes > 0 && !fits(v, p.limits.MaxBytes) {
 				return nil, &EvalError{Src: p.src, Err: fmt.Errorf("%w of %d bytes", ErrTooLarge, p.limits.MaxBytes)}
 			}
 			return v, nil
 		}
-		// Indexing something that is not an object is jq's error to word.
+		// What the direct evaluator gives up on (an error, most often) is jq's to run.
 	}
 	if p.limits.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -182,22 +172,6 @@ func (p *Program) Eval(ctx context.Context, input any) (any, error) {
 		return nil, &EvalError{Src: p.src, Err: fmt.Errorf("%w of %d bytes", ErrTooLarge, p.limits.MaxBytes)}
 	}
 	return v, nil
-}
-
-// follow walks a simple path as jq does: a missing key or null gives null; false means a
-// step met something that is not an object, which is an error.
-func (p *Program) follow(v any) (any, bool) {
-	for _, k := range p.path {
-		switch o := v.(type) {
-		case nil:
-			return nil, true
-		case map[string]any:
-			v = o[k]
-		default:
-			return nil, false
-		}
-	}
-	return v, true
 }
 
 // Bool runs p as a filter: its first result must be a boolean.

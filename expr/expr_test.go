@@ -242,21 +242,24 @@ func TestSimplePathsAgreeWithJq(t *testing.T) {
 		map[string]any{"path": "a string"},
 		map[string]any{"path": []any{1.0, 2.0}},
 		map[string]any{"path": nil},
+		map[string]any{"path": map[string]any{"id": json.Number("39.80"), "n": json.Number("1e2"), "deep": json.Number("12345678901234567890")}},
 		"top-level string",
 		[]any{"a"},
 		42.0,
 	}
 	for _, src := range []string{".path", ".path.id", " .path.deep.x ", ".path.n", ".path.missing.more", ".nope"} {
 		p := MustCompile(src)
-		if p.path == nil {
+		if p.fast == nil {
 			t.Fatalf("%q is not taken as a simple path", src)
 		}
 		jq := *p
-		jq.path = nil
+		jq.fast = nil
 		for _, in := range inputs {
 			got, gerr := p.Eval(context.Background(), in)
 			want, werr := jq.Eval(context.Background(), in)
-			if (gerr == nil) != (werr == nil) || fmt.Sprint(got) != fmt.Sprint(want) {
+			gj, _ := MarshalJSON(got)
+			wj, _ := MarshalJSON(want)
+			if (gerr == nil) != (werr == nil) || fmt.Sprint(got) != fmt.Sprint(want) || string(gj) != string(wj) || fmt.Sprintf("%T", got) != fmt.Sprintf("%T", want) {
 				t.Errorf("%q on %#v: fast path %v, %v; jq %v, %v", src, in, got, gerr, want, werr)
 			}
 			if gerr != nil && gerr.Error() != werr.Error() {
@@ -264,8 +267,8 @@ func TestSimplePathsAgreeWithJq(t *testing.T) {
 			}
 		}
 	}
-	for _, src := range []string{".", ".a[0]", ".a | .b", ".a?", `."a b"`, ".a.b // 1"} {
-		if MustCompile(src).path != nil {
+	for _, src := range []string{".", ".a[0]", ".a | .b", ".a?", `."a b"`, ".a.b // 1", "-.a", `"x\(.a)"`, "[.a]", "{a}", "{(.k): 1}", ".a.b?"} {
+		if MustCompile(src).fast != nil {
 			t.Errorf("%q taken as a simple path", src)
 		}
 	}

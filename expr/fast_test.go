@@ -1,0 +1,147 @@
+package expr
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// TestFastAgreesWithJq generates programs within the direct evaluator's reach and inputs
+// of every shape, and checks that Eval gives what jq gives: the same error or the same
+// value, of the same Go type, encoded the same.
+func TestFastAgreesWithJq(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	numbers := []string{"0", "1", "-1", "2", "100", "1999", "0.5", "39.80", "1e2", "-3.25",
+		"9223372036854775807", "-9223372036854775808", "12345678901234567890", "1.5e300"}
+	leaf := func() any {
+		switch rng.IntN(7) {
+		case 0:
+			return nil
+		case 1:
+			return "text"
+		case 2:
+			return rng.IntN(2) == 0
+		case 3:
+			return []any{json.Number("1")}
+		default:
+			return json.Number(numbers[rng.IntN(len(numbers))])
+		}
+	}
+	keys := []string{"a", "b", "c"}
+	var value func(depth int) any
+	value = func(depth int) any {
+		if depth == 0 || rng.IntN(3) == 0 {
+			return leaf()
+		}
+		m := map[string]any{}
+		for _, k := range keys {
+			if rng.IntN(4) > 0 {
+				m[k] = value(depth - 1)
+			}
+		}
+		return m
+	}
+	var program func(depth int) string
+	program = func(depth int) string {
+		if depth == 0 {
+			switch rng.IntN(6) {
+			case 0:
+				// A negative literal is jq's unary minus, which the evaluator leaves to jq.
+				return strings.TrimPrefix(numbers[rng.IntN(len(numbers))], "-")
+			case 1:
+				return `"s"`
+			case 2:
+				return []string{"null", "true", "false"}[rng.IntN(3)]
+			default:
+				n := 1 + rng.IntN(3)
+				var b strings.Builder
+				for range n {
+					b.WriteString("." + keys[rng.IntN(len(keys))])
+				}
+				return b.String()
+			}
+		}
+		switch rng.IntN(4) {
+		case 0:
+			return program(0)
+		case 1:
+			ops := []string{"+", "-", "*", "/"}
+			return "(" + program(depth-1) + " " + ops[rng.IntN(4)] + " " + program(depth-1) + ")"
+		default:
+			var parts []string
+			for _, k := range keys[:1+rng.IntN(3)] {
+				key := k
+				if rng.IntN(3) == 0 {
+					key = `"` + k + ` x"`
+				}
+				parts = append(parts, key+": "+program(depth-1))
+			}
+			return "{" + strings.Join(parts, ", ") + "}"
+		}
+	}
+	fastRuns := 0
+	for range 3000 {
+		src := program(3)
+		p, err := Compile(src)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		if p.fast == nil {
+			t.Fatalf("%s: not taken by the direct evaluator", src)
+		}
+		jq := *p
+		jq.fast = nil
+		for range 5 {
+			in := value(3)
+			got, gerr := p.Eval(context.Background(), in)
+			want, werr := jq.Eval(context.Background(), in)
+			if _, ok := p.fast.eval(in); ok {
+				fastRuns++
+			}
+			if (gerr == nil) != (werr == nil) || (gerr != nil && gerr.Error() != werr.Error()) {
+				t.Fatalf("%s on %v: error %v, jq's %v", src, in, gerr, werr)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s on %v: %#v, jq gives %#v", src, in, got, want)
+			}
+			gj, _ := MarshalJSON(got)
+			wj, _ := MarshalJSON(want)
+			if string(gj) != string(wj) {
+				t.Fatalf("%s on %v: encodes as %s, jq's as %s", src, in, gj, wj)
+			}
+		}
+	}
+	// The generator must exercise the direct evaluator, not only the fallback.
+	if fastRuns < 3000 {
+		t.Fatalf("the direct evaluator ran only %d times of 15000", fastRuns)
+	}
+	t.Logf("direct evaluator answered %d of 15000 evaluations", fastRuns)
+}
+
+// TestFastMapping is the kind of mapping routes and flows use, through the direct
+// evaluator.
+func TestFastMapping(t *testing.T) {
+	p := MustCompile(`{id: .body.id, name: .body.name, price: (.body.price_cents / 100), available: .body.in_stock}`)
+	if p.fast == nil {
+		t.Fatal("a mapping of paths and a division is not taken by the direct evaluator")
+	}
+	in, _ := DecodeJSON([]byte(`{"body":{"id":"42","name":"widget","price_cents":1999,"in_stock":true}}`))
+	v, err := p.Eval(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := MarshalJSON(v); string(out) != `{"available":true,"id":"42","name":"widget","price":19.99}` {
+		t.Fatalf("mapped: %s", out)
+	}
+	if _, ok := p.fast.eval(in); !ok {
+		t.Fatal("the direct evaluator gave up on the plain case")
+	}
+	// A division that jq refuses is jq's error.
+	bad, _ := DecodeJSON([]byte(`{"body":{"price_cents":"lots"}}`))
+	if _, err := p.Eval(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "cannot divide") {
+		t.Fatalf("division of a string: %v", err)
+	}
+}
