@@ -324,6 +324,9 @@ func MarshalJSON(v any) ([]byte, error) {
 	if hasBig(v) {
 		v = normalize(v)
 	}
+	if b, ok := appendJSON(make([]byte, 0, 128), v); ok {
+		return b, nil
+	}
 	return json.Marshal(v)
 }
 

@@ -182,11 +182,13 @@ func (a *api) limit(w http.ResponseWriter, r *http.Request, rt *Route, c *caller
 	}
 	ctx := r.Context()
 	if rl != nil {
-		who := c.name
+		var key string
 		if rl.By == "ip" {
-			who = c.addr.String()
+			key = bucketKey("r", rt.rateScope, c.addr.String())
+		} else {
+			key = a.g.limits.key("r", rt.rateScope, c)
 		}
-		d, err := a.g.limits.rate(ctx, bucketKey("r", rt.rateScope, who), rl)
+		d, err := a.g.limits.rate(ctx, key, rl)
 		if err != nil {
 			a.g.limitFailed(a, rt, err)
 		} else {
@@ -200,7 +202,7 @@ func (a *api) limit(w http.ResponseWriter, r *http.Request, rt *Route, c *caller
 		}
 	}
 	if q != nil {
-		d, err := a.g.limits.quota(ctx, bucketKey("q", rt.quotaScope, c.name), q)
+		d, err := a.g.limits.quota(ctx, a.g.limits.key("q", rt.quotaScope, c), q)
 		if err != nil {
 			a.g.limitFailed(a, rt, err)
 			return true

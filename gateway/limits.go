@@ -70,6 +70,27 @@ type limiter struct {
 	now func() time.Time
 
 	counters sync.Map // key → *counter
+	// keys caches the bucket keys of Consumers, a set the definitions bound: hashing the
+	// caller's name for every request costs more than the rest of the limit.
+	keys sync.Map // keyOf → string
+}
+
+// keyOf names a Consumer's bucket before it is hashed.
+type keyOf struct{ kind, scope, consumer string }
+
+// key is the bucket key of a caller: cached for a Consumer, computed for anyone else (a
+// token's subject, a client address), whose number has no bound.
+func (l *limiter) key(kind, scope string, c *caller) string {
+	if c.consumer == nil {
+		return bucketKey(kind, scope, c.name)
+	}
+	k := keyOf{kind, scope, c.consumer.name}
+	if v, ok := l.keys.Load(k); ok {
+		return v.(string)
+	}
+	v := bucketKey(kind, scope, c.name)
+	l.keys.Store(k, v)
+	return v
 }
 
 // bucketKey names a caller's bucket in the store; the caller's name is hashed so that any
