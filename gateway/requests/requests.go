@@ -289,6 +289,10 @@ func (s *Store) Close() {
 // idPattern is what a request id may be: one subject token, of a sensible length.
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 
+// systemPattern is what a queued request's system may be called: a System's name, which
+// may hold dots; each dot-separated part is one subject token.
+var systemPattern = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+
 // subject is the subject of one fact of a request.
 func subject(id, what string) string { return subjectRequests + id + "." + what }
 
@@ -350,7 +354,7 @@ func (s *Store) validate(rec *Record) error {
 	default:
 		return fmt.Errorf("unknown kind %q (expected publish, proxy or flow)", rec.Kind)
 	}
-	if rec.System != "" && !idPattern.MatchString(rec.System) {
+	if rec.System != "" && (len(rec.System) > 128 || !systemPattern.MatchString(rec.System)) {
 		return fmt.Errorf("system %q cannot name a queue", rec.System)
 	}
 	if len(rec.Payload) > 0 && !json.Valid(rec.Payload) {

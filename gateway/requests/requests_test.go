@@ -352,7 +352,7 @@ func TestNotFoundAndInvalid(t *testing.T) {
 	for _, rec := range []Record{
 		{ID: "a.b", Kind: KindPublish},
 		{ID: "ok", Kind: "other"},
-		{ID: "ok", Kind: KindProxy, System: "erp.eu"},
+		{ID: "ok", Kind: KindProxy, System: "erp.>"},
 		{ID: "ok", Kind: KindProxy, System: "erp", Payload: json.RawMessage("{not json")},
 		{ID: "ok", Kind: KindPublish, Callback: "https://nowhere.example.com/"},
 	} {
@@ -409,5 +409,36 @@ func TestQueueEntryWithoutRecord(t *testing.T) {
 	st := waitFor(t, s, "lost", 10*time.Second, stateIs(StateQueued))
 	if st.Record.Payload != nil || st.Record.API != "orders" {
 		t.Errorf("repaired record %+v", st.Record)
+	}
+}
+
+// TestDottedSystemName queues and runs a request for a System whose name has dots, as the
+// definitions allow, apart from one whose name differs only there.
+func TestDottedSystemName(t *testing.T) {
+	s := openStore(t, openBus(t), Options{Node: "n1"})
+	ctx := context.Background()
+	for id, system := range map[string]string{"d1": "erp.eu", "d2": "erp_eu"} {
+		rec := proxyRecord(id)
+		rec.System = system
+		if err := s.Accept(ctx, rec); err != nil {
+			t.Fatalf("accept for %s: %v", system, err)
+		}
+	}
+	if durableName("erp.eu") == durableName("erp_eu") {
+		t.Fatal("two systems share a consumer")
+	}
+	startWork(t, s, func(_ context.Context, rec Record) (Result, error) {
+		return Result{Status: 200, Body: json.RawMessage(`"` + rec.System + `"`)}, nil
+	})
+	for id, system := range map[string]string{"d1": "erp.eu", "d2": "erp_eu"} {
+		st := waitFor(t, s, id, 10*time.Second, stateIs(StateCompleted))
+		if string(st.Result.Body) != `"`+system+`"` {
+			t.Errorf("%s ran as %s", id, st.Result.Body)
+		}
+	}
+	bad := proxyRecord("d3")
+	bad.System = "erp..eu"
+	if err := s.Accept(ctx, bad); err == nil {
+		t.Error("a system name with an empty part was accepted")
 	}
 }

@@ -165,7 +165,7 @@ func (s *Store) consumer(ctx context.Context, system string) (jetstream.Consumer
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	return s.js.CreateOrUpdateConsumer(cctx, QueueStream, jetstream.ConsumerConfig{
-		Durable:           "gwqueue_" + system,
+		Durable:           "gwqueue_" + durableName(system),
 		Description:       "Causeway: runs the gateway requests queued for system " + system,
 		FilterSubject:     subjectQueue + system,
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
@@ -444,4 +444,10 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// durableName is a system's name as a consumer name, which may not hold dots: '_' becomes
+// "_u" and '.' becomes "_d", so that no two names meet.
+func durableName(system string) string {
+	return strings.NewReplacer("_", "_u", ".", "_d").Replace(system)
 }
