@@ -2,7 +2,6 @@ package httpconn
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -123,32 +122,13 @@ func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return out, nil
 }
 
-// fail turns the lean client's errors into the ones the connector tells apart: a deadline,
-// an answer over the size limit, and the rest as the network errors they are.
+// fail turns the lean client's errors into the ones the connector tells apart (failFast).
 func (t *transport) fail(r *http.Request, err error) error {
-	switch {
-	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout):
-		return fmt.Errorf("%s %s: %w", r.Method, redact(r), context.DeadlineExceeded)
-	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		return errTooLarge
-	case errors.Is(err, fasthttp.ErrNoFreeConns):
-		return fmt.Errorf("%s %s: every connection to the system is busy", r.Method, redact(r))
-	}
-	return fmt.Errorf("%s %s: %w", r.Method, redact(r), err)
+	return failFast(r.Method, r.URL.String(), err)
 }
 
 // errTooLarge says an answer was over the system's size limit.
 var errTooLarge = errors.New("the answer is over the size limit")
-
-// redact is the request's URL without its query, which may carry a token.
-func redact(r *http.Request) string {
-	u := *r.URL
-	if u.RawQuery != "" {
-		u.RawQuery = "…"
-	}
-	u.User = nil
-	return u.String()
-}
 
 // CloseIdleConnections closes the connections not in use.
 func (t *transport) CloseIdleConnections() {
