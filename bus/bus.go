@@ -24,6 +24,8 @@ type Bus struct {
 	js   jetstream.JetStream
 	// group, when set, gathers concurrent publishes to MESSAGES into atomic batches.
 	group *groupCommitter
+	// fast, when set, publishes the messages of one PublishAll as a fast batch.
+	fast *fastBatcher
 }
 
 // headerOverhead is room for the ce-* headers on top of the data payload.
@@ -80,6 +82,11 @@ func Open(ctx context.Context, opts Options, log *slog.Logger) (_ *Bus, err erro
 	}
 	if b.grouping() {
 		b.group = newGroupCommitter(b.js, b.nc, StreamMessages)
+	}
+	if b.fastBatching() {
+		if b.fast, err = newFastBatcher(b.nc, StreamMessages); err != nil {
+			return nil, err
+		}
 	}
 	b.log.Info("bus ready", "sync", b.opts.Sync.String(), "group_commit", b.grouping())
 	return b, nil
@@ -221,6 +228,19 @@ func (b *Bus) grouping() bool {
 	return b.srv != nil && b.opts.Sync.Always
 }
 
+// fastBatching reports whether the messages of one PublishAll go to MESSAGES as a fast
+// batch (see fast.go): without group commit, on a server that has fast batches (NATS 2.14+;
+// the embedded server always does).
+func (b *Bus) fastBatching() bool {
+	if b.grouping() {
+		return false
+	}
+	if b.srv != nil {
+		return true
+	}
+	return b.nc != nil && serverAtLeast(b.nc.ConnectedServerVersion(), 2, 14)
+}
+
 // Schedules reports whether the server stores scheduled messages (NATS 2.12+; the embedded
 // server always does). The retry path schedules retry messages when it can, and otherwise
 // delays the redelivery of the failed one.
@@ -245,6 +265,9 @@ func serverAtLeast(v string, major, minor int) bool {
 func (b *Bus) Close() {
 	if b.group != nil {
 		b.group.close()
+	}
+	if b.fast != nil {
+		b.fast.close()
 	}
 	if b.nc != nil {
 		_ = b.nc.Drain()

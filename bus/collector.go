@@ -17,6 +17,8 @@ type Collector struct {
 	groups   *prometheus.Desc
 	grouped  *prometheus.Desc
 	fallback *prometheus.Desc
+	fast     *prometheus.Desc
+	fastBack *prometheus.Desc
 }
 
 // NewCollector returns a collector for b's streams; register it with a Prometheus registry.
@@ -29,6 +31,8 @@ func NewCollector(b *Bus) *Collector {
 		groups:   prometheus.NewDesc("causeway_bus_group_commits_total", "Atomic batches the group committer sent, each stored with one fsync.", []string{"stream"}, nil),
 		grouped:  prometheus.NewDesc("causeway_bus_group_commit_messages_total", "Messages in those batches; divided by the batches, the mean batch size.", []string{"stream"}, nil),
 		fallback: prometheus.NewDesc("causeway_bus_group_commit_fallbacks_total", "Batches the server did not commit whose messages were then published one by one (a resent id, usually).", []string{"stream"}, nil),
+		fast:     prometheus.NewDesc("causeway_bus_fast_batches_total", "Batches of messages sent as one fast batch, answered once instead of once per message.", []string{"stream"}, nil),
+		fastBack: prometheus.NewDesc("causeway_bus_fast_batch_fallbacks_total", "Fast batches the server did not take whole whose messages were then published one by one (a resent batch, usually).", []string{"stream"}, nil),
 	}
 }
 
@@ -40,6 +44,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.groups
 	ch <- c.grouped
 	ch <- c.fallback
+	ch <- c.fast
+	ch <- c.fastBack
 }
 
 // Collect implements prometheus.Collector.
@@ -50,6 +56,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.groups, prometheus.CounterValue, float64(g.batches.Load()), g.stream)
 		ch <- prometheus.MustNewConstMetric(c.grouped, prometheus.CounterValue, float64(g.messages.Load()), g.stream)
 		ch <- prometheus.MustNewConstMetric(c.fallback, prometheus.CounterValue, float64(g.fallbacks.Load()), g.stream)
+	}
+	if f := c.b.fast; f != nil {
+		ch <- prometheus.MustNewConstMetric(c.fast, prometheus.CounterValue, float64(f.batches.Load()), f.stream)
+		ch <- prometheus.MustNewConstMetric(c.fastBack, prometheus.CounterValue, float64(f.fallbacks.Load()), f.stream)
 	}
 	for _, cfg := range c.b.streamConfigs() {
 		s, err := c.b.js.Stream(ctx, cfg.Name)

@@ -44,6 +44,20 @@ func (b *Bus) PublishAll(ctx context.Context, events []*message.Event, node stri
 		}
 		return b.group.publish(ctx, msgs)
 	}
+	if b.fast != nil && len(events) > 1 {
+		msgs := make([]*nats.Msg, len(events))
+		for i, ev := range events {
+			msgs[i] = b.toNATS(ev, node)
+			msgs[i].Header[jetstream.ExpectedStreamHeader] = []string{StreamMessages}
+		}
+		err := b.fast.publish(ctx, msgs)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		// One message at a time instead: what was stored is acknowledged as a duplicate.
+		b.fast.fallbacks.Add(1)
+		b.log.Debug("fast batch not taken whole; publishing its messages one by one", "messages", len(events), "err", err)
+	}
 	futures := make([]jetstream.PubAckFuture, 0, len(events))
 	var failed error
 	for _, ev := range events {

@@ -29,6 +29,8 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 			// Group commit publishes atomic batches; the option is only set when it is
 			// used, so that an older external server is not asked for it.
 			AllowAtomicPublish: b.grouping(),
+			// Fast batches carry a producer's batch without an answer per message.
+			AllowBatchPublish: b.fastBatching(),
 			// Retry messages wait here (on SubjectSchedules) until they are due.
 			AllowMsgSchedules: b.Schedules(),
 		},

@@ -3,7 +3,11 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"regexp"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -25,6 +29,17 @@ func TestKill9LosesNothingAccepted(t *testing.T) {
 	stopUnderLoad(t, syscall.SIGKILL)
 }
 
+// TestKill9LosesNothingAcceptedWithSyncInterval is the same with --sync interval:1s, where
+// batches go to the bus as fast batches (one answer per batch): a process killed with
+// SIGKILL loses nothing the operating system has been given, and every batch that got a
+// 202 was wholly stored. (A power failure is what the interval risks; docs/durability.md.)
+func TestKill9LosesNothingAcceptedWithSyncInterval(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills a real process")
+	}
+	stopUnderLoad(t, syscall.SIGKILL, "--sync", "interval:1s")
+}
+
 // TestSigtermUnderLoadLosesNothingAccepted stops the node with SIGTERM in the middle of the
 // load: in-flight requests finish, the process exits 0, and every 202 is in the stream.
 func TestSigtermUnderLoadLosesNothingAccepted(t *testing.T) {
@@ -33,16 +48,16 @@ func TestSigtermUnderLoadLosesNothingAccepted(t *testing.T) {
 
 // stopUnderLoad posts from 16 clients, stops the node with sig once 1,500 messages have been
 // acknowledged, restarts it on the same data directory and checks every acknowledged id is
-// stored exactly once and can be looked up.
-func stopUnderLoad(t *testing.T, sig syscall.Signal) {
+// stored exactly once and can be looked up. flags go to both starts of the node.
+func stopUnderLoad(t *testing.T, sig syscall.Signal, flags ...string) {
 	cfg := writeConfig(t, map[string]string{"types.yaml": orderTypes})
 	data := t.TempDir()
-	n := startNode(t, cfg, data)
+	n := startNode(t, cfg, data, flags...)
 
 	var (
 		mu       sync.Mutex
 		acked    = map[string]bool{}
-		inDoubt  []string // messages with their own ids that got no answer
+		inDoubt  []doubt // requests with their own ids that got no answer
 		attempts atomic.Int64
 		stop     = make(chan struct{})
 		wg       sync.WaitGroup
@@ -71,6 +86,22 @@ func stopUnderLoad(t *testing.T, sig syscall.Signal) {
 						batch += fmt.Sprintf(`{"source":"e2e","type":"order.created","data":{"orderId":"b%d-%d-%d","total":%d}}`, c, i, j, j)
 					}
 					status, body, err = postJSON(url, "application/cloudevents-batch+json", batch+"]")
+				} else if c%8 == 2 {
+					// A batch producer that chooses its ids: a batch without an answer is
+					// sent again, whole, after the restart.
+					batch := "["
+					for j := range 10 {
+						if j > 0 {
+							batch += ","
+						}
+						batch += fmt.Sprintf(`{"id":"ownb-%d-%d-%d","source":"e2e","type":"order.created","data":{"orderId":"ob%d-%d-%d","total":%d}}`, c, i, j, c, i, j, j)
+					}
+					status, body, err = postJSON(url, "application/cloudevents-batch+json", batch+"]")
+					if err != nil {
+						mu.Lock()
+						inDoubt = append(inDoubt, doubt{"application/cloudevents-batch+json", batch + "]"})
+						mu.Unlock()
+					}
 				} else if c%4 == 1 {
 					// A producer that chooses its ids, as an at-least-once producer should:
 					// what it could not get an answer for, it sends again after the restart.
@@ -78,7 +109,7 @@ func stopUnderLoad(t *testing.T, sig syscall.Signal) {
 					status, body, err = postJSON(url, "application/cloudevents+json", msg)
 					if err != nil {
 						mu.Lock()
-						inDoubt = append(inDoubt, msg)
+						inDoubt = append(inDoubt, doubt{"application/cloudevents+json", msg})
 						mu.Unlock()
 					}
 				} else {
@@ -114,6 +145,18 @@ func stopUnderLoad(t *testing.T, sig syscall.Signal) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	if slices.Contains(flags, "interval:1s") {
+		// Batches went to the bus as fast batches: the path this run is about.
+		resp, err := http.Get("http://" + n.admin + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !regexp.MustCompile(`(?m)^causeway_bus_fast_batches_total\{stream="MESSAGES"\} [1-9]`).Match(metrics) {
+			t.Fatalf("no fast batches before the kill:\n%s", grepLines(string(metrics), "causeway_bus_"))
+		}
+	}
 	if err := n.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
@@ -131,19 +174,22 @@ func stopUnderLoad(t *testing.T, sig syscall.Signal) {
 	}
 	t.Logf("%d requests sent, %d messages acknowledged before %v", attempts.Load(), ackedCount, sig)
 
-	n2 := startNode(t, cfg, data)
+	n2 := startNode(t, cfg, data, flags...)
 
-	// Messages that got no answer are sent again with the same ids: whether or not the first
-	// attempt was stored before the stop, each must end up stored once.
-	for _, msg := range inDoubt {
-		status, body, err := postJSON("http://"+n2.http+"/v1/messages", "application/cloudevents+json", msg)
+	// Requests that got no answer are sent again with the same ids: whether or not the first
+	// attempt was stored before the stop, in part or whole, each message must end up stored
+	// once.
+	for _, d := range inDoubt {
+		status, body, err := postJSON("http://"+n2.http+"/v1/messages", d.contentType, d.body)
 		if err != nil || status != http.StatusAccepted {
 			t.Fatalf("resending after restart: %d %v %v", status, body, err)
 		}
-		acked[body["ids"].([]any)[0].(string)] = true
+		for _, id := range body["ids"].([]any) {
+			acked[id.(string)] = true
+		}
 	}
 	ackedCount = len(acked)
-	t.Logf("%d messages without an answer sent again after the restart", len(inDoubt))
+	t.Logf("%d requests without an answer sent again after the restart", len(inDoubt))
 
 	// Every acknowledged id is in the stream, and no id is stored twice.
 	nc, err := nats.Connect("nats://" + n2.nats)
@@ -209,6 +255,20 @@ func stopUnderLoad(t *testing.T, sig syscall.Signal) {
 		}
 	}
 }
+
+// grepLines gives the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for line := range strings.Lines(s) {
+		if strings.Contains(line, sub) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "")
+}
+
+// doubt is a request that got no answer, to send again.
+type doubt struct{ contentType, body string }
 
 // TestSigtermDrainsAndExitsCleanly checks that SIGTERM lets the node finish and exit 0.
 func TestSigtermDrainsAndExitsCleanly(t *testing.T) {

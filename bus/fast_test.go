@@ -1,0 +1,165 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/causeway/causeway/internal/testutil"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// TestFastBatchIsUsedWithoutGroupCommit checks the automatic choice: fast batches where
+// the server syncs on an interval, atomic batches (group commit) where it fsyncs always.
+func TestFastBatchIsUsedWithoutGroupCommit(t *testing.T) {
+	if b := runBus(t, t.TempDir(), Sync{Interval: time.Second}); b.fast == nil {
+		t.Error("sync interval: fast batches are off, want on")
+	}
+	if b := runBus(t, t.TempDir(), Sync{Always: true}); b.fast != nil {
+		t.Error("sync always: fast batches are on beside group commit, want off")
+	}
+}
+
+// TestFastBatchStoresEveryMessageOnce publishes batches from concurrent callers, then
+// resends them in the ways a producer retrying after a timeout would: whole, with new
+// messages after stored ones, and with new messages before stored ones. The stream must
+// hold every message once, and each call must succeed.
+func TestFastBatchStoresEveryMessageOnce(t *testing.T) {
+	b := runBus(t, t.TempDir(), Sync{Interval: time.Second})
+	const callers, perCall = 16, 40
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 4*callers)
+	for c := range callers {
+		wg.Go(func() {
+			evs := newEvents(fmt.Sprint("c", c), perCall)
+			errs <- b.PublishAll(ctx, evs, "n1")
+			// The same batch again: every message a duplicate.
+			errs <- b.PublishAll(ctx, evs, "n1")
+			// Stored messages first, then new ones: the server skips the duplicates
+			// and stores the rest in the same batch.
+			tail := append(evs[:perCall/2:perCall/2], newEvents(fmt.Sprint("t", c), perCall/2)...)
+			errs <- b.PublishAll(ctx, tail, "n1")
+			// New messages first, then stored ones.
+			head := append(newEvents(fmt.Sprint("h", c), perCall/2), evs[perCall/2:]...)
+			errs <- b.PublishAll(ctx, head, "n1")
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, want := streamCount(t, b, StreamMessages), uint64(callers*2*perCall); n != want {
+		t.Fatalf("stream holds %d messages, want %d", n, want)
+	}
+	if got := b.fast.batches.Load(); got != 4*callers {
+		t.Errorf("%d fast batches, want %d", got, 4*callers)
+	}
+	// The server skips stored messages inside a batch, wherever they are: no batch
+	// needs publishing again one message at a time.
+	if got := b.fast.fallbacks.Load(); got != 0 {
+		t.Errorf("%d fallbacks, want none", got)
+	}
+	t.Logf("%d fast batches, %d fell back to single publishes", b.fast.batches.Load(), b.fast.fallbacks.Load())
+
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(NewCollector(b))
+	if got := counterValue(t, reg, "causeway_bus_fast_batches_total"); got != float64(b.fast.batches.Load()) {
+		t.Errorf("causeway_bus_fast_batches_total = %v, want %d", got, b.fast.batches.Load())
+	}
+	if got := counterValue(t, reg, "causeway_bus_fast_batch_fallbacks_total"); got != float64(b.fast.fallbacks.Load()) {
+		t.Errorf("causeway_bus_fast_batch_fallbacks_total = %v, want %d", got, b.fast.fallbacks.Load())
+	}
+}
+
+// TestFastBatchEndsAtAMessageTheStreamRefuses has the server refuse the third message of a
+// batch (a failed consistency check): the call fails, the stream holds the two before it and
+// nothing after it ("gap: fail"), and publishing the batch again stores the rest once.
+func TestFastBatchEndsAtAMessageTheStreamRefuses(t *testing.T) {
+	b := runBus(t, t.TempDir(), Sync{Interval: time.Second})
+	evs := newEvents("m", 5)
+	msgs := make([]*nats.Msg, len(evs))
+	for i, ev := range evs {
+		msgs[i] = b.toNATS(ev, "n1")
+	}
+	msgs[2].Header.Set(jetstream.ExpectedLastSeqHeader, "999999")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := b.fast.publish(ctx, msgs)
+	if err == nil {
+		t.Fatal("a batch with a refused message succeeded")
+	}
+	t.Log(err)
+	if n := streamCount(t, b, StreamMessages); n != 2 {
+		t.Errorf("stream holds %d messages, want the 2 before the refused one", n)
+	}
+	if err := b.PublishAll(ctx, evs, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := streamCount(t, b, StreamMessages); n != 5 {
+		t.Errorf("stream holds %d messages after the resend, want 5", n)
+	}
+}
+
+// TestFastBatchWithAMessageTooLarge: the bus connection refuses the third message before
+// it is sent; the call fails naming it, the batch is published again one message at a
+// time (which stops at the same message, as without fast batches), and the bus goes on.
+func TestFastBatchWithAMessageTooLarge(t *testing.T) {
+	b := runBus(t, t.TempDir(), Sync{Interval: time.Second})
+	evs := newEvents("m", 5)
+	evs[2].Data = json.RawMessage(`"` + strings.Repeat("x", b.opts.MaxMessageBytes+headerOverhead) + `"`)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := b.PublishAll(ctx, evs, "n1")
+	if err == nil || !strings.Contains(err.Error(), "m-2") {
+		t.Fatalf("got %v, want an error naming m-2", err)
+	}
+	if b.fast.fallbacks.Load() != 1 {
+		t.Errorf("%d fallbacks, want 1", b.fast.fallbacks.Load())
+	}
+	before := streamCount(t, b, StreamMessages)
+	if err := b.PublishAll(ctx, newEvents("after", 3), "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := streamCount(t, b, StreamMessages); n != before+3 {
+		t.Errorf("stream holds %d messages, want %d", n, before+3)
+	}
+}
+
+// TestFastBatchNeedsAServerThatHasThem runs against the machine's NATS server (older than
+// 2.14, which brought fast batches): batches are published one message at a time, and the
+// stream is not asked for an option the server does not know.
+func TestFastBatchNeedsAServerThatHasThem(t *testing.T) {
+	url := testutil.UseExternalNATS(t)
+	testutil.CleanExternalNATS(t, url)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := Open(ctx, Options{URL: url, NodeName: "test"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	v := b.nc.ConnectedServerVersion()
+	if serverAtLeast(v, 2, 14) {
+		t.Skipf("the machine's NATS server is %s, which has fast batches", v)
+	}
+	if b.fast != nil {
+		t.Fatalf("fast batches on with NATS %s", v)
+	}
+	if err := b.PublishAll(ctx, newEvents("ext", 10), "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := streamCount(t, b, StreamMessages); n != 10 {
+		t.Errorf("stream holds %d messages, want 10", n)
+	}
+}
