@@ -48,6 +48,9 @@ const (
 	SubjectAudit = "cw.audit."
 	// HeaderReplyTo carries, on an invocation, the subject its caller waits on for the reply.
 	HeaderReplyTo = "Causeway-Reply-To"
+	// HeaderGatewayRequest carries, on an invocation made by the gateway, which API, route
+	// and consumer it came from: the messages the run publishes show it in their timelines.
+	HeaderGatewayRequest = "Causeway-Gateway-Request"
 )
 
 // Sync is the fsync policy of the embedded server's file storage.

@@ -102,7 +102,14 @@ metadata: {name: quote}
 spec:
   trigger: {invoke: {timeout: 5s}}
   steps:
+    - {id: tell, publish: {type: quote.given, data: {qty: "${{ .data.qty }}"}}}
     - {id: answer, reply: {status: 200, body: {qty: "${{ .data.qty }}", price: 7}}}
+---
+apiVersion: causeway/v1
+kind: MessageType
+metadata: {name: quote.given}
+spec:
+  schema: {type: object}
 ---
 apiVersion: causeway/v1
 kind: Consumer
@@ -179,6 +186,64 @@ func setStatus(t *testing.T, n *node, system, to, until string) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("set-status %s %s: %d %s", system, to, resp.StatusCode, raw)
+	}
+}
+
+// causedTimeline finds the message run runID published in step and returns the details of
+// its timeline's gateway.request events, once the index has them.
+func causedTimeline(t *testing.T, n *node, runID, step string) []string {
+	t.Helper()
+	var msgID string
+	var details []string
+	waitFor(t, 20*time.Second, func() bool {
+		if msgID == "" {
+			_, run, err := getJSON("http://" + n.admin + "/v1/runs/" + runID)
+			if err != nil {
+				return false
+			}
+			steps, _ := run["steps"].([]any)
+			for _, s := range steps {
+				s, _ := s.(map[string]any)
+				if out, _ := s["output"].(map[string]any); s["id"] == step && out != nil {
+					msgID, _ = out["id"].(string)
+				}
+			}
+			if msgID == "" {
+				return false
+			}
+		}
+		code, msg, err := getJSON("http://" + n.admin + "/v1/messages/" + msgID)
+		if err != nil || code != http.StatusOK {
+			return false
+		}
+		details = nil
+		events, _ := msg["timeline"].([]any)
+		for _, e := range events {
+			e, _ := e.(map[string]any)
+			if e["event"] == "gateway.request" {
+				details = append(details, fmt.Sprint(e["detail"]))
+			}
+		}
+		return len(details) > 0
+	}, "the timeline of the message run "+runID+" published to show the gateway request")
+	return details
+}
+
+// TestGatewayFlowRouteInTimeline calls a flow route: the message the run publishes shows,
+// in its timeline, the gateway request that caused it (API, route, consumer, run).
+func TestGatewayFlowRouteInTimeline(t *testing.T) {
+	key, hash, _ := gateway.NewKey()
+	_, otherHash, _ := gateway.NewKey()
+	erp, cb := startShipper(t), startHooks(t)
+	n := startNode(t, writeConfig(t, asyncDefs(erp.URL, cb.URL, hash, otherHash)), t.TempDir())
+	resp, body := call(t, "POST", "http://"+n.http+"/api/orders/quotes", map[string]string{"X-Api-Key": key, "Content-Type": "application/json"}, `{"qty": 2}`)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"qty":2`) {
+		t.Fatalf("flow route: %d %s", resp.StatusCode, body)
+	}
+	runID := resp.Header.Get("Causeway-Run-Id")
+	details := causedTimeline(t, n, runID, "tell")
+	if want := "API orders, POST /quotes by webshop; run " + runID; len(details) != 1 || details[0] != want {
+		t.Fatalf("gateway.request events %q; want one: %q", details, want)
 	}
 }
 
@@ -319,8 +384,15 @@ func TestGatewayOfflineBridge(t *testing.T) {
 		}
 	}
 	st := awaitState(t, "http://"+n.http+quote, key, "completed", 30*time.Second)
-	if res, _ := st["result"].(map[string]any); fmt.Sprint(res["body"]) != "map[price:7 qty:3]" {
+	res, _ := st["result"].(map[string]any)
+	if fmt.Sprint(res["body"]) != "map[price:7 qty:3]" {
 		t.Fatalf("queued flow request's result: %v", st)
+	}
+	// The message the queued run published names the request in its timeline.
+	quoteRun, _ := res["runId"].(string)
+	want := "API orders, POST /quotes by webshop; request " + strings.TrimPrefix(quote, "/v1/requests/") + "; run " + quoteRun
+	if details := causedTimeline(t, n, quoteRun, "tell"); len(details) != 1 || details[0] != want {
+		t.Errorf("gateway.request events %q; want one: %q", details, want)
 	}
 	if time.Now().Before(windowEnds) {
 		t.Fatalf("requests ran before the maintenance window closed")

@@ -392,7 +392,7 @@ func (e *Engine) handle(f *loadedFlow, m jetstream.Msg) {
 	run.Status = StatusRunning
 	run.Node = e.opts.Node
 	r := &runner{rt: e.runtime(), f: f, ev: ev, run: run, data: data, msg: envelope, outs: map[string]any{}, vars: run.Vars,
-		replyTo: m.Headers().Get(bus.HeaderReplyTo)}
+		replyTo: m.Headers().Get(bus.HeaderReplyTo), gatewayRequest: m.Headers().Get(bus.HeaderGatewayRequest)}
 	if n := len(f.spec.Steps); n > 0 {
 		r.last = f.spec.Steps[n-1].ID
 	}

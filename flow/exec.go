@@ -21,6 +21,7 @@ import (
 	"github.com/causeway/causeway/expr"
 	"github.com/causeway/causeway/message"
 	"github.com/causeway/causeway/system"
+	"github.com/causeway/causeway/tracking"
 )
 
 // runtime is what a run needs of the world: where its record is saved, how calls are made,
@@ -34,6 +35,8 @@ type runtime struct {
 	// a parked one let go, which does not queue behind the others).
 	gate    func(system string, released bool, whenOffline string) error
 	publish func(ctx context.Context, ev *message.Event) error
+	// track adds an event to a message's timeline; nil where there is no timeline.
+	track   func(ctx context.Context, messageID, event, detail string) error
 	check   func(typ string, data []byte) error
 	reply   func(replyTo string, data []byte) error
 	systems map[string]*system.Spec
@@ -63,6 +66,9 @@ func (e *Engine) runtime() *runtime {
 		gate: e.gate,
 		publish: func(ctx context.Context, ev *message.Event) error {
 			return e.opts.Bus.PublishAll(ctx, []*message.Event{ev}, e.opts.Node)
+		},
+		track: func(ctx context.Context, id, event, detail string) error {
+			return tracking.PublishOnce(ctx, e.opts.Bus.JetStream(), tracking.Event{MessageID: id, Event: event, Time: time.Now().UTC(), Node: e.opts.Node, Detail: detail})
 		},
 		check: e.opts.Check,
 		reply: func(to string, data []byte) error {
@@ -102,6 +108,8 @@ type runner struct {
 	// reply went out in this delivery.
 	replyTo string
 	replied bool
+	// gatewayRequest describes the gateway request that invoked the run, if one did.
+	gatewayRequest string
 	// last is the key of the run's last top-level step: its outcome is journaled with the
 	// run's end, in one write, since no step follows it.
 	last string
@@ -472,6 +480,13 @@ func (r *runner) publish(ctx context.Context, st *Step, key string, input any) (
 	}
 	if err := r.rt.publish(ctx, ev); err != nil {
 		return data, nil, &infraError{err}
+	}
+	if r.gatewayRequest != "" && r.rt.track != nil {
+		// After the message is stored: the event is about a message that exists. A step
+		// run again publishes the same event id, which the bus keeps once.
+		if err := r.rt.track(ctx, ev.ID, EventGatewayRequest, r.gatewayRequest+"; run "+r.run.ID); err != nil {
+			return data, nil, &infraError{fmt.Errorf("publish %s: tracking event: %w", ev.Type, err)}
+		}
 	}
 	return data, map[string]any{"id": ev.ID, "type": ev.Type}, nil
 }

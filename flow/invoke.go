@@ -22,6 +22,10 @@ var (
 	ErrNoAnswer = errors.New("the flow did not answer in time")
 )
 
+// EventGatewayRequest is the tracking event a message published by a run that the gateway
+// invoked carries: its detail names the API, route and consumer, and the run.
+const EventGatewayRequest = "gateway.request"
+
 // Invocation is an accepted invocation that has not been answered in time: the run goes on,
 // and its record can be looked up.
 type Invocation struct {
@@ -34,6 +38,14 @@ type Invocation struct {
 // invocation is stored on the bus before anything runs, so a crash of the node does not
 // lose the run, only the wait.
 func (e *Engine) Invoke(ctx context.Context, name string, input json.RawMessage) (*Answer, *Invocation, error) {
+	return e.InvokeFrom(ctx, name, input, "")
+}
+
+// InvokeFrom is Invoke for a request that came through the gateway: gatewayRequest
+// describes it (API, route, consumer), and each message the run publishes gets a
+// gateway.request tracking event saying so, so that the request shows in the timeline of
+// what it caused.
+func (e *Engine) InvokeFrom(ctx context.Context, name string, input json.RawMessage, gatewayRequest string) (*Answer, *Invocation, error) {
 	var f *loadedFlow
 	for _, lf := range e.flows {
 		if lf.name == name && lf.spec.Trigger.Invoke != nil {
@@ -56,6 +68,9 @@ func (e *Engine) Invoke(ctx context.Context, name string, input json.RawMessage)
 	defer sub.Unsubscribe() //nolint:errcheck // the subscription ends with the wait
 	m := ev.ToNATS(bus.SubjectInvoke + name)
 	m.Header.Set(bus.HeaderReplyTo, inbox)
+	if gatewayRequest != "" {
+		m.Header.Set(bus.HeaderGatewayRequest, gatewayRequest)
+	}
 	if _, err := e.opts.Bus.JetStream().PublishMsg(ctx, m, jetstream.WithExpectStream(bus.StreamInvocations)); err != nil {
 		return nil, nil, fmt.Errorf("invoke %s: the bus did not store the invocation: %w", name, err)
 	}

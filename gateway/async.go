@@ -169,7 +169,7 @@ func (g *Gateway) Run(ctx context.Context, rec requests.Record) (requests.Result
 	case rt.Proxy != nil:
 		return a.runProxy(ctx, rt, qc)
 	case rt.Flow != nil:
-		return a.runFlow(ctx, rt, qc)
+		return a.runFlow(ctx, rt, qc, a.describe(rt, rec.Owner, rec.ID))
 	}
 	return requests.Result{Status: http.StatusGone, Error: "the route of this request no longer queues"}, nil
 }
@@ -213,12 +213,12 @@ func (a *api) runProxy(ctx context.Context, rt *Route, qc queuedCall) (requests.
 }
 
 // runFlow invokes a queued flow request's flow.
-func (a *api) runFlow(ctx context.Context, rt *Route, qc queuedCall) (requests.Result, error) {
+func (a *api) runFlow(ctx context.Context, rt *Route, qc queuedCall, gatewayRequest string) (requests.Result, error) {
 	input := qc.Input
 	if len(input) == 0 {
 		input = []byte("null")
 	}
-	reply, inv, err := a.g.opts.Invoke(ctx, rt.Flow.Name, input)
+	reply, inv, err := a.g.opts.Invoke(ctx, rt.Flow.Name, input, gatewayRequest)
 	if err != nil {
 		res := requests.Result{Status: http.StatusServiceUnavailable, Error: "the flow could not be started"}
 		if inv != nil {

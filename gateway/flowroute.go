@@ -32,7 +32,7 @@ func (a *api) flow(ctx context.Context, w http.ResponseWriter, r *http.Request, 
 	} else if down {
 		return a.queue(ctx, w, r, rt, rq.caller, rt.Flow.System, queuedCall{Input: input, Traceparent: traceparent(r)})
 	}
-	reply, inv, err := a.g.opts.Invoke(ctx, rt.Flow.Name, input)
+	reply, inv, err := a.g.opts.Invoke(ctx, rt.Flow.Name, input, a.describe(rt, callerName(rt, rq.caller), ""))
 	switch {
 	case errors.Is(err, flow.ErrNoAnswer):
 		w.Header().Set("Causeway-Run-Id", inv.RunID)

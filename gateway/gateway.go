@@ -36,7 +36,9 @@ type Options struct {
 	// Answer carries out a system operation (the node's connectors).
 	Answer func(ctx context.Context, name string, sys *system.Spec, op string, with map[string]any, info connector.CallInfo) (*connector.Outcome, error)
 	// Invoke runs a flow and waits for its reply.
-	Invoke func(ctx context.Context, name string, input json.RawMessage) (*flow.Answer, *flow.Invocation, error)
+	// gatewayRequest describes the request (see describe): the messages the run publishes
+	// show it in their timelines.
+	Invoke func(ctx context.Context, name string, input json.RawMessage, gatewayRequest string) (*flow.Answer, *flow.Invocation, error)
 	// Unavailable, when set, says whether a system is offline or in maintenance, and until
 	// when if that is known.
 	Unavailable func(system string) (bool, time.Time)

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -77,13 +76,31 @@ func (a *api) publish(ctx context.Context, w http.ResponseWriter, r *http.Reques
 		return nil
 	}
 	if a.g.opts.Track != nil {
-		by := ""
-		if rq.caller != nil && !rt.policies.Auth.None {
-			by = " by " + rq.caller.name
-		}
-		a.g.opts.Track(ctx, id, "gateway.accepted", fmt.Sprintf("API %s, %s%s; request %s", a.name, rt.Match, by, id))
+		a.g.opts.Track(ctx, id, "gateway.accepted", a.describe(rt, callerName(rt, rq.caller), id))
 	}
 	return an
+}
+
+// callerName is who a request came from, as timelines show it: the Consumer or token
+// subject, when the route authenticates.
+func callerName(rt *Route, c *caller) string {
+	if c == nil || rt.policies.Auth.None {
+		return ""
+	}
+	return c.name
+}
+
+// describe is how a tracking event names a gateway request: API, route, caller and (when
+// it has one) the request's id.
+func (a *api) describe(rt *Route, by, id string) string {
+	s := "API " + a.name + ", " + rt.Match
+	if by != "" {
+		s += " by " + by
+	}
+	if id != "" {
+		s += "; request " + id
+	}
+	return s
 }
 
 // newEvent is the message a publish route publishes: its id is the request's, so that the

@@ -52,7 +52,7 @@ func (p *Platform) newGateway(ctx context.Context) (*gateway.Gateway, error) {
 		store = st
 		p.requests = store
 	}
-	return gateway.New(gateway.Options{Config: p.cfg, Logger: p.log, Registerer: p.reg, Invoke: p.flows.Invoke, Limits: limits,
+	return gateway.New(gateway.Options{Config: p.cfg, Logger: p.log, Registerer: p.reg, Invoke: p.flows.InvokeFrom, Limits: limits,
 		Requests: store,
 		Publish: func(ctx context.Context, ev *message.Event, header map[string]string) error {
 			_, err := p.bus.PublishWith(ctx, ev, p.opts.Node, header)

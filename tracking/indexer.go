@@ -318,6 +318,18 @@ func (ix *Indexer) index(ctx context.Context, pos store.Position, batch []jetstr
 	ix.metrics.indexed.WithLabelValues(stream).Add(float64(len(batch)))
 }
 
+// PublishOnce sends one tracking event to the TRACKING stream with a de-duplication id made
+// of the message and the event: sent again (a step run again after a crash), it is kept
+// once.
+func PublishOnce(ctx context.Context, js jetstream.JetStream, ev Event) error {
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	_, err = js.Publish(ctx, bus.SubjectTracking+ev.Event, data, jetstream.WithMsgID(ev.MessageID+"/"+ev.Event))
+	return err
+}
+
 // Publish sends one tracking event to the TRACKING stream.
 func Publish(ctx context.Context, js jetstream.JetStream, ev Event) error {
 	data, err := json.Marshal(ev)
