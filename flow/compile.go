@@ -174,7 +174,7 @@ func compileStep(ctx *config.Context, field string, st *Step) {
 
 	switch c.action {
 	case ActionCall:
-		sys, op, ok := strings.Cut(st.Call, ".")
+		sys, op, ok := system.SplitCall(st.Call)
 		if !ok || sys == "" || op == "" {
 			ctx.Errorf(field+".call", "%q: write <system>.<operation>", st.Call)
 		}

@@ -42,7 +42,7 @@ func TestEveryActionCompiles(t *testing.T) {
 		"order": "call", "remember": "set", "big": "if", "customer": "call", "small": "set",
 		"route": "switch", "web": "set", "other": "set", "each": "foreach", "check-line": "fail",
 		"both": "parallel", "ship": "call", "wait": "delay", "announce": "publish", "later": "delay",
-		"undo": "publish",
+		"undo": "publish", "order-eu": "call",
 	}
 	for id, a := range want {
 		if actions[id] != a {

@@ -2,7 +2,6 @@ package flow
 
 import (
 	"strconv"
-	"strings"
 
 	"github.com/causeway/causeway/config"
 	"github.com/causeway/causeway/system"
@@ -156,7 +155,7 @@ func (t *TestSpec) Validate(ctx *config.Context) error {
 		if (s.Respond == nil) == (len(s.Responses) == 0) {
 			ctx.Errorf(field, "give respond or responses (one of them)")
 		}
-		sysName, op, ok := strings.Cut(s.Call, ".")
+		sysName, op, ok := system.SplitCall(s.Call)
 		if !ok {
 			ctx.Errorf(field+".call", "%q: write <system>.<operation>", s.Call)
 			continue

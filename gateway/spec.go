@@ -355,7 +355,7 @@ func (rt *Route) pathOf(named bool) string {
 
 // provision compiles a proxy's call and mappings.
 func (p *Proxy) provision(ctx *config.Context, at string) {
-	sys, op, ok := strings.Cut(p.Call, ".")
+	sys, op, ok := system.SplitCall(p.Call)
 	if !ok || sys == "" || op == "" {
 		ctx.Errorf(at+".call", "%q: write <system>.<operation>", p.Call)
 	}

@@ -171,6 +171,16 @@ var paramName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // in a call ("erp.markShipped").
 var operationName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
 
+// SplitCall splits "<system>.<operation>" at its last dot: a System's name may have dots
+// ("erp.eu"), an operation's never has. ok is false when either part is empty.
+func SplitCall(call string) (sys, op string, ok bool) {
+	i := strings.LastIndexByte(call, '.')
+	if i <= 0 || i == len(call)-1 {
+		return "", "", false
+	}
+	return call[:i], call[i+1:], true
+}
+
 // PathParams returns the names of the {placeholders} in the operation's path, in order.
 func (o *HTTPOperation) PathParams() []string {
 	var names []string
