@@ -19,7 +19,8 @@ const consumerDoc = `A Consumer is a client of the gateway's APIs: an applicatio
 API keys, stored only as their SHA-256 hashes (causeway consumers key prints a new key and
 the hash to put here), the scopes it is granted, which APIs it may call, and limits that
 replace an API's rate limit and quota for it (a plan or tier). A key is revoked by marking it
-revoked (or removing it): every node refuses it once the definitions are deployed.`
+revoked (or removing it): every node refuses it once the definitions are deployed. A leaked
+key can be refused at once, without a deployment: causeway consumers revoke.`
 
 const consumerExample = `apiVersion: causeway/v1
 kind: Consumer

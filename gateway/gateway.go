@@ -51,9 +51,12 @@ type Options struct {
 	Track func(ctx context.Context, messageID, event, detail string)
 	// Limits holds the rate limits and quotas shared with other nodes; without it they are
 	// this node's alone.
-	Limits     jetstream.KeyValue
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
+	Limits jetstream.KeyValue
+	// Revocations holds the keys revoked at run time (RevokeKey); nil when the node has
+	// none to follow.
+	Revocations *Revocations
+	Logger      *slog.Logger
+	Registerer  prometheus.Registerer
 }
 
 // Gateway serves the APIs.

@@ -129,7 +129,7 @@ func (a *api) authenticate(w http.ResponseWriter, r *http.Request, rt *Route, c 
 			a.g.refused(a, rt, "wrong-key")
 			problem.Write(w, r, http.StatusUnauthorized, "unauthorized", "the API key is not valid")
 			return false
-		case e.key.Revoked:
+		case e.key.Revoked || a.g.opts.Revocations.revoked(e.key.hash):
 			a.g.refused(a, rt, "revoked-key")
 			problem.Write(w, r, http.StatusUnauthorized, "unauthorized", "the API key has been revoked")
 			return false

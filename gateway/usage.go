@@ -140,7 +140,7 @@ func (g *Gateway) ServeUsage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e := g.lookupKey(key)
-	if e == nil || e.key.Revoked || (!e.key.Expires.IsZero() && time.Now().After(e.key.Expires)) {
+	if e == nil || e.key.Revoked || g.opts.Revocations.revoked(e.key.hash) || (!e.key.Expires.IsZero() && time.Now().After(e.key.Expires)) {
 		w.Header().Set("WWW-Authenticate", `ApiKey header="X-Api-Key"`)
 		problem.Write(w, r, http.StatusUnauthorized, "unauthorized", "the API key is not valid")
 		return

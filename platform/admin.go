@@ -45,6 +45,7 @@ func (a *admin) routes() http.Handler {
 	mux.HandleFunc("GET /v1/systems/{name}/check", a.checkSystem)
 	a.errorRoutes(mux)
 	a.systemRoutes(mux)
+	a.revokeRoutes(mux)
 	a.p.gateway.RegisterAdmin(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.p.reg, promhttp.HandlerOpts{Registry: a.p.reg}))
 	a.p.health(mux)

@@ -33,6 +33,15 @@ func (p *Platform) newGateway(ctx context.Context) (*gateway.Gateway, error) {
 		}
 		limits = kv
 	}
+	var revocations *gateway.Revocations
+	if len(p.cfg.ByKind(gateway.Kind)) > 0 {
+		r, err := gateway.OpenRevocations(ctx, p.bus.JetStream(), p.bus.Replicas(), p.log)
+		if err != nil {
+			return nil, err
+		}
+		revocations = r
+		p.revocations = r
+	}
 	var store *requests.Store
 	if len(p.cfg.ByKind(gateway.Kind)) > 0 {
 		st, err := requests.Open(ctx, requests.Options{Bus: p.bus, Node: p.opts.Node, Logger: p.log, Registerer: p.reg,
@@ -53,7 +62,7 @@ func (p *Platform) newGateway(ctx context.Context) (*gateway.Gateway, error) {
 		p.requests = store
 	}
 	return gateway.New(gateway.Options{Config: p.cfg, Logger: p.log, Registerer: p.reg, Invoke: p.flows.InvokeFrom, Limits: limits,
-		Requests: store,
+		Requests: store, Revocations: revocations,
 		Publish: func(ctx context.Context, ev *message.Event, header map[string]string) error {
 			_, err := p.bus.PublishWith(ctx, ev, p.opts.Node, header)
 			return err

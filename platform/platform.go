@@ -95,6 +95,8 @@ type Platform struct {
 	gateway *gateway.Gateway
 	// requests keeps the gateway's asynchronous requests; nil without APIs.
 	requests *requests.Store
+	// revocations follows the keys revoked at run time; nil without APIs.
+	revocations *gateway.Revocations
 	// conns are the connector clients flows and sources share.
 	conns *connector.Set
 	reg   *prometheus.Registry
@@ -364,6 +366,10 @@ func (p *Platform) close() {
 	}
 	if p.requests != nil {
 		p.requests.Close()
+	}
+	if p.revocations != nil {
+		p.revocations.Close()
+		p.revocations = nil
 	}
 	if p.flows != nil {
 		p.flows.Stop(0)

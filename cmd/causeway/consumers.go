@@ -1,7 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -38,5 +45,92 @@ then mark the old one revoked: true.`,
 	}
 	key.Flags().StringVar(&name, "name", "", "the key's name in the definition (default: today's date)")
 	cmd.AddCommand(key)
+
+	var admin, reason, actorName string
+	var timeout time.Duration
+	revocation := func(method, consumer, keyName string) ([]byte, error) {
+		body, _ := json.Marshal(map[string]string{"reason": reason})
+		u := strings.TrimRight(admin, "/") + "/v1/consumers/" + url.PathEscape(consumer) + "/keys/" + url.PathEscape(keyName) + "/revocation"
+		req, err := http.NewRequest(method, u, bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Causeway-Actor", actorName)
+		resp, err := (&http.Client{Timeout: timeout}).Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", u, err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if resp.StatusCode/100 != 2 {
+			return nil, problemError(resp.StatusCode, raw)
+		}
+		return raw, nil
+	}
+	revoke := &cobra.Command{
+		Use:   "revoke CONSUMER KEY",
+		Short: "Refuse a Consumer's API key on every node at once (a leaked key), without a deployment",
+		Long: `Revoke refuses the key named KEY in Consumer CONSUMER's definition on every node that shares
+the bus, within moments and until it is reinstated: requests with it get 401. The revocation
+is kept on the bus, so nodes started later refuse the key too, and the audit trail records
+it with your name (--actor) and --reason. Mark the key revoked: true (or remove it) in the
+definition at the next deployment; the run-time revocation can then be lifted.`,
+		Example: `  causeway consumers revoke webshop 2026-05 --reason "key posted in a public repository"`,
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := revocation(http.MethodPut, args[0], args[1]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "key %s of %s is revoked on every node\n", args[1], args[0])
+			return nil
+		},
+	}
+	reinstate := &cobra.Command{
+		Use:   "reinstate CONSUMER KEY",
+		Short: "Lift a run-time revocation of a Consumer's API key",
+		Long:  `Reinstate lifts what revoke did. A key its definition marks revoked: true stays refused.`,
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := revocation(http.MethodDelete, args[0], args[1]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "key %s of %s is no longer revoked at run time\n", args[1], args[0])
+			return nil
+		},
+	}
+	revocations := &cobra.Command{
+		Use:   "revocations",
+		Short: "List the API keys revoked at run time",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			body, err := getAdmin(admin, "/v1/revocations", timeout)
+			if err != nil {
+				return err
+			}
+			var answer struct {
+				Revocations []gateway.Revocation `json:"revocations"`
+			}
+			if err := json.Unmarshal(body, &answer); err != nil {
+				return fmt.Errorf("unexpected answer: %w", err)
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "CONSUMER\tKEY\tSINCE\tBY\tREASON")
+			for _, r := range answer.Revocations {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.Consumer, r.Key, r.At.Local().Format(time.DateTime), r.Actor, firstLine(r.Reason))
+			}
+			return w.Flush()
+		},
+	}
+	for _, c := range []*cobra.Command{revoke, reinstate, revocations} {
+		f := c.Flags()
+		f.StringVar(&admin, "admin", "http://127.0.0.1:8081", "base URL of the node's admin listener (management API)")
+		f.DurationVar(&timeout, "timeout", time.Minute, "how long to wait for the node's answer")
+		if c != revocations {
+			f.StringVar(&actorName, "actor", whoami(), "who is acting, for the audit trail")
+			f.StringVar(&reason, "reason", "", "why (required to revoke)")
+		}
+		cmd.AddCommand(withEnv(c))
+	}
 	return cmd
 }

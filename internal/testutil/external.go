@@ -38,7 +38,7 @@ func UseExternalNATS(t testing.TB) string {
 }
 
 // causewayStreams are the streams a node creates on its NATS server.
-var causewayStreams = []string{"MESSAGES", "TRACKING", "ERRORS", "INVOCATIONS", "PARKED", "AUDIT", "NOTIFY", "KV_CW_RUNS", "KV_CW_SYSTEMS", "KV_CW_ALERTS"}
+var causewayStreams = []string{"MESSAGES", "TRACKING", "ERRORS", "INVOCATIONS", "PARKED", "AUDIT", "NOTIFY", "KV_CW_RUNS", "KV_CW_SYSTEMS", "KV_CW_ALERTS", "KV_CW_LIMITS", "KV_CW_REVOKED_KEYS", "REQUESTS", "GATEWAY_QUEUE"}
 
 // CleanExternalNATS deletes Causeway's streams from the machine's NATS server, now and when
 // the test ends, so that the test starts from an empty bus and leaves one behind. Call it
