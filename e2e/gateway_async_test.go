@@ -376,7 +376,7 @@ func TestGatewayOfflineBridge(t *testing.T) {
 	n = startNode(t, cfg, n.dataDir)
 
 	for i, loc := range locs {
-		st := awaitState(t, "http://"+n.http+loc, key, "completed", 60*time.Second)
+		st := awaitState(t, "http://"+n.http+loc, key, "completed", 30*time.Second)
 		res, _ := st["result"].(map[string]any)
 		want := fmt.Sprintf("map[orderId:S-%d shippedAt:2026-11-24T10:00:00Z]", i+1)
 		if fmt.Sprint(res["status"]) != "201" || fmt.Sprint(res["body"]) != want {

@@ -19,9 +19,12 @@ const (
 	// maxAttempts is how many runs a queued request gets before it fails for good.
 	maxAttempts = 10
 	// ackWait is how long an entry may be out without word before it is redelivered; a run
-	// that lasts longer says it is in progress every progressEvery.
-	ackWait       = 60 * time.Second
-	progressEvery = 20 * time.Second
+	// that lasts longer (or waits for its system) says it is in progress every
+	// progressEvery. It is also how long a system's queue stalls after the node holding its
+	// head entry dies, since the queue lets one entry out at a time: short, with three
+	// progress notes per wait as the margin against a busy node.
+	ackWait       = 10 * time.Second
+	progressEvery = 3 * time.Second
 	// scanEvery is how often the queue is looked at for systems with entries (and the depth
 	// gauge updated).
 	scanEvery = 2 * time.Second
