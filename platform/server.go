@@ -31,6 +31,11 @@ const (
 	EngineStandard = "standard"
 )
 
+// DefaultGCPercent is the garbage collection target causeway serve runs with unless GOGC
+// or --gc-percent says otherwise. The Go default of 100 collects every time the small live
+// heap doubles: under load that is many collections a second (docs/performance.md).
+const DefaultGCPercent = 400
+
 // Limits both engines apply.
 const (
 	readHeaderTimeout = 10 * time.Second

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -172,6 +173,10 @@ func serveChild(role, dir, syncPolicy string) error {
 		<-ctx.Done()
 		return srv.Close()
 	case "node":
+		// As causeway serve runs by default: the node is measured as it ships.
+		if os.Getenv("GOGC") == "" {
+			debug.SetGCPercent(platform.DefaultGCPercent)
+		}
 		policy, err := bus.ParseSync(syncPolicy)
 		if err != nil {
 			return err

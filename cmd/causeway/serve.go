@@ -106,7 +106,7 @@ acknowledgement keeps up with load.`,
 	f.StringVar(&logFormat, "log-format", "auto", "log format: auto, json or text")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.HTTPServer, "http-server", platform.EngineLean, "engine of the http listener: lean (fasthttp's connection handling, the default) or standard (net/http)")
-	f.IntVar(&gcPercent, "gc-percent", 400, "garbage collection target percentage (as GOGC, which wins when set); higher trades memory for throughput")
+	f.IntVar(&gcPercent, "gc-percent", platform.DefaultGCPercent, "garbage collection target percentage (as GOGC, which wins when set); higher trades memory for throughput")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the node to this file until it stops (for performance work)")
 	return withEnv(cmd)
 }
