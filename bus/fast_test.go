@@ -163,3 +163,28 @@ func TestFastBatchNeedsAServerThatHasThem(t *testing.T) {
 		t.Errorf("stream holds %d messages, want 10", n)
 	}
 }
+
+// TestWaitStoredChecksTheStream: a publish that some other stream acknowledged is not
+// taken as stored in MESSAGES (what the expected-stream header used to check).
+func TestWaitStoredChecksTheStream(t *testing.T) {
+	b := runBus(t, t.TempDir(), Sync{Interval: time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := b.js.CreateStream(ctx, jetstream.StreamConfig{Name: "OTHER", Subjects: []string{"other.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := b.js.PublishMsgAsync(&nats.Msg{Subject: "other.x", Header: nats.Header{jetstream.MsgIDHeader: []string{"o-1"}}, Data: []byte("{}")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := waitStored(ctx, f); err == nil || !strings.Contains(err.Error(), `stored by stream "OTHER"`) || !strings.Contains(err.Error(), "o-1") {
+		t.Fatalf("got %v, want an error naming the other stream and the message", err)
+	}
+	f, err = b.PublishAsync(newEvents("m", 1)[0], "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ack, err := waitStored(ctx, f); err != nil || ack.Stream != StreamMessages {
+		t.Fatalf("a message to MESSAGES: %v %v", ack, err)
+	}
+}

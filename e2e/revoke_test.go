@@ -68,6 +68,16 @@ spec:
 	if out, err := cli("consumers", "revoke", "app", "nope", "--reason", "x"); err == nil || !strings.Contains(out, `no key "nope"`) {
 		t.Fatalf("revoke of an unknown key: %v %s", err, out)
 	}
+	// A body the API does not know is refused, and revokes nothing.
+	for _, body := range []string{`{"why":"leak"}`, `{"reason":`} {
+		resp, answer := call(t, "PUT", "http://"+a.admin+"/v1/consumers/app/keys/2026-05/revocation", map[string]string{"Content-Type": "application/json"}, body)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(answer, "bad-body") || resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Fatalf("revocation with body %s: %d %s", body, resp.StatusCode, answer)
+		}
+	}
+	if s, _ := get(a, leaked); s != http.StatusOK {
+		t.Fatalf("a refused revocation revoked the key: %d", s)
+	}
 	revoked := time.Now()
 	if out, err := cli("consumers", "revoke", "app", "2026-05", "--reason", "posted in a public repository", "--actor", "alice"); err != nil {
 		t.Fatalf("revoke: %v %s", err, out)

@@ -132,3 +132,32 @@ func TestStreamRecreatedBehindTheIndex(t *testing.T) {
 		ix.Stop()
 	}
 }
+
+// TestPublishOnceKeepsARepeatOnce sends the same event for the same message twice (a step
+// run again after a crash) and another event for it once: the stream keeps two.
+func TestPublishOnceKeepsARepeatOnce(t *testing.T) {
+	b := openBus(t, t.TempDir())
+	ctx := context.Background()
+	ev := Event{MessageID: "m-1", Event: "gateway.request", Time: time.Now().UTC(), Node: "t", Detail: "API a, GET /x; run r"}
+	for range 2 {
+		if err := PublishOnce(ctx, b.JetStream(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := ev
+	other.Event = "delivered"
+	if err := PublishOnce(ctx, b.JetStream(), other); err != nil {
+		t.Fatal(err)
+	}
+	s, err := b.JetStream().Stream(ctx, bus.StreamTracking)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 2 {
+		t.Fatalf("TRACKING holds %d events, want 2", info.State.Msgs)
+	}
+}
