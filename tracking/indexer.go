@@ -322,21 +322,20 @@ func (ix *Indexer) index(ctx context.Context, pos store.Position, batch []jetstr
 // of the message and the event: sent again (a step run again after a crash), it is kept
 // once.
 func PublishOnce(ctx context.Context, js jetstream.JetStream, ev Event) error {
-	data, err := json.Marshal(ev)
-	if err != nil {
-		return err
-	}
-	_, err = js.Publish(ctx, bus.SubjectTracking+ev.Event, data, jetstream.WithMsgID(ev.MessageID+"/"+ev.Event))
-	return err
+	return publishEvent(ctx, js, ev, jetstream.WithMsgID(ev.MessageID+"/"+ev.Event))
 }
 
 // Publish sends one tracking event to the TRACKING stream.
 func Publish(ctx context.Context, js jetstream.JetStream, ev Event) error {
+	return publishEvent(ctx, js, ev)
+}
+
+func publishEvent(ctx context.Context, js jetstream.JetStream, ev Event, opts ...jetstream.PublishOpt) error {
 	data, err := json.Marshal(ev)
 	if err != nil {
 		return err
 	}
-	_, err = js.Publish(ctx, bus.SubjectTracking+ev.Event, data)
+	_, err = js.Publish(ctx, bus.SubjectTracking+ev.Event, data, opts...)
 	return err
 }
 

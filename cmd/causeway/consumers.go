@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -49,24 +46,8 @@ then mark the old one revoked: true.`,
 	var admin, reason, actorName string
 	var timeout time.Duration
 	revocation := func(method, consumer, keyName string) ([]byte, error) {
-		body, _ := json.Marshal(map[string]string{"reason": reason})
-		u := strings.TrimRight(admin, "/") + "/v1/consumers/" + url.PathEscape(consumer) + "/keys/" + url.PathEscape(keyName) + "/revocation"
-		req, err := http.NewRequest(method, u, bytes.NewReader(body))
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Causeway-Actor", actorName)
-		resp, err := (&http.Client{Timeout: timeout}).Do(req)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", u, err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if resp.StatusCode/100 != 2 {
-			return nil, problemError(resp.StatusCode, raw)
-		}
-		return raw, nil
+		return sendAdmin(admin, method, "/v1/consumers/"+url.PathEscape(consumer)+"/keys/"+url.PathEscape(keyName)+"/revocation",
+			map[string]string{"reason": reason}, actorName, timeout)
 	}
 	revoke := &cobra.Command{
 		Use:   "revoke CONSUMER KEY",

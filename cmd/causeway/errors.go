@@ -1,15 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"os/user"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -198,21 +194,9 @@ what would happen. Every action is recorded in the audit trail with your name (-
 					}
 					payload["filter"], payload["all"], payload["rate"], payload["limit"] = f.body(), all, rate, max
 				}
-				body, _ := json.Marshal(payload)
-				req, err := http.NewRequest(method, strings.TrimRight(server, "/")+path, bytes.NewReader(body))
+				raw, err := sendAdmin(server, method, path, payload, actorName, timeout)
 				if err != nil {
 					return err
-				}
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("Causeway-Actor", actorName)
-				resp, err := (&http.Client{Timeout: timeout}).Do(req)
-				if err != nil {
-					return fmt.Errorf("%s: %w", req.URL, err)
-				}
-				defer resp.Body.Close()
-				raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-				if resp.StatusCode != http.StatusOK {
-					return problemError(resp.StatusCode, raw)
 				}
 				return printOutcomes(cmd, action, raw)
 			},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -156,6 +157,32 @@ func getAdmin(server, path string, timeout time.Duration) ([]byte, error) {
 		return nil, problemError(resp.StatusCode, body)
 	}
 	return body, nil
+}
+
+// sendAdmin sends payload as JSON to a path of the management API with the actor header
+// (for the audit trail) and returns the body of a 2xx answer; any other answer is an error
+// with the problem's words.
+func sendAdmin(server, method, path string, payload any, actor string, timeout time.Duration) ([]byte, error) {
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequest(method, strings.TrimRight(server, "/")+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Causeway-Actor", actor)
+	resp, err := (&http.Client{Timeout: timeout}).Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", req.URL, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if resp.StatusCode/100 != 2 {
+		return nil, problemError(resp.StatusCode, raw)
+	}
+	return raw, nil
 }
 
 func orDash(s string) string {

@@ -124,22 +124,10 @@ The switch and the change are recorded with your name (--actor) and --reason.`,
   causeway systems set-status erp auto`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			body, _ := json.Marshal(map[string]string{"status": args[1], "until": until, "reason": reason})
-			u := strings.TrimRight(admin, "/") + "/v1/systems/" + url.PathEscape(args[0]) + "/status"
-			req, err := http.NewRequest(http.MethodPut, u, strings.NewReader(string(body)))
+			raw, err := sendAdmin(admin, http.MethodPut, "/v1/systems/"+url.PathEscape(args[0])+"/status",
+				map[string]string{"status": args[1], "until": until, "reason": reason}, actorName, timeout)
 			if err != nil {
 				return err
-			}
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Causeway-Actor", actorName)
-			resp, err := (&http.Client{Timeout: timeout}).Do(req)
-			if err != nil {
-				return fmt.Errorf("%s: %w", u, err)
-			}
-			defer resp.Body.Close()
-			raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-			if resp.StatusCode != http.StatusOK {
-				return problemError(resp.StatusCode, raw)
 			}
 			var s struct {
 				Name, Status, Cause, Reason string
