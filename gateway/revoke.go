@@ -228,16 +228,25 @@ func (g *Gateway) keyNamed(consumerName, keyName string) *keyEntry {
 	return nil
 }
 
-// RevokeKey revokes a Consumer's key on every node at once, until ReinstateKey. The
-// revocation is stored on the bus before this returns.
-func (g *Gateway) RevokeKey(ctx context.Context, consumerName, keyName, reason, actor string) (Revocation, error) {
+// revocable finds the revocations to change and the key they are about.
+func (g *Gateway) revocable(consumerName, keyName string) (*Revocations, *keyEntry, error) {
 	r := g.opts.Revocations
 	if r == nil {
-		return Revocation{}, ErrNoRevocations
+		return nil, nil, ErrNoRevocations
 	}
 	e := g.keyNamed(consumerName, keyName)
 	if e == nil {
-		return Revocation{}, fmt.Errorf("%w: Consumer %q has no key %q", ErrUnknownKey, consumerName, keyName)
+		return nil, nil, fmt.Errorf("%w: Consumer %q has no key %q", ErrUnknownKey, consumerName, keyName)
+	}
+	return r, e, nil
+}
+
+// RevokeKey revokes a Consumer's key on every node at once, until ReinstateKey. The
+// revocation is stored on the bus before this returns.
+func (g *Gateway) RevokeKey(ctx context.Context, consumerName, keyName, reason, actor string) (Revocation, error) {
+	r, e, err := g.revocable(consumerName, keyName)
+	if err != nil {
+		return Revocation{}, err
 	}
 	rev := Revocation{Consumer: consumerName, Key: keyName, Reason: reason, Actor: actor, At: time.Now().UTC()}
 	data, err := json.Marshal(rev)
@@ -256,13 +265,9 @@ func (g *Gateway) RevokeKey(ctx context.Context, consumerName, keyName, reason, 
 // ReinstateKey lifts a run-time revocation. A key its definition marks revoked stays
 // refused.
 func (g *Gateway) ReinstateKey(ctx context.Context, consumerName, keyName string) (Revocation, error) {
-	r := g.opts.Revocations
-	if r == nil {
-		return Revocation{}, ErrNoRevocations
-	}
-	e := g.keyNamed(consumerName, keyName)
-	if e == nil {
-		return Revocation{}, fmt.Errorf("%w: Consumer %q has no key %q", ErrUnknownKey, consumerName, keyName)
+	r, e, err := g.revocable(consumerName, keyName)
+	if err != nil {
+		return Revocation{}, err
 	}
 	rev, ok := (*r.set.Load())[e.key.hash]
 	if !ok {
