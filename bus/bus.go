@@ -26,6 +26,12 @@ type Bus struct {
 	group *groupCommitter
 	// fast, when set, publishes the messages of one PublishAll as a fast batch.
 	fast *fastBatcher
+	// lean, when set, publishes PublishAll's messages on a lean connection (lean.go):
+	// on the embedded server, when group commit is off.
+	lean *leanPublisher
+	// pullTimes, when set by a test, replaces the header consumers' pull expiry and
+	// heartbeat.
+	pullTimes *[2]time.Duration
 }
 
 // headerOverhead is room for the ce-* headers on top of the data payload.
@@ -83,7 +89,12 @@ func Open(ctx context.Context, opts Options, log *slog.Logger) (_ *Bus, err erro
 	if b.grouping() {
 		b.group = newGroupCommitter(b.js, b.nc, StreamMessages)
 	}
-	if b.fastBatching() {
+	switch {
+	case b.srv != nil && b.group == nil && !opts.natsGoOnly:
+		if b.lean, err = newLeanPublisher(b.srv, StreamMessages, opts.NodeName); err != nil {
+			return nil, err
+		}
+	case b.fastBatching():
 		if b.fast, err = newFastBatcher(b.nc, StreamMessages); err != nil {
 			return nil, err
 		}
@@ -241,6 +252,18 @@ func (b *Bus) fastBatching() bool {
 	return b.nc != nil && serverAtLeast(b.nc.ConnectedServerVersion(), 2, 14)
 }
 
+// fastCounts returns how many fast batches the bus has sent and how many of them were then
+// published again one message at a time; ok is false when it sends none.
+func (b *Bus) fastCounts() (batches, fallbacks int64, ok bool) {
+	switch {
+	case b.lean != nil:
+		return b.lean.fastBatches.Load(), b.lean.fastFallbacks.Load(), true
+	case b.fast != nil:
+		return b.fast.batches.Load(), b.fast.fallbacks.Load(), true
+	}
+	return 0, 0, false
+}
+
 // Schedules reports whether the server stores scheduled messages (NATS 2.12+; the embedded
 // server always does). The retry path schedules retry messages when it can, and otherwise
 // delays the redelivery of the failed one.
@@ -268,6 +291,9 @@ func (b *Bus) Close() {
 	}
 	if b.fast != nil {
 		b.fast.close()
+	}
+	if b.lean != nil {
+		b.lean.close()
 	}
 	if b.nc != nil {
 		_ = b.nc.Drain()

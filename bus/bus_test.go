@@ -15,9 +15,18 @@ import (
 // runBus starts an embedded bus on a temporary directory and closes it when the test ends.
 func runBus(t *testing.T, dir string, sync Sync) *Bus {
 	t.Helper()
+	return runBusWith(t, Options{DataDir: dir, Sync: sync})
+}
+
+// runBusWith starts a bus on the embedded server with opts, closed when the test ends.
+func runBusWith(t *testing.T, opts Options) *Bus {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	b, err := Open(ctx, Options{DataDir: dir, Sync: sync, NodeName: "test"}, nil)
+	if opts.NodeName == "" {
+		opts.NodeName = "test"
+	}
+	b, err := Open(ctx, opts, nil)
 	if err != nil {
 		t.Fatalf("open bus: %v", err)
 	}

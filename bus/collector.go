@@ -57,9 +57,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.grouped, prometheus.CounterValue, float64(g.messages.Load()), g.stream)
 		ch <- prometheus.MustNewConstMetric(c.fallback, prometheus.CounterValue, float64(g.fallbacks.Load()), g.stream)
 	}
-	if f := c.b.fast; f != nil {
-		ch <- prometheus.MustNewConstMetric(c.fast, prometheus.CounterValue, float64(f.batches.Load()), f.stream)
-		ch <- prometheus.MustNewConstMetric(c.fastBack, prometheus.CounterValue, float64(f.fallbacks.Load()), f.stream)
+	if batches, fallbacks, ok := c.b.fastCounts(); ok {
+		ch <- prometheus.MustNewConstMetric(c.fast, prometheus.CounterValue, float64(batches), StreamMessages)
+		ch <- prometheus.MustNewConstMetric(c.fastBack, prometheus.CounterValue, float64(fallbacks), StreamMessages)
 	}
 	for _, cfg := range c.b.streamConfigs() {
 		s, err := c.b.js.Stream(ctx, cfg.Name)

@@ -145,30 +145,38 @@ func (f *fastBatcher) answer(m *nats.Msg) {
 	if c == nil {
 		return // a batch that has been answered or given up
 	}
-	// Flow-control acknowledgements need no decoding: they change nothing here.
-	if bytes.HasPrefix(m.Data, []byte(`{"type":"ack"`)) {
-		return
+	if final, err := fastVerdict(m.Data, f.stream, c.n); final {
+		c.finish(err)
+	}
+}
+
+// fastVerdict reads one answer of the server to a fast batch of n messages to stream:
+// final is false for the flow-control acknowledgements that change nothing, and err is
+// nil for the answer that says every message was stored (or already was).
+func fastVerdict(data []byte, stream string, n int) (final bool, err error) {
+	// Flow-control acknowledgements need no decoding.
+	if bytes.HasPrefix(data, []byte(`{"type":"ack"`)) {
+		return false, nil
 	}
 	var a fastAnswer
-	if err := json.Unmarshal(m.Data, &a); err != nil {
-		c.finish(fmt.Errorf("bus: fast batch: unreadable answer %q", m.Data))
-		return
+	if err := json.Unmarshal(data, &a); err != nil {
+		return true, fmt.Errorf("bus: fast batch: unreadable answer %q", data)
 	}
 	switch {
 	case a.Error != nil:
-		c.finish(fmt.Errorf("bus: fast batch: %w", a.Error))
+		return true, fmt.Errorf("bus: fast batch: %w", a.Error)
 	case a.Type == "ack":
+		return false, nil
 	case a.Type != "":
-		c.finish(fmt.Errorf("bus: fast batch: server reported %s: %s", a.Type, m.Data))
-	case a.Stream != f.stream:
-		c.finish(fmt.Errorf("bus: fast batch: stored in stream %q, not %q", a.Stream, f.stream))
-	case a.Count != c.n || a.Duplicate:
+		return true, fmt.Errorf("bus: fast batch: server reported %s: %s", a.Type, data)
+	case a.Stream != stream:
+		return true, fmt.Errorf("bus: fast batch: stored in stream %q, not %q", a.Stream, stream)
+	case a.Count != n || a.Duplicate:
 		// The server answers a batch it ended at its first message (a refusal) as it
 		// would a single publish; the count is then short.
-		c.finish(fmt.Errorf("bus: fast batch: the server took %d of %d messages", a.Count, c.n))
-	default:
-		c.finish(nil)
+		return true, fmt.Errorf("bus: fast batch: the server took %d of %d messages", a.Count, n)
 	}
+	return true, nil
 }
 
 func (f *fastBatcher) close() {

@@ -10,20 +10,46 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/internal/testutil"
+	"github.com/causeway/causeway/message"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestFastBatchIsUsedWithoutGroupCommit checks the automatic choice: fast batches where
-// the server syncs on an interval, atomic batches (group commit) where it fsyncs always.
+// the server syncs on an interval (on the lean connection on the embedded server), atomic
+// batches (group commit) where it fsyncs always.
 func TestFastBatchIsUsedWithoutGroupCommit(t *testing.T) {
-	if b := runBus(t, t.TempDir(), Sync{Interval: time.Second}); b.fast == nil {
-		t.Error("sync interval: fast batches are off, want on")
+	if b := runBus(t, t.TempDir(), Sync{Interval: time.Second}); b.lean == nil || b.fast != nil {
+		t.Error("sync interval: the lean publisher is off, want on")
 	}
-	if b := runBus(t, t.TempDir(), Sync{Always: true}); b.fast != nil {
+	if b := runBusWith(t, Options{DataDir: t.TempDir(), Sync: Sync{Interval: time.Second}, natsGoOnly: true}); b.fast == nil || b.lean != nil {
+		t.Error("sync interval through nats.go: fast batches are off, want on")
+	}
+	if b := runBus(t, t.TempDir(), Sync{Always: true}); b.fast != nil || b.lean != nil {
 		t.Error("sync always: fast batches are on beside group commit, want off")
 	}
+}
+
+// publishers are the two ways the bus publishes without group commit; the fast batch
+// tests run on both.
+var publishers = []struct {
+	name       string
+	natsGoOnly bool
+}{{"lean", false}, {"nats.go", true}}
+
+// runInterval starts a bus syncing on an interval that publishes the way pub says.
+func runInterval(t *testing.T, natsGoOnly bool) *Bus {
+	return runBusWith(t, Options{DataDir: t.TempDir(), Sync: Sync{Interval: time.Second}, natsGoOnly: natsGoOnly})
+}
+
+func fastCounts(t *testing.T, b *Bus) (batches, fallbacks int64) {
+	t.Helper()
+	batches, fallbacks, ok := b.fastCounts()
+	if !ok {
+		t.Fatal("the bus sends no fast batches")
+	}
+	return batches, fallbacks
 }
 
 // TestFastBatchStoresEveryMessageOnce publishes batches from concurrent callers, then
@@ -31,7 +57,12 @@ func TestFastBatchIsUsedWithoutGroupCommit(t *testing.T) {
 // messages after stored ones, and with new messages before stored ones. The stream must
 // hold every message once, and each call must succeed.
 func TestFastBatchStoresEveryMessageOnce(t *testing.T) {
-	b := runBus(t, t.TempDir(), Sync{Interval: time.Second})
+	for _, pub := range publishers {
+		t.Run(pub.name, func(t *testing.T) { testFastBatchStoresEveryMessageOnce(t, runInterval(t, pub.natsGoOnly)) })
+	}
+}
+
+func testFastBatchStoresEveryMessageOnce(t *testing.T, b *Bus) {
 	const callers, perCall = 16, 40
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -62,23 +93,24 @@ func TestFastBatchStoresEveryMessageOnce(t *testing.T) {
 	if n, want := streamCount(t, b, StreamMessages), uint64(callers*2*perCall); n != want {
 		t.Fatalf("stream holds %d messages, want %d", n, want)
 	}
-	if got := b.fast.batches.Load(); got != 4*callers {
-		t.Errorf("%d fast batches, want %d", got, 4*callers)
+	batches, fallbacks := fastCounts(t, b)
+	if batches != 4*callers {
+		t.Errorf("%d fast batches, want %d", batches, 4*callers)
 	}
 	// The server skips stored messages inside a batch, wherever they are: no batch
 	// needs publishing again one message at a time.
-	if got := b.fast.fallbacks.Load(); got != 0 {
-		t.Errorf("%d fallbacks, want none", got)
+	if fallbacks != 0 {
+		t.Errorf("%d fallbacks, want none", fallbacks)
 	}
-	t.Logf("%d fast batches, %d fell back to single publishes", b.fast.batches.Load(), b.fast.fallbacks.Load())
+	t.Logf("%d fast batches, %d fell back to single publishes", batches, fallbacks)
 
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(NewCollector(b))
-	if got := counterValue(t, reg, "causeway_bus_fast_batches_total"); got != float64(b.fast.batches.Load()) {
-		t.Errorf("causeway_bus_fast_batches_total = %v, want %d", got, b.fast.batches.Load())
+	if got := counterValue(t, reg, "causeway_bus_fast_batches_total"); got != float64(batches) {
+		t.Errorf("causeway_bus_fast_batches_total = %v, want %d", got, batches)
 	}
-	if got := counterValue(t, reg, "causeway_bus_fast_batch_fallbacks_total"); got != float64(b.fast.fallbacks.Load()) {
-		t.Errorf("causeway_bus_fast_batch_fallbacks_total = %v, want %d", got, b.fast.fallbacks.Load())
+	if got := counterValue(t, reg, "causeway_bus_fast_batch_fallbacks_total"); got != float64(fallbacks) {
+		t.Errorf("causeway_bus_fast_batch_fallbacks_total = %v, want %d", got, fallbacks)
 	}
 }
 
@@ -86,16 +118,35 @@ func TestFastBatchStoresEveryMessageOnce(t *testing.T) {
 // batch (a failed consistency check): the call fails, the stream holds the two before it and
 // nothing after it ("gap: fail"), and publishing the batch again stores the rest once.
 func TestFastBatchEndsAtAMessageTheStreamRefuses(t *testing.T) {
-	b := runBus(t, t.TempDir(), Sync{Interval: time.Second})
-	evs := newEvents("m", 5)
-	msgs := make([]*nats.Msg, len(evs))
-	for i, ev := range evs {
-		msgs[i] = b.toNATS(ev, "n1")
+	for _, pub := range publishers {
+		t.Run(pub.name, func(t *testing.T) {
+			b := runInterval(t, pub.natsGoOnly)
+			evs := newEvents("m", 5)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var err error
+			if b.lean != nil {
+				msgs := make([]outMsg, len(evs))
+				for i, ev := range evs {
+					msgs[i] = outMsg{id: ev.ID, subject: Subject(ev.Type), header: ev.AppendNATSHeader(nil, "n1"), data: ev.Data}
+				}
+				h := msgs[2].header
+				msgs[2].header = append(h[:len(h)-2:len(h)-2], jetstream.ExpectedLastSeqHeader+": 999999\r\n\r\n"...)
+				err = b.lean.fastBatch(ctx, msgs)
+			} else {
+				msgs := make([]*nats.Msg, len(evs))
+				for i, ev := range evs {
+					msgs[i] = b.toNATS(ev, "n1")
+				}
+				msgs[2].Header.Set(jetstream.ExpectedLastSeqHeader, "999999")
+				err = b.fast.publish(ctx, msgs)
+			}
+			testFastBatchEndsAtARefusal(ctx, t, b, evs, err)
+		})
 	}
-	msgs[2].Header.Set(jetstream.ExpectedLastSeqHeader, "999999")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	err := b.fast.publish(ctx, msgs)
+}
+
+func testFastBatchEndsAtARefusal(ctx context.Context, t *testing.T, b *Bus, evs []*message.Event, err error) {
 	if err == nil {
 		t.Fatal("a batch with a refused message succeeded")
 	}
@@ -115,7 +166,12 @@ func TestFastBatchEndsAtAMessageTheStreamRefuses(t *testing.T) {
 // it is sent; the call fails naming it, the batch is published again one message at a
 // time (which stops at the same message, as without fast batches), and the bus goes on.
 func TestFastBatchWithAMessageTooLarge(t *testing.T) {
-	b := runBus(t, t.TempDir(), Sync{Interval: time.Second})
+	for _, pub := range publishers {
+		t.Run(pub.name, func(t *testing.T) { testFastBatchWithAMessageTooLarge(t, runInterval(t, pub.natsGoOnly)) })
+	}
+}
+
+func testFastBatchWithAMessageTooLarge(t *testing.T, b *Bus) {
 	evs := newEvents("m", 5)
 	evs[2].Data = json.RawMessage(`"` + strings.Repeat("x", b.opts.MaxMessageBytes+headerOverhead) + `"`)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -124,8 +180,8 @@ func TestFastBatchWithAMessageTooLarge(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "m-2") {
 		t.Fatalf("got %v, want an error naming m-2", err)
 	}
-	if b.fast.fallbacks.Load() != 1 {
-		t.Errorf("%d fallbacks, want 1", b.fast.fallbacks.Load())
+	if _, fallbacks := fastCounts(t, b); fallbacks != 1 {
+		t.Errorf("%d fallbacks, want 1", fallbacks)
 	}
 	before := streamCount(t, b, StreamMessages)
 	if err := b.PublishAll(ctx, newEvents("after", 3), "n1"); err != nil {

@@ -146,6 +146,10 @@ type Options struct {
 	NodeName string
 	// GroupCommit chooses between atomic batches and single publishes for MESSAGES.
 	GroupCommit GroupCommit
+
+	// natsGoOnly makes the bus publish through nats.go even on the embedded server, where
+	// it otherwise uses its lean connection: tests run both paths.
+	natsGoOnly bool
 }
 
 func (o *Options) setDefaults() {

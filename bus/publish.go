@@ -48,6 +48,14 @@ func (b *Bus) PublishAll(ctx context.Context, events []*message.Event, node stri
 		}
 		return b.group.publish(ctx, msgs)
 	}
+	if b.lean != nil {
+		// The bus is up when its main connection is (Ready says the same): a node whose
+		// nats.go connection is down refuses messages on either path.
+		if !b.nc.IsConnected() {
+			return fmt.Errorf("bus: publish: %w", nats.ErrConnectionClosed)
+		}
+		return b.lean.publishAll(ctx, events, node)
+	}
 	if b.fast != nil && len(events) > 1 {
 		msgs := make([]*nats.Msg, len(events))
 		for i, ev := range events {

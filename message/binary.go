@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -40,6 +41,83 @@ func (e *Event) ToNATS(subject string) *nats.Msg {
 	}
 	m.Header[HeaderMsgID] = []string{e.ID}
 	return m
+}
+
+// AppendNATSHeader appends to b the NATS header block of the event as ToNATS encodes it
+// (the same headers and values, as nats.go would write them), plus the node that accepted
+// it when node is not empty. It is for connections that take header blocks as bytes: no
+// map is built, and the block is written once.
+func (e *Event) AppendNATSHeader(b []byte, node string) []byte {
+	b = append(b, "NATS/1.0\r\n"...)
+	e.eachAttr(func(name, value string) {
+		if value == "" || name == "datacontenttype" {
+			return
+		}
+		b = appendHeaderLine(b, headerPrefix+name, encodeHeaderValue(value))
+	})
+	b = append(b, headerPrefix+"retrycount: "...)
+	b = strconv.AppendInt(b, int64(e.RetryCount), 10)
+	b = append(b, "\r\n"...)
+	if e.DataContentType != "" {
+		b = appendHeaderLine(b, "content-type", e.DataContentType)
+	}
+	b = appendHeaderLine(b, HeaderMsgID, e.ID)
+	if node != "" {
+		b = appendHeaderLine(b, HeaderNode, node)
+	}
+	return append(b, "\r\n"...)
+}
+
+// appendHeaderLine appends "name: value\r\n" with the value cleaned as nats.go cleans
+// header values: surrounding white space trimmed, line breaks turned into spaces.
+func appendHeaderLine(b []byte, name, value string) []byte {
+	b = append(b, name...)
+	b = append(b, ": "...)
+	value = textproto.TrimString(value)
+	for i := 0; i < len(value); i++ {
+		if c := value[i]; c == '\r' || c == '\n' {
+			b = append(b, ' ')
+		} else {
+			b = append(b, c)
+		}
+	}
+	return append(b, "\r\n"...)
+}
+
+// EachNATSHeader calls fn with the name and value of each header in a NATS header block,
+// in order, without building a map: for readers that want a few headers of many messages.
+// The value is trimmed of the spaces after the colon, as nats.go reads it; the status
+// line is skipped.
+func EachNATSHeader(block []byte, fn func(name, value []byte)) {
+	// The first line is "NATS/1.0", perhaps with a status.
+	_, rest, ok := bytes.Cut(block, []byte("\r\n"))
+	for ok {
+		var line []byte
+		line, rest, ok = bytes.Cut(rest, []byte("\r\n"))
+		name, value, found := bytes.Cut(line, []byte(":"))
+		if !found || len(name) == 0 {
+			continue
+		}
+		for len(value) > 0 && (value[0] == ' ' || value[0] == '\t') {
+			value = value[1:]
+		}
+		fn(name, value)
+	}
+}
+
+// AttributeValue decodes the value of a ce-* header as read by EachNATSHeader.
+func AttributeValue(value []byte) string {
+	v, err := decodeHeaderValue(string(value))
+	if err != nil {
+		return string(value)
+	}
+	return v
+}
+
+// AttributeHeader returns the attribute a header name carries ("ce-type" → "type"), or
+// false for a header that is not a CloudEvents attribute.
+func AttributeHeader(name []byte) ([]byte, bool) {
+	return bytes.CutPrefix(name, []byte(headerPrefix))
 }
 
 // FromNATS decodes an event stored on the bus in the binary mode.

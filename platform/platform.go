@@ -160,7 +160,7 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 	if err != nil {
 		return nil, err
 	}
-	p.indexer = tracking.NewIndexer(p.bus.JetStream(), p.store, p.log, tracking.NewMetrics(p.reg))
+	p.indexer = tracking.NewIndexer(p.bus.JetStream(), p.store, p.log, tracking.NewMetrics(p.reg)).ReadWith(p.bus)
 	if err := p.indexer.Start(ctx); err != nil {
 		return nil, err
 	}

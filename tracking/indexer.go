@@ -91,9 +91,14 @@ type Indexer struct {
 	log     *slog.Logger
 	metrics *Metrics
 
+	// bus, when set, lets the indexer read MESSAGES through a header consumer (see
+	// bus.ConsumeHeaders) instead of nats.go, where the bus's server is embedded.
+	bus *bus.Bus
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	ccs    []jetstream.ConsumeContext
+	hcs    []*bus.HeaderConsumer
 
 	// positions holds, per stream, the last sequence written to the store.
 	positions sync.Map // stream name -> *atomic.Uint64
@@ -113,6 +118,20 @@ func NewIndexer(js jetstream.JetStream, st Store, log *slog.Logger, m *Metrics) 
 		log = slog.Default()
 	}
 	return &Indexer{js: js, store: st, log: log.With("component", "tracking-index"), metrics: m}
+}
+
+// ReadWith lets the indexer read MESSAGES through b's header consumer where b's server is
+// embedded: the same entries, at a fraction of the CPU (docs/performance.md).
+func (ix *Indexer) ReadWith(b *bus.Bus) *Indexer {
+	ix.bus = b
+	return ix
+}
+
+// entry is one entry read from a stream: a MESSAGES entry already read from its headers
+// (msg, when raw is nil), or a message as nats.go delivers it.
+type entry struct {
+	raw jetstream.Msg
+	msg store.Message
 }
 
 // Start begins indexing each stream in the background, right after its stored position.
@@ -166,16 +185,34 @@ func (ix *Indexer) startStream(ctx, runCtx context.Context, name string) error {
 	case pos.Seq > 0:
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, pos.Seq+1
 	}
+	ch := make(chan entry, maxBatch)
+	if name == bus.StreamMessages && ix.bus != nil {
+		hc, err := ix.bus.ConsumeHeaders(ctx, name, bus.SubjectMessages+">", seq, func(sseq uint64, stored time.Time, header []byte) {
+			select {
+			case ch <- entry{msg: messageEntry(name, sseq, stored, header)}:
+			case <-runCtx.Done():
+			}
+		})
+		switch {
+		case err == nil:
+			ix.hcs = append(ix.hcs, hc)
+			ix.position(name).Store(seq)
+			ix.wg.Add(1)
+			go ix.run(runCtx, store.Position{Stream: name, Epoch: epoch}, ch)
+			return nil
+		case !errors.Is(err, bus.ErrNoHeaderConsumer):
+			return fmt.Errorf("tracking: %w", err)
+		}
+	}
 	cons, err := stream.OrderedConsumer(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("tracking: consumer on %s: %w", name, err)
 	}
-	ch := make(chan jetstream.Msg, maxBatch)
 	// The handler waits for room in the batch channel, which pushes back on the consumer
 	// instead of buffering without bound; it gives up once stopped.
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		select {
-		case ch <- m:
+		case ch <- entry{raw: m}:
 		case <-runCtx.Done():
 		}
 	},
@@ -197,20 +234,26 @@ func (ix *Indexer) startStream(ctx, runCtx context.Context, name string) error {
 
 // Stop stops consuming and waits for the batch in progress to be written.
 func (ix *Indexer) Stop() {
+	// Cancelled first: a consumer's handler waiting for room in a full batch channel gives
+	// up, so the consumer can stop. What it drops was not indexed, and is read again after
+	// the restart.
+	if ix.cancel != nil {
+		ix.cancel()
+	}
 	for _, cc := range ix.ccs {
 		cc.Stop()
 	}
-	if ix.cancel != nil {
-		ix.cancel()
+	for _, hc := range ix.hcs {
+		hc.Stop()
 	}
 	ix.wg.Wait()
 }
 
 // run takes whatever has arrived (at least one entry, at most maxBatch) and writes it, with
 // the position of its last entry, in one transaction.
-func (ix *Indexer) run(ctx context.Context, pos store.Position, ch <-chan jetstream.Msg) {
+func (ix *Indexer) run(ctx context.Context, pos store.Position, ch <-chan entry) {
 	defer ix.wg.Done()
-	batch := make([]jetstream.Msg, 0, maxBatch)
+	batch := make([]entry, 0, maxBatch)
 	for {
 		batch = batch[:0]
 		select {
@@ -239,13 +282,23 @@ func (ix *Indexer) run(ctx context.Context, pos store.Position, ch <-chan jetstr
 	}
 }
 
-func (ix *Indexer) index(ctx context.Context, pos store.Position, batch []jetstream.Msg) {
+func (ix *Indexer) index(ctx context.Context, pos store.Position, batch []entry) {
 	stream := pos.Stream
 	var msgs []store.Message
 	var events []store.Event
 	var runs []store.Run
 	var last uint64
-	for _, m := range batch {
+	for _, e := range batch {
+		if e.raw == nil {
+			last = e.msg.Sequence
+			if e.msg.ID == "" {
+				ix.log.Warn("message without id on the bus", "seq", e.msg.Sequence)
+				continue
+			}
+			msgs = append(msgs, e.msg)
+			continue
+		}
+		m := e.raw
 		md, err := m.Metadata()
 		if err != nil {
 			ix.log.Error("entry without metadata", "stream", stream, "err", err)
@@ -316,6 +369,39 @@ func (ix *Indexer) index(ctx context.Context, pos store.Position, batch []jetstr
 	}
 	ix.position(stream).Store(last)
 	ix.metrics.indexed.WithLabelValues(stream).Add(float64(len(batch)))
+}
+
+// messageEntry is the index entry of a MESSAGES entry, read from its header block.
+func messageEntry(stream string, seq uint64, stored time.Time, header []byte) store.Message {
+	m := store.Message{Stream: stream, Sequence: seq, AcceptedAt: stored}
+	// The first header of each name counts, as with nats.go's Header.Get.
+	message.EachNATSHeader(header, func(name, value []byte) {
+		if attr, ok := message.AttributeHeader(name); ok {
+			var field *string
+			switch string(attr) {
+			case "id":
+				field = &m.ID
+			case "type":
+				field = &m.Type
+			case "source":
+				field = &m.Source
+			case "subject":
+				field = &m.Subject
+			case "correlationid":
+				field = &m.CorrelationID
+			default:
+				return
+			}
+			if *field == "" {
+				*field = message.AttributeValue(value)
+			}
+			return
+		}
+		if string(name) == message.HeaderNode && m.Node == "" {
+			m.Node = string(value)
+		}
+	})
+	return m
 }
 
 // PublishOnce sends one tracking event to the TRACKING stream with a de-duplication id made

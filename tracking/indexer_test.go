@@ -35,6 +35,21 @@ func publish(t *testing.T, b *bus.Bus, ids ...string) {
 	}
 }
 
+// readers are the two ways the indexer reads MESSAGES: the bus's header consumer (on the
+// embedded server) and nats.go (on an external one).
+var readers = []struct {
+	name string
+	lean bool
+}{{"header consumer", true}, {"nats.go", false}}
+
+func newIndexer(b *bus.Bus, st Store, lean bool) *Indexer {
+	ix := NewIndexer(b.JetStream(), st, nil, NewMetrics(nil))
+	if lean {
+		ix.ReadWith(b)
+	}
+	return ix
+}
+
 // waitIndexed polls the store until every id is there.
 func waitIndexed(t *testing.T, st *store.SQLite, ids ...string) {
 	t.Helper()
@@ -56,13 +71,19 @@ func waitIndexed(t *testing.T, st *store.SQLite, ids ...string) {
 // TestResumesAfterItsPosition stops the indexer, publishes more, and starts a new one: it
 // indexes only what came after the stored position, and the position follows.
 func TestResumesAfterItsPosition(t *testing.T) {
+	for _, r := range readers {
+		t.Run(r.name, func(t *testing.T) { testResumesAfterItsPosition(t, r.lean) })
+	}
+}
+
+func testResumesAfterItsPosition(t *testing.T, lean bool) {
 	b := openBus(t, t.TempDir())
 	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "t.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	ix := NewIndexer(b.JetStream(), st, nil, NewMetrics(nil))
+	ix := newIndexer(b, st, lean)
 	if err := ix.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +95,7 @@ func TestResumesAfterItsPosition(t *testing.T) {
 	}
 
 	publish(t, b, "b1", "b2")
-	ix2 := NewIndexer(b.JetStream(), st, nil, NewMetrics(nil))
+	ix2 := newIndexer(b, st, lean)
 	if err := ix2.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +114,12 @@ func TestResumesAfterItsPosition(t *testing.T) {
 // start, both when the new stream is still below the stored position and when it has
 // already grown past it (where sequence numbers alone cannot tell).
 func TestStreamRecreatedBehindTheIndex(t *testing.T) {
+	for _, r := range readers {
+		t.Run(r.name, func(t *testing.T) { testStreamRecreatedBehindTheIndex(t, r.lean) })
+	}
+}
+
+func testStreamRecreatedBehindTheIndex(t *testing.T, lean bool) {
 	data := t.TempDir()
 	b := openBus(t, data)
 	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "t.db"))
@@ -100,7 +127,7 @@ func TestStreamRecreatedBehindTheIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	ix := NewIndexer(b.JetStream(), st, nil, NewMetrics(nil))
+	ix := newIndexer(b, st, lean)
 	if err := ix.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +151,7 @@ func TestStreamRecreatedBehindTheIndex(t *testing.T) {
 			ids = append(ids, fmt.Sprintf("new%d-%d", n, i))
 		}
 		publish(t, b, ids...)
-		ix := NewIndexer(b.JetStream(), st, nil, NewMetrics(nil))
+		ix := newIndexer(b, st, lean)
 		if err := ix.Start(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -159,5 +186,19 @@ func TestPublishOnceKeepsARepeatOnce(t *testing.T) {
 	}
 	if info.State.Msgs != 2 {
 		t.Fatalf("TRACKING holds %d events, want 2", info.State.Msgs)
+	}
+}
+
+// TestMessageEntry reads an index entry from a header block as nats.go's Header.Get would:
+// the first value of a name counts, values are percent-decoded, other headers are ignored.
+func TestMessageEntry(t *testing.T) {
+	at := time.Unix(1763971200, 5)
+	block := "NATS/1.0\r\nce-id: m-1\r\nce-type: order.created\r\nce-source: %20shop%25\r\nce-id: m-2\r\n" +
+		"ce-subject: A-1\r\nce-correlationid: c-9\r\nCauseway-Node: n1\r\nNats-Msg-Size: 7\r\nce-kind: original\r\n\r\n"
+	got := messageEntry(bus.StreamMessages, 42, at, []byte(block))
+	want := store.Message{ID: "m-1", Type: "order.created", Source: " shop%", Subject: "A-1", CorrelationID: "c-9",
+		Stream: bus.StreamMessages, Sequence: 42, AcceptedAt: at, Node: "n1"}
+	if got != want {
+		t.Errorf("got %+v\nwant %+v", got, want)
 	}
 }

@@ -1,0 +1,348 @@
+package bus
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/causeway/causeway/internal/natswire"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+)
+
+// Header consumers.
+//
+// The tracking index reads every message of MESSAGES, but only its headers. Through
+// nats.go each delivery becomes a message with its header block parsed into a map, its
+// reply subject parsed for the metadata, and a trip through a channel; at tens of
+// thousands of messages a second that is one of the node's larger costs. A header
+// consumer reads the same deliveries on a lean connection (internal/natswire) and hands
+// the handler the raw header block, the stream sequence and the time.
+//
+// It behaves as nats.go's ordered consumer does: an ephemeral pull consumer on the
+// server, keeping no state there, recreated from the last delivered sequence whenever
+// something goes wrong (a gap in the consumer sequence, the consumer deleted, heartbeats
+// missing), so that the handler sees every message once and in order, or the same
+// message again after a recreation (which an idempotent reader such as the index
+// ignores).
+
+// Pull sizes of a header consumer: each pull asks for pullBatch messages and the next is
+// sent once half of them have arrived, so that the server always has room to deliver.
+const (
+	pullBatch     = 1000
+	pullExpires   = 30 * time.Second
+	pullHeartbeat = 5 * time.Second
+)
+
+// HeaderHandler receives one message of a header consumer: its stream sequence, the time
+// the stream stored it, and its header block (valid only during the call). It runs on the
+// consumer's connection and may block: that only holds back further deliveries.
+type HeaderHandler func(seq uint64, stored time.Time, header []byte)
+
+// HeaderConsumer is a running header consumer.
+type HeaderConsumer struct {
+	b      *Bus
+	c      *natswire.Conn
+	stream string
+	filter string
+	h      HeaderHandler
+	log    *slog.Logger
+	prefix string // pulls' reply subjects: prefix + generation
+
+	// expires and heartbeat are the pulls' settings (pullExpires and pullHeartbeat; tests
+	// shorten them).
+	expires, heartbeat time.Duration
+
+	mu          sync.Mutex
+	gen         uint64 // bumped by each recreation; deliveries of older ones are ignored
+	consumer    string
+	dseq, sseq  uint64 // last consumer and stream sequences delivered
+	outstanding int    // messages asked for and not yet delivered or expired
+	seen        time.Time
+	// busy is set while the handler runs: a handler that blocks (the index writing a
+	// batch) holds back deliveries and heartbeats, which is not a silent server.
+	busy atomic.Bool
+
+	reset chan struct{}
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
+
+// ErrNoHeaderConsumer is returned by ConsumeHeaders on a bus whose server is not embedded.
+var ErrNoHeaderConsumer = errors.New("bus: header consumers need the embedded server")
+
+// ConsumeHeaders starts a header consumer of stream, on subjects matching filter, from the
+// message after sequence after (0: from the start). On an external server it returns
+// ErrNoHeaderConsumer, and callers read through nats.go instead.
+func (b *Bus) ConsumeHeaders(ctx context.Context, stream, filter string, after uint64, h HeaderHandler) (*HeaderConsumer, error) {
+	if b.srv == nil {
+		return nil, ErrNoHeaderConsumer
+	}
+	conn, err := b.srv.InProcessConn()
+	if err != nil {
+		return nil, fmt.Errorf("bus: header consumer of %s: %w", stream, err)
+	}
+	c, err := natswire.Dial(conn, "causeway "+b.opts.NodeName+" reader of "+stream)
+	if err != nil {
+		return nil, fmt.Errorf("bus: header consumer of %s: %w", stream, err)
+	}
+	hc := &HeaderConsumer{
+		b: b, c: c, stream: stream, filter: filter, h: h, sseq: after,
+		log:     b.log.With("consumer", "headers of "+stream),
+		prefix:  "_INBOX." + nuid.Next() + ".",
+		reset:   make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		expires: pullExpires, heartbeat: pullHeartbeat,
+	}
+	if b.pullTimes != nil {
+		hc.expires, hc.heartbeat = b.pullTimes[0], b.pullTimes[1]
+	}
+	if _, err := c.Subscribe(hc.prefix+"*", hc.deliver); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("bus: header consumer of %s: %w", stream, err)
+	}
+	if err := hc.recreate(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	hc.wg.Add(1)
+	go hc.watch()
+	return hc, nil
+}
+
+// Stop ends the consumer and waits for it; the server drops its consumer once idle.
+func (hc *HeaderConsumer) Stop() {
+	select {
+	case <-hc.stop:
+		return
+	default:
+	}
+	close(hc.stop)
+	hc.wg.Wait()
+	hc.mu.Lock()
+	name := hc.consumer
+	hc.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if name != "" {
+		_ = hc.b.js.DeleteConsumer(ctx, hc.stream, name)
+	}
+	hc.c.Close()
+}
+
+// recreate makes a new consumer from the message after the last delivered one and asks it
+// for messages.
+func (hc *HeaderConsumer) recreate(ctx context.Context) error {
+	hc.mu.Lock()
+	hc.gen++
+	gen, from, old := hc.gen, hc.sseq+1, hc.consumer
+	hc.consumer, hc.dseq, hc.outstanding = "", 0, 0
+	hc.mu.Unlock()
+	if old != "" {
+		_ = hc.b.js.DeleteConsumer(ctx, hc.stream, old)
+	}
+	cfg := jetstream.ConsumerConfig{
+		Name:              "cw_headers_" + nuid.Next(),
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       from,
+		AckPolicy:         jetstream.AckNonePolicy,
+		HeadersOnly:       true,
+		FilterSubject:     hc.filter,
+		InactiveThreshold: 5 * time.Minute,
+		MemoryStorage:     true,
+		Replicas:          1,
+	}
+	cons, err := hc.b.js.CreateConsumer(ctx, hc.stream, cfg)
+	if err != nil {
+		return fmt.Errorf("bus: header consumer of %s: %w", hc.stream, err)
+	}
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	if hc.gen != gen {
+		return nil // recreated again meanwhile
+	}
+	hc.consumer = cons.CachedInfo().Name
+	hc.seen = time.Now()
+	return hc.pullLocked()
+}
+
+// pullLocked asks for another pullBatch messages; hc.mu is held.
+func (hc *HeaderConsumer) pullLocked() error {
+	req := `{"batch":` + strconv.Itoa(pullBatch) + `,"expires":` + strconv.FormatInt(int64(hc.expires), 10) +
+		`,"idle_heartbeat":` + strconv.FormatInt(int64(hc.heartbeat), 10) + `}`
+	subject := "$JS.API.CONSUMER.MSG.NEXT." + hc.stream + "." + hc.consumer
+	if err := hc.c.Publish(subject, hc.prefix+strconv.FormatUint(hc.gen, 10), nil, []byte(req)); err != nil {
+		return fmt.Errorf("bus: header consumer of %s: pull: %w", hc.stream, err)
+	}
+	hc.outstanding += pullBatch
+	return nil
+}
+
+// watch recreates the consumer when a delivery asks for it or when the server has been
+// silent for three heartbeats.
+func (hc *HeaderConsumer) watch() {
+	defer hc.wg.Done()
+	tick := time.NewTicker(hc.heartbeat)
+	defer tick.Stop()
+	failures := 0
+	for {
+		select {
+		case <-hc.stop:
+			return
+		case <-hc.c.Done():
+			hc.log.Warn("header consumer connection ended", "err", hc.c.Err())
+			return
+		case <-hc.reset:
+		case <-tick.C:
+			hc.mu.Lock()
+			silent := !hc.busy.Load() && time.Since(hc.seen) > 3*hc.heartbeat
+			hc.mu.Unlock()
+			if !silent && failures == 0 {
+				continue
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := hc.recreate(ctx)
+		cancel()
+		if err != nil {
+			failures++
+			hc.log.Warn("header consumer not recreated; trying again", "err", err, "attempts", failures)
+			continue
+		}
+		failures = 0
+	}
+}
+
+// askReset has watch recreate the consumer.
+func (hc *HeaderConsumer) askReset() {
+	select {
+	case hc.reset <- struct{}{}:
+	default:
+	}
+}
+
+// deliver handles one message on the pulls' reply subjects, on the connection's read
+// goroutine. A delivery carries the subject it was published on and names its consumer in
+// its reply subject; a status message from the server comes on the pull's own reply
+// subject, which ends in the generation of the consumer it is about.
+func (hc *HeaderConsumer) deliver(m *natswire.Msg) {
+	hc.mu.Lock()
+	if status := statusOf(m.Header); status != "" && len(m.Reply) == 0 {
+		gen, ok := atou(m.Subject[bytes.LastIndexByte(m.Subject, '.')+1:])
+		if ok && gen == hc.gen {
+			hc.seen = time.Now()
+			hc.status(status, m.Header)
+		}
+		hc.mu.Unlock()
+		return
+	}
+	consumer, sseq, dseq, stored, ok := ackMetadata(m.Reply)
+	if !ok || string(consumer) != hc.consumer {
+		hc.mu.Unlock()
+		return // a delivery to a consumer that has been replaced
+	}
+	hc.seen = time.Now()
+	if dseq != hc.dseq+1 {
+		hc.mu.Unlock()
+		hc.askReset()
+		return
+	}
+	hc.dseq, hc.sseq = dseq, sseq
+	hc.outstanding--
+	if hc.outstanding <= pullBatch/2 {
+		// A failed pull means the connection has ended, which watch sees.
+		_ = hc.pullLocked()
+	}
+	hc.busy.Store(true)
+	hc.mu.Unlock()
+	hc.h(sseq, stored, m.Header)
+	hc.mu.Lock()
+	hc.busy.Store(false)
+	hc.seen = time.Now()
+	hc.mu.Unlock()
+}
+
+// status handles a status message of the server; hc.mu is held.
+func (hc *HeaderConsumer) status(code string, header []byte) {
+	switch code {
+	case "100": // an idle heartbeat
+		return
+	case "408", "409":
+		// A pull that expired or ended: what it still owed will not come.
+		if bytes.Contains(header, []byte("Consumer Deleted")) {
+			hc.askReset()
+			return
+		}
+		if left, ok := atou(headerValue(header, "Nats-Pending-Messages")); ok {
+			hc.outstanding -= int(left)
+		}
+		if hc.outstanding <= pullBatch/2 {
+			_ = hc.pullLocked()
+		}
+	default:
+		hc.log.Warn("header consumer: unexpected status", "status", code, "detail", string(bytes.TrimSpace(header)))
+		hc.askReset()
+	}
+}
+
+// ackMetadata reads the stream and consumer sequences and the time from a delivery's reply
+// subject: $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>,
+// or the longer form with a domain and an account hash after $JS.ACK.
+func ackMetadata(reply []byte) (consumer []byte, sseq, dseq uint64, stored time.Time, ok bool) {
+	var tok [12][]byte
+	n := 0
+	for len(reply) > 0 && n < len(tok) {
+		i := bytes.IndexByte(reply, '.')
+		if i < 0 {
+			tok[n], reply = reply, nil
+		} else {
+			tok[n], reply = reply[:i], reply[i+1:]
+		}
+		n++
+	}
+	if len(reply) > 0 || n < 9 || string(tok[0]) != "$JS" || string(tok[1]) != "ACK" {
+		return nil, 0, 0, time.Time{}, false
+	}
+	at := 4 // the delivered count in the short form
+	if n >= 11 {
+		at = 6
+	}
+	s, ok1 := atou(tok[at+1])
+	d, ok2 := atou(tok[at+2])
+	ts, ok3 := atou(tok[at+3])
+	if !ok1 || !ok2 || !ok3 {
+		return nil, 0, 0, time.Time{}, false
+	}
+	return tok[at-1], s, d, time.Unix(0, int64(ts)), true
+}
+
+// headerValue returns the value of the first header called name in a header block.
+func headerValue(header []byte, name string) []byte {
+	for line := range bytes.SplitSeq(header, []byte("\r\n")) {
+		if v, ok := bytes.CutPrefix(line, []byte(name+":")); ok {
+			return bytes.TrimSpace(v)
+		}
+	}
+	return nil
+}
+
+// atou parses a decimal number of at most 19 digits.
+func atou(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 19 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n, true
+}

@@ -1,0 +1,190 @@
+package bus
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// collector gathers what a header consumer delivers.
+type collector struct {
+	mu   sync.Mutex
+	seqs []uint64
+	ids  []string
+}
+
+func (c *collector) handle(seq uint64, stored time.Time, header []byte) {
+	id := headerValue(header, "ce-id")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seqs = append(c.seqs, seq)
+	c.ids = append(c.ids, string(id))
+}
+
+// waitFor waits until the last sequence delivered is last.
+func (c *collector) waitFor(t *testing.T, last uint64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c.mu.Lock()
+		n, top := len(c.seqs), uint64(0)
+		if n > 0 {
+			top = c.seqs[n-1]
+		}
+		c.mu.Unlock()
+		if top >= last {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("delivered up to %d (%d messages), want up to %d", top, n, last)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// checkContiguous checks that from..to were each delivered, in order, where a sequence may
+// come again only right after a recreation (never out of order otherwise).
+func (c *collector) checkContiguous(t *testing.T, from, to uint64) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := from
+	for i, s := range c.seqs {
+		switch {
+		case s == next:
+			next++
+		case s < next: // delivered again after a recreation
+		default:
+			t.Fatalf("delivery %d is sequence %d, want %d (a gap)", i, s, next)
+		}
+		if c.ids[i] == "" {
+			t.Fatalf("delivery %d (sequence %d) has no ce-id header", i, s)
+		}
+	}
+	if next != to+1 {
+		t.Fatalf("delivered up to %d, want %d", next-1, to)
+	}
+}
+
+// TestHeaderConsumerReadsEveryMessageInOrder reads more than one pull's worth of messages,
+// from the start and from a position, and only the subjects asked for.
+func TestHeaderConsumerReadsEveryMessageInOrder(t *testing.T) {
+	b := runInterval(t, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 2*pullBatch + 500
+	for i := 0; i < n; i += 500 {
+		if err := b.PublishAll(ctx, newEvents("m"+string(rune('a'+i/500)), 500), "n1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, after := range []uint64{0, 1234} {
+		var c collector
+		hc, err := b.ConsumeHeaders(ctx, StreamMessages, SubjectMessages+">", after, c.handle)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.waitFor(t, n)
+		hc.Stop()
+		c.checkContiguous(t, after+1, n)
+	}
+}
+
+// TestHeaderConsumerRecreatedWhenDeleted deletes the server's consumer under a running
+// header consumer: it is recreated from where it was, and nothing published before or after
+// is missed.
+func TestHeaderConsumerRecreatedWhenDeleted(t *testing.T) {
+	b := runInterval(t, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.PublishAll(ctx, newEvents("before", 300), "n1"); err != nil {
+		t.Fatal(err)
+	}
+	var c collector
+	hc, err := b.ConsumeHeaders(ctx, StreamMessages, SubjectMessages+">", 0, c.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.Stop()
+	c.waitFor(t, 300)
+	hc.mu.Lock()
+	name := hc.consumer
+	hc.mu.Unlock()
+	if err := b.js.DeleteConsumer(ctx, StreamMessages, name); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PublishAll(ctx, newEvents("after", 300), "n1"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(t, 600)
+	c.checkContiguous(t, 1, 600)
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	if hc.consumer == name {
+		t.Errorf("still on consumer %s, which was deleted", name)
+	}
+}
+
+// TestHeaderConsumerPullsAgainAfterExpiry lets pulls expire (shortened to half a second)
+// while nothing is published: the consumer keeps asking, and reads what comes later.
+func TestHeaderConsumerPullsAgainAfterExpiry(t *testing.T) {
+	b := runInterval(t, false)
+	b.pullTimes = &[2]time.Duration{500 * time.Millisecond, 100 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var c collector
+	hc, err := b.ConsumeHeaders(ctx, StreamMessages, SubjectMessages+">", 0, c.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.Stop()
+	hc.mu.Lock()
+	name := hc.consumer
+	hc.mu.Unlock()
+	time.Sleep(2 * time.Second) // several expiries
+	if err := b.PublishAll(ctx, newEvents("late", 10), "n1"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(t, 10)
+	c.checkContiguous(t, 1, 10)
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	if hc.consumer != name {
+		t.Errorf("consumer recreated (%s, then %s) while the server was answering", name, hc.consumer)
+	}
+}
+
+// TestHeaderConsumerNeedsTheEmbeddedServer: without one, callers are told to read another way.
+func TestHeaderConsumerNeedsTheEmbeddedServer(t *testing.T) {
+	if _, err := (&Bus{}).ConsumeHeaders(context.Background(), StreamMessages, ">", 0, nil); !errors.Is(err, ErrNoHeaderConsumer) {
+		t.Fatalf("got %v, want ErrNoHeaderConsumer", err)
+	}
+}
+
+func TestAckMetadata(t *testing.T) {
+	for _, tc := range []struct {
+		reply          string
+		consumer       string
+		sseq, dseq, ts uint64
+		ok             bool
+	}{
+		{reply: "$JS.ACK.MESSAGES.c1.1.42.7.1763971200000000001.9", consumer: "c1", sseq: 42, dseq: 7, ts: 1763971200000000001, ok: true},
+		{reply: "$JS.ACK.hub.ACCHASH.MESSAGES.c1.1.42.7.1763971200000000001.9.token", consumer: "c1", sseq: 42, dseq: 7, ts: 1763971200000000001, ok: true},
+		{reply: "$JS.ACK.MESSAGES.c1.1.x.7.1.9"},
+		{reply: "$JS.ACK.MESSAGES.c1.1.42"},
+		{reply: "_INBOX.a.b.c.d.e.f.g.h"},
+		{reply: ""},
+		{reply: "$JS.ACK.a.b.c.d.e.f.g.h.i.j.k.l.m.n"},
+	} {
+		consumer, sseq, dseq, at, ok := ackMetadata([]byte(tc.reply))
+		if ok != tc.ok || ok && (string(consumer) != tc.consumer || sseq != tc.sseq || dseq != tc.dseq || at.UnixNano() != int64(tc.ts)) {
+			t.Errorf("%q: got %q %d %d %v %v", tc.reply, consumer, sseq, dseq, at.UnixNano(), ok)
+		}
+	}
+	if v := headerValue([]byte("NATS/1.0 408 Request Timeout\r\nNats-Pending-Messages: 12\r\n\r\n"), "Nats-Pending-Messages"); !bytes.Equal(v, []byte("12")) {
+		t.Errorf("Nats-Pending-Messages = %q, want 12", v)
+	}
+}
