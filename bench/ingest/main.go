@@ -3,6 +3,7 @@
 // latency percentiles, each beside its reference as a ratio.
 //
 //	go run ./bench/ingest -duration 5s
+//	go run ./bench/ingest -duration 10s -rounds 3 -only raw-async,raw-nofsync,http-single-always,http-single-interval,http-batch-interval
 //
 // Scenarios: raw JetStream publish with fsync always, one synchronous publisher and one
 // pipelined (asynchronous) publisher; raw asynchronous publish without fsync (the ceiling);
@@ -13,6 +14,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -21,6 +23,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,6 +38,7 @@ func main() {
 	flag.IntVar(&c.batchSize, "batch", 100, "messages per batch")
 	flag.IntVar(&c.group, "group", 64, "messages per atomic batch of the raw-atomic scenarios")
 	flag.IntVar(&c.window, "window", 256, "in-flight publishes of the pipelined raw reference")
+	flag.IntVar(&c.rounds, "rounds", 1, "rounds: the scenarios take turns this many times, and each row is the scenario's median round")
 	flag.StringVar(&clientKind, "client", "raw", "the load generator's HTTP client: raw (a lean HTTP/1.1 client, like wrk's) or nethttp (Go's net/http)")
 	flag.StringVar(&c.only, "only", "", "comma-separated scenario names to run (default all)")
 	flag.StringVar(&c.dir, "dir", "", "scratch directory (default: a new temporary one)")
@@ -77,8 +81,15 @@ type benchConfig struct {
 	duration              time.Duration
 	clients, batchClients int
 	batchSize, window     int
-	group                 int
+	group, rounds         int
 	only, dir             string
+}
+
+// median returns the result of the median rate (the lower middle of an even count).
+func median(rs []*result) *result {
+	sorted := slices.Clone(rs)
+	slices.SortFunc(sorted, func(a, b *result) int { return cmp.Compare(a.rate(), b.rate()) })
+	return sorted[(len(sorted)-1)/2]
 }
 
 func (c benchConfig) wants(name string) bool {
@@ -151,23 +162,41 @@ func run(c benchConfig, out io.Writer) error {
 			return httpIngest(ctx, dir, interval, c.duration, c.batchClients, c.batchSize)
 		}},
 	}
+	// The machine's speed moves by ±15% from one minute to the next: with several rounds,
+	// every scenario runs once per round, next to its references, and each row is the
+	// scenario's median round.
+	rounds := map[string][]*result{}
+	fmt.Fprintf(out, "Ingestion benchmark, %s, %d CPUs, %s per scenario, %d round(s), %s\n\n", runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU(), c.duration, max(c.rounds, 1), time.Now().UTC().Format(time.RFC3339))
+	for round := range max(c.rounds, 1) {
+		for i, s := range scenarios {
+			if !c.wants(s.name) {
+				continue
+			}
+			dir := fmt.Sprintf("%s/%d-%s", root, i, s.name)
+			ctx, cancel := context.WithTimeout(context.Background(), c.duration+2*time.Minute)
+			r, err := s.run(ctx, dir)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("%s (round %d): %w", s.name, round+1, err)
+			}
+			_ = os.RemoveAll(dir)
+			rounds[s.name] = append(rounds[s.name], r)
+			if c.rounds > 1 {
+				fmt.Fprintf(os.Stderr, "round %d: %s %.0f msg/s\n", round+1, s.name, r.rate())
+			}
+		}
+	}
 	results := map[string]*result{}
-	fmt.Fprintf(out, "Ingestion benchmark, %s, %d CPUs, %s per scenario, %s\n\n", runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU(), c.duration, time.Now().UTC().Format(time.RFC3339))
+	for name, rs := range rounds {
+		results[name] = median(rs)
+	}
 	fmt.Fprintln(out, "| scenario | msg/s | p50 | p99 | vs bus reference | vs HTTP reference | index caught up |")
 	fmt.Fprintln(out, "|---|---:|---:|---:|---|---|---:|")
-	for i, s := range scenarios {
-		if !c.wants(s.name) {
+	for _, s := range scenarios {
+		r := results[s.name]
+		if r == nil {
 			continue
 		}
-		dir := fmt.Sprintf("%s/%d-%s", root, i, s.name)
-		ctx, cancel := context.WithTimeout(context.Background(), c.duration+2*time.Minute)
-		r, err := s.run(ctx, dir)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("%s: %w", s.name, err)
-		}
-		_ = os.RemoveAll(dir)
-		results[s.name] = r
 		vs := "reference"
 		if s.ref != "" {
 			if ref := results[s.ref]; ref != nil && ref.rate() > 0 {
@@ -185,6 +214,20 @@ func run(c benchConfig, out io.Writer) error {
 			caughtUp = fmtDur(r.indexCatchUp) + " after"
 		}
 		fmt.Fprintf(out, "| %s: %s | %.0f | %s | %s | %s | %s | %s |\n", s.name, s.what, r.rate(), fmtDur(r.percentile(50)), fmtDur(r.percentile(99)), vs, vsHTTP, caughtUp)
+	}
+	if c.rounds > 1 {
+		fmt.Fprint(out, "\nmsg/s of each round:")
+		sep := " "
+		for _, s := range scenarios {
+			if rs := rounds[s.name]; rs != nil {
+				fmt.Fprintf(out, "%s%s", sep, s.name)
+				for _, r := range rs {
+					fmt.Fprintf(out, " %.0f", r.rate())
+				}
+				sep = "; "
+			}
+		}
+		fmt.Fprintln(out)
 	}
 	return nil
 }
