@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/causeway/causeway/internal/natswire"
@@ -41,14 +40,14 @@ const (
 )
 
 // HeaderHandler receives one message of a header consumer: its stream sequence, the time
-// the stream stored it, and its header block (valid only during the call). It runs on the
-// consumer's connection and may block: that only holds back further deliveries.
+// the stream stored it, and its header block (the handler may keep it). Messages come one
+// at a time, in order, on a goroutine of the consumer's own; the handler may block, which
+// holds back further pulls (never the connection).
 type HeaderHandler func(seq uint64, stored time.Time, header []byte)
 
 // HeaderConsumer is a running header consumer.
 type HeaderConsumer struct {
 	b      *Bus
-	c      *natswire.Conn
 	stream string
 	filter string
 	h      HeaderHandler
@@ -60,18 +59,29 @@ type HeaderConsumer struct {
 	expires, heartbeat time.Duration
 
 	mu          sync.Mutex
-	gen         uint64 // bumped by each recreation; deliveries of older ones are ignored
+	c           *natswire.Conn // the current connection; replaced when it ends
+	gen         uint64         // bumped by each recreation; answers about older ones are ignored
 	consumer    string
-	dseq, sseq  uint64 // last consumer and stream sequences delivered
-	outstanding int    // messages asked for and not yet delivered or expired
+	dseq, sseq  uint64 // last consumer and stream sequences received
+	outstanding int    // messages asked for and not yet received or expired
 	seen        time.Time
-	// busy is set while the handler runs: a handler that blocks (the index writing a
-	// batch) holds back deliveries and heartbeats, which is not a silent server.
-	busy atomic.Bool
+	// queue holds what has been received and not yet handed to the handler. The read
+	// goroutine never waits for the handler: a connection whose reader stalls would be
+	// dropped by the server as a slow consumer. Pulls ask for more only while the queue
+	// and what is outstanding stay under pullBatch, which bounds the queue.
+	queue []queued
 
+	wake  chan struct{}
 	reset chan struct{}
 	stop  chan struct{}
 	wg    sync.WaitGroup
+}
+
+// queued is one received message waiting for the handler.
+type queued struct {
+	seq    uint64
+	stored time.Time
+	header []byte
 }
 
 // ErrNoHeaderConsumer is returned by ConsumeHeaders on a bus whose server is not embedded.
@@ -84,18 +94,11 @@ func (b *Bus) ConsumeHeaders(ctx context.Context, stream, filter string, after u
 	if b.srv == nil {
 		return nil, ErrNoHeaderConsumer
 	}
-	conn, err := b.srv.InProcessConn()
-	if err != nil {
-		return nil, fmt.Errorf("bus: header consumer of %s: %w", stream, err)
-	}
-	c, err := natswire.Dial(conn, "causeway "+b.opts.NodeName+" reader of "+stream)
-	if err != nil {
-		return nil, fmt.Errorf("bus: header consumer of %s: %w", stream, err)
-	}
 	hc := &HeaderConsumer{
-		b: b, c: c, stream: stream, filter: filter, h: h, sseq: after,
+		b: b, stream: stream, filter: filter, h: h, sseq: after,
 		log:     b.log.With("consumer", "headers of "+stream),
 		prefix:  "_INBOX." + nuid.Next() + ".",
+		wake:    make(chan struct{}, 1),
 		reset:   make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		expires: pullExpires, heartbeat: pullHeartbeat,
@@ -103,20 +106,47 @@ func (b *Bus) ConsumeHeaders(ctx context.Context, stream, filter string, after u
 	if b.pullTimes != nil {
 		hc.expires, hc.heartbeat = b.pullTimes[0], b.pullTimes[1]
 	}
-	if _, err := c.Subscribe(hc.prefix+"*", hc.deliver); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("bus: header consumer of %s: %w", stream, err)
-	}
-	if err := hc.recreate(ctx); err != nil {
-		c.Close()
+	if err := hc.connect(); err != nil {
 		return nil, err
 	}
-	hc.wg.Add(1)
+	if err := hc.recreate(ctx); err != nil {
+		hc.conn().Close()
+		return nil, err
+	}
+	hc.wg.Add(2)
 	go hc.watch()
+	go hc.feed()
 	return hc, nil
 }
 
-// Stop ends the consumer and waits for it; the server drops its consumer once idle.
+// connect opens a connection for the consumer's pulls and makes it the current one.
+func (hc *HeaderConsumer) connect() error {
+	nc, err := hc.b.srv.InProcessConn()
+	if err != nil {
+		return fmt.Errorf("bus: header consumer of %s: %w", hc.stream, err)
+	}
+	c, err := natswire.Dial(nc, "causeway "+hc.b.opts.NodeName+" reader of "+hc.stream)
+	if err != nil {
+		return fmt.Errorf("bus: header consumer of %s: %w", hc.stream, err)
+	}
+	if _, err := c.Subscribe(hc.prefix+"*", hc.deliver); err != nil {
+		c.Close()
+		return fmt.Errorf("bus: header consumer of %s: %w", hc.stream, err)
+	}
+	hc.mu.Lock()
+	hc.c = c
+	hc.mu.Unlock()
+	return nil
+}
+
+func (hc *HeaderConsumer) conn() *natswire.Conn {
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	return hc.c
+}
+
+// Stop ends the consumer and waits for it; what it received and did not hand over is
+// dropped (the index reads it again from its stored position after a restart).
 func (hc *HeaderConsumer) Stop() {
 	select {
 	case <-hc.stop:
@@ -126,17 +156,17 @@ func (hc *HeaderConsumer) Stop() {
 	close(hc.stop)
 	hc.wg.Wait()
 	hc.mu.Lock()
-	name := hc.consumer
+	name, c := hc.consumer, hc.c
 	hc.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if name != "" {
 		_ = hc.b.js.DeleteConsumer(ctx, hc.stream, name)
 	}
-	hc.c.Close()
+	c.Close()
 }
 
-// recreate makes a new consumer from the message after the last delivered one and asks it
+// recreate makes a new consumer from the message after the last received one and asks it
 // for messages.
 func (hc *HeaderConsumer) recreate(ctx context.Context) error {
 	hc.mu.Lock()
@@ -169,39 +199,59 @@ func (hc *HeaderConsumer) recreate(ctx context.Context) error {
 	}
 	hc.consumer = cons.CachedInfo().Name
 	hc.seen = time.Now()
-	return hc.pullLocked()
-}
-
-// pullLocked asks for another pullBatch messages; hc.mu is held.
-func (hc *HeaderConsumer) pullLocked() error {
-	req := `{"batch":` + strconv.Itoa(pullBatch) + `,"expires":` + strconv.FormatInt(int64(hc.expires), 10) +
-		`,"idle_heartbeat":` + strconv.FormatInt(int64(hc.heartbeat), 10) + `}`
-	subject := "$JS.API.CONSUMER.MSG.NEXT." + hc.stream + "." + hc.consumer
-	if err := hc.c.Publish(subject, hc.prefix+strconv.FormatUint(hc.gen, 10), nil, []byte(req)); err != nil {
-		return fmt.Errorf("bus: header consumer of %s: pull: %w", hc.stream, err)
-	}
-	hc.outstanding += pullBatch
+	hc.refillLocked()
 	return nil
 }
 
-// watch recreates the consumer when a delivery asks for it or when the server has been
-// silent for three heartbeats.
+// refillLocked asks for another pullBatch messages when what is queued and outstanding has
+// fallen to half of that; hc.mu is held.
+func (hc *HeaderConsumer) refillLocked() {
+	if hc.consumer == "" || hc.outstanding+len(hc.queue) > pullBatch/2 {
+		return
+	}
+	req := `{"batch":` + strconv.Itoa(pullBatch) + `,"expires":` + strconv.FormatInt(int64(hc.expires), 10) +
+		`,"idle_heartbeat":` + strconv.FormatInt(int64(hc.heartbeat), 10) + `}`
+	subject := "$JS.API.CONSUMER.MSG.NEXT." + hc.stream + "." + hc.consumer
+	// A failed pull means the connection has ended, which watch sees.
+	if hc.c.Publish(subject, hc.prefix+strconv.FormatUint(hc.gen, 10), nil, []byte(req)) == nil {
+		hc.outstanding += pullBatch
+	}
+}
+
+// watch reconnects when the connection ends, and recreates the consumer when a delivery
+// asks for it or when the server has been silent for three heartbeats while a pull was
+// waiting.
 func (hc *HeaderConsumer) watch() {
 	defer hc.wg.Done()
 	tick := time.NewTicker(hc.heartbeat)
 	defer tick.Stop()
 	failures := 0
 	for {
+		c := hc.conn()
 		select {
 		case <-hc.stop:
 			return
-		case <-hc.c.Done():
-			hc.log.Warn("header consumer connection ended", "err", hc.c.Err())
-			return
+		case <-c.Done():
+			select {
+			case <-hc.stop:
+				return
+			default:
+			}
+			hc.log.Warn("header consumer connection ended; reconnecting", "err", c.Err())
+			if err := hc.connect(); err != nil {
+				failures++
+				hc.log.Warn("header consumer not reconnected; trying again", "err", err, "attempts", failures)
+				select {
+				case <-hc.stop:
+					return
+				case <-time.After(hc.heartbeat):
+				}
+				continue
+			}
 		case <-hc.reset:
 		case <-tick.C:
 			hc.mu.Lock()
-			silent := !hc.busy.Load() && time.Since(hc.seen) > 3*hc.heartbeat
+			silent := hc.outstanding > 0 && time.Since(hc.seen) > 3*hc.heartbeat
 			hc.mu.Unlock()
 			if !silent && failures == 0 {
 				continue
@@ -227,45 +277,66 @@ func (hc *HeaderConsumer) askReset() {
 	}
 }
 
-// deliver handles one message on the pulls' reply subjects, on the connection's read
-// goroutine. A delivery carries the subject it was published on and names its consumer in
-// its reply subject; a status message from the server comes on the pull's own reply
-// subject, which ends in the generation of the consumer it is about.
+// feed hands what has been received to the handler, in order.
+func (hc *HeaderConsumer) feed() {
+	defer hc.wg.Done()
+	var batch []queued
+	for {
+		select {
+		case <-hc.stop:
+			return
+		case <-hc.wake:
+		}
+		hc.mu.Lock()
+		batch, hc.queue = hc.queue, batch[:0]
+		hc.mu.Unlock()
+		for _, q := range batch {
+			select {
+			case <-hc.stop:
+				return
+			default:
+			}
+			hc.h(q.seq, q.stored, q.header)
+		}
+		clear(batch)
+		hc.mu.Lock()
+		hc.refillLocked()
+		hc.mu.Unlock()
+	}
+}
+
+// deliver takes one message on the pulls' reply subjects, on the connection's read
+// goroutine, and never waits. A delivery carries the subject it was published on and
+// names its consumer in its reply subject; a status message from the server comes on the
+// pull's own reply subject, which ends in the generation of the consumer it is about.
 func (hc *HeaderConsumer) deliver(m *natswire.Msg) {
 	hc.mu.Lock()
+	defer hc.mu.Unlock()
 	if status := statusOf(m.Header); status != "" && len(m.Reply) == 0 {
 		gen, ok := atou(m.Subject[bytes.LastIndexByte(m.Subject, '.')+1:])
 		if ok && gen == hc.gen {
 			hc.seen = time.Now()
 			hc.status(status, m.Header)
 		}
-		hc.mu.Unlock()
 		return
 	}
 	consumer, sseq, dseq, stored, ok := ackMetadata(m.Reply)
 	if !ok || string(consumer) != hc.consumer {
-		hc.mu.Unlock()
 		return // a delivery to a consumer that has been replaced
 	}
 	hc.seen = time.Now()
 	if dseq != hc.dseq+1 {
-		hc.mu.Unlock()
 		hc.askReset()
 		return
 	}
 	hc.dseq, hc.sseq = dseq, sseq
 	hc.outstanding--
-	if hc.outstanding <= pullBatch/2 {
-		// A failed pull means the connection has ended, which watch sees.
-		_ = hc.pullLocked()
+	hc.queue = append(hc.queue, queued{seq: sseq, stored: stored, header: bytes.Clone(m.Header)})
+	select {
+	case hc.wake <- struct{}{}:
+	default:
 	}
-	hc.busy.Store(true)
-	hc.mu.Unlock()
-	hc.h(sseq, stored, m.Header)
-	hc.mu.Lock()
-	hc.busy.Store(false)
-	hc.seen = time.Now()
-	hc.mu.Unlock()
+	hc.refillLocked()
 }
 
 // status handles a status message of the server; hc.mu is held.
@@ -280,11 +351,9 @@ func (hc *HeaderConsumer) status(code string, header []byte) {
 			return
 		}
 		if left, ok := atou(headerValue(header, "Nats-Pending-Messages")); ok {
-			hc.outstanding -= int(left)
+			hc.outstanding = max(hc.outstanding-int(left), 0)
 		}
-		if hc.outstanding <= pullBatch/2 {
-			_ = hc.pullLocked()
-		}
+		hc.refillLocked()
 	default:
 		hc.log.Warn("header consumer: unexpected status", "status", code, "detail", string(bytes.TrimSpace(header)))
 		hc.askReset()

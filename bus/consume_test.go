@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -186,5 +187,74 @@ func TestAckMetadata(t *testing.T) {
 	}
 	if v := headerValue([]byte("NATS/1.0 408 Request Timeout\r\nNats-Pending-Messages: 12\r\n\r\n"), "Nats-Pending-Messages"); !bytes.Equal(v, []byte("12")) {
 		t.Errorf("Nats-Pending-Messages = %q, want 12", v)
+	}
+}
+
+// TestHeaderConsumerWithASlowHandler: a handler slower than the server (as the index is
+// while it writes a batch) holds back pulls but never the connection: everything arrives,
+// in order, on the same consumer, without the server dropping the connection.
+func TestHeaderConsumerWithASlowHandler(t *testing.T) {
+	b := runInterval(t, false)
+	b.pullTimes = &[2]time.Duration{500 * time.Millisecond, 100 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 3 * pullBatch
+	for i := 0; i < n; i += 500 {
+		if err := b.PublishAll(ctx, newEvents(fmt.Sprint("s", i), 500), "n1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var c collector
+	hc, err := b.ConsumeHeaders(ctx, StreamMessages, SubjectMessages+">", 0, func(seq uint64, stored time.Time, header []byte) {
+		if seq%500 == 0 {
+			time.Sleep(400 * time.Millisecond) // longer than a pull's heartbeat, several times
+		}
+		c.handle(seq, stored, header)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.Stop()
+	hc.mu.Lock()
+	name, conn := hc.consumer, hc.c
+	hc.mu.Unlock()
+	c.waitFor(t, n)
+	c.checkContiguous(t, 1, n)
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	if hc.consumer != name || hc.c != conn {
+		t.Errorf("consumer or connection replaced while the handler was slow")
+	}
+	if len(hc.queue) > pullBatch+pullBatch/2 {
+		t.Errorf("%d messages queued, over the bound", len(hc.queue))
+	}
+}
+
+// TestHeaderConsumerReconnects ends the consumer's connection under it: it connects again,
+// recreates its consumer from where it was, and misses nothing.
+func TestHeaderConsumerReconnects(t *testing.T) {
+	b := runInterval(t, false)
+	b.pullTimes = &[2]time.Duration{time.Second, 100 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.PublishAll(ctx, newEvents("before", 200), "n1"); err != nil {
+		t.Fatal(err)
+	}
+	var c collector
+	hc, err := b.ConsumeHeaders(ctx, StreamMessages, SubjectMessages+">", 0, c.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.Stop()
+	c.waitFor(t, 200)
+	old := hc.conn()
+	old.Close()
+	if err := b.PublishAll(ctx, newEvents("after", 200), "n1"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(t, 400)
+	c.checkContiguous(t, 1, 400)
+	if hc.conn() == old {
+		t.Error("still on the closed connection")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -30,7 +31,10 @@ import (
 
 // leanPublisher publishes PublishAll's messages on a natswire connection.
 type leanPublisher struct {
-	c      *natswire.Conn
+	srv    *server.Server
+	node   string
+	log    *slog.Logger
+	c      atomic.Pointer[natswire.Conn] // the current connection; replaced when it ends
 	stream string
 	prefix string // reply subjects' prefix, ending in a dot
 	sid    uint64
@@ -45,6 +49,10 @@ type leanPublisher struct {
 
 	// Counters for the metrics and tests, as fastBatcher's.
 	fastBatches, fastFallbacks atomic.Int64
+
+	closing   chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
 }
 
 // pending is one single publish waiting for its acknowledgement.
@@ -63,29 +71,81 @@ type outMsg struct {
 // their id (a NUID, never this short).
 const singleToken = "s."
 
-func newLeanPublisher(srv *server.Server, stream, node string) (*leanPublisher, error) {
-	conn, err := srv.InProcessConn()
-	if err != nil {
-		return nil, fmt.Errorf("bus: lean publisher: %w", err)
-	}
-	c, err := natswire.Dial(conn, "causeway "+node+" publisher")
-	if err != nil {
-		return nil, fmt.Errorf("bus: lean publisher: %w", err)
-	}
+func newLeanPublisher(srv *server.Server, stream, node string, log *slog.Logger) (*leanPublisher, error) {
 	p := &leanPublisher{
-		c: c, stream: stream, prefix: "_INBOX." + nuid.Next() + ".",
+		srv: srv, node: node, log: log, stream: stream, prefix: "_INBOX." + nuid.Next() + ".",
 		slots:   make(chan struct{}, maxPending),
 		singles: map[uint64]pending{},
 		batches: map[string]*fastCall{},
+		closing: make(chan struct{}),
 	}
-	if p.sid, err = c.Subscribe(p.prefix+">", p.answer); err == nil {
+	if err := p.connect(); err != nil {
+		return nil, err
+	}
+	p.wg.Add(1)
+	go p.watch()
+	return p, nil
+}
+
+// connect opens a connection, subscribes to the answers, and makes it the current one.
+func (p *leanPublisher) connect() error {
+	nc, err := p.srv.InProcessConn()
+	if err != nil {
+		return fmt.Errorf("bus: lean publisher: %w", err)
+	}
+	c, err := natswire.Dial(nc, "causeway "+p.node+" publisher")
+	if err != nil {
+		return fmt.Errorf("bus: lean publisher: %w", err)
+	}
+	if _, err = c.Subscribe(p.prefix+">", p.answer); err == nil {
 		err = c.Flush(10 * time.Second)
 	}
 	if err != nil {
 		c.Close()
-		return nil, fmt.Errorf("bus: lean publisher: %w", err)
+		return fmt.Errorf("bus: lean publisher: %w", err)
 	}
-	return p, nil
+	p.c.Store(c)
+	return nil
+}
+
+// up reports whether the current connection is up. While it is not, PublishAll goes
+// through nats.go.
+func (p *leanPublisher) up() bool {
+	select {
+	case <-p.c.Load().Done():
+		return false
+	default:
+		return true
+	}
+}
+
+// watch connects again when the connection ends (the embedded server ends in-process
+// connections only when it stops, or over a fault): callers waiting on the old one fail
+// and may resend, and new ones use the new one.
+func (p *leanPublisher) watch() {
+	defer p.wg.Done()
+	for {
+		c := p.c.Load()
+		select {
+		case <-p.closing:
+			return
+		case <-c.Done():
+		}
+		select {
+		case <-p.closing:
+			return
+		default:
+		}
+		p.log.Warn("lean publisher connection ended; reconnecting", "err", c.Err())
+		for p.connect() != nil {
+			select {
+			case <-p.closing:
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+		p.log.Info("lean publisher reconnected")
+	}
 }
 
 // headerBufs holds buffers for rendering the header blocks of one PublishAll.
@@ -125,11 +185,12 @@ func (p *leanPublisher) publishAll(ctx context.Context, events []*message.Event,
 
 // each publishes msgs one by one, pipelined, and waits for every acknowledgement.
 func (p *leanPublisher) each(ctx context.Context, msgs []outMsg) error {
+	conn := p.c.Load()
 	c := &call{done: make(chan struct{})}
 	c.left.Store(int32(len(msgs)))
 	tokens := make([]uint64, 0, len(msgs))
 	for i, m := range msgs {
-		if err := p.acquire(ctx); err != nil {
+		if err := p.acquire(ctx, conn); err != nil {
 			for range len(msgs) - i {
 				c.settle(fmt.Errorf("bus: publish %s: %w", m.id, err))
 			}
@@ -141,7 +202,7 @@ func (p *leanPublisher) each(ctx context.Context, msgs []outMsg) error {
 		p.singles[tok] = pending{call: c, id: m.id}
 		p.mu.Unlock()
 		tokens = append(tokens, tok)
-		if err := p.c.Publish(m.subject, p.prefix+singleToken+strconv.FormatUint(tok, 10), m.header, m.data); err != nil {
+		if err := conn.Publish(m.subject, p.prefix+singleToken+strconv.FormatUint(tok, 10), m.header, m.data); err != nil {
 			if p.forget(tok) {
 				c.settle(fmt.Errorf("bus: publish %s: %w", m.id, err))
 			}
@@ -155,14 +216,14 @@ func (p *leanPublisher) each(ctx context.Context, msgs []outMsg) error {
 	case <-ctx.Done():
 		p.forget(tokens...)
 		return fmt.Errorf("bus: publish not acknowledged: %w", ctx.Err())
-	case <-p.c.Done():
+	case <-conn.Done():
 		p.forget(tokens...)
-		return fmt.Errorf("bus: publish not acknowledged: %w", p.c.Err())
+		return fmt.Errorf("bus: publish not acknowledged: %w", conn.Err())
 	}
 }
 
 // acquire takes a slot for one publish, waiting up to stallWait for one.
-func (p *leanPublisher) acquire(ctx context.Context) error {
+func (p *leanPublisher) acquire(ctx context.Context, conn *natswire.Conn) error {
 	select {
 	case p.slots <- struct{}{}:
 		return nil
@@ -177,8 +238,8 @@ func (p *leanPublisher) acquire(ctx context.Context) error {
 		return ctx.Err()
 	case <-t.C:
 		return fmt.Errorf("more than %d publishes waiting for the stream for %s", maxPending, stallWait)
-	case <-p.c.Done():
-		return p.c.Err()
+	case <-conn.Done():
+		return conn.Err()
 	}
 }
 
@@ -200,6 +261,7 @@ func (p *leanPublisher) forget(tokens ...uint64) bool {
 
 // fastBatch sends msgs as one fast batch (see fast.go) and waits for the server's answer.
 func (p *leanPublisher) fastBatch(ctx context.Context, msgs []outMsg) error {
+	conn := p.c.Load()
 	id := nuid.Next()
 	fc := &fastCall{n: len(msgs), done: make(chan error, 1)}
 	p.mu.Lock()
@@ -220,7 +282,7 @@ func (p *leanPublisher) fastBatch(ctx context.Context, msgs []outMsg) error {
 		case i == 0:
 			op = fastOpStart
 		}
-		if err := p.c.Publish(m.subject, base+strconv.Itoa(i+1)+"."+op+".$FI", m.header, m.data); err != nil {
+		if err := conn.Publish(m.subject, base+strconv.Itoa(i+1)+"."+op+".$FI", m.header, m.data); err != nil {
 			return fmt.Errorf("bus: fast batch: publish %s: %w", m.id, err)
 		}
 	}
@@ -229,8 +291,8 @@ func (p *leanPublisher) fastBatch(ctx context.Context, msgs []outMsg) error {
 		return err
 	case <-ctx.Done():
 		return fmt.Errorf("bus: fast batch not acknowledged: %w", ctx.Err())
-	case <-p.c.Done():
-		return fmt.Errorf("bus: fast batch not acknowledged: %w", p.c.Err())
+	case <-conn.Done():
+		return fmt.Errorf("bus: fast batch not acknowledged: %w", conn.Err())
 	}
 }
 
@@ -320,5 +382,9 @@ func statusOf(header []byte) string {
 }
 
 func (p *leanPublisher) close() {
-	p.c.Close()
+	p.closeOnce.Do(func() {
+		close(p.closing)
+		p.wg.Wait()
+		p.c.Load().Close()
+	})
 }

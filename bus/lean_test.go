@@ -136,3 +136,39 @@ func TestAckVerdict(t *testing.T) {
 		})
 	}
 }
+
+// TestLeanPublisherReconnects ends the lean connection under load: callers waiting on it
+// get an error (and may resend), nats.go carries messages until a new connection is up,
+// and every message resent until it succeeds is stored once.
+func TestLeanPublisherReconnects(t *testing.T) {
+	b := runInterval(t, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	const callers, each = 8, 100
+	for c := range callers {
+		wg.Go(func() {
+			for _, ev := range newEvents(fmt.Sprint("r", c), each) {
+				for ctx.Err() == nil && b.PublishAll(ctx, []*message.Event{ev}, "n1") != nil {
+					time.Sleep(time.Millisecond) // a producer resending after an error
+				}
+			}
+		})
+	}
+	old := b.lean.c.Load()
+	old.Close()
+	wg.Wait()
+	if err := b.PublishAll(ctx, newEvents("later", 5), "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := streamCount(t, b, StreamMessages); n != callers*each+5 {
+		t.Fatalf("stream holds %d messages, want %d", n, callers*each+5)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for b.lean.c.Load() == old || !b.lean.up() {
+		if time.Now().After(deadline) {
+			t.Fatal("the lean publisher did not reconnect")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

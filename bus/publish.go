@@ -54,7 +54,10 @@ func (b *Bus) PublishAll(ctx context.Context, events []*message.Event, node stri
 		if !b.nc.IsConnected() {
 			return fmt.Errorf("bus: publish: %w", nats.ErrConnectionClosed)
 		}
-		return b.lean.publishAll(ctx, events, node)
+		// While the lean connection is being replaced, nats.go carries the messages.
+		if b.lean.up() {
+			return b.lean.publishAll(ctx, events, node)
+		}
 	}
 	if b.fast != nil && len(events) > 1 {
 		msgs := make([]*nats.Msg, len(events))
