@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -29,6 +30,9 @@ type Bus struct {
 	// lean, when set, publishes PublishAll's messages on a lean connection (lean.go):
 	// on the embedded server, when group commit is off.
 	lean *leanPublisher
+	// headerReconnects and headerRecreations count the header consumers' recoveries, for
+	// the metrics: connections replaced, and consumers recreated after the first.
+	headerReconnects, headerRecreations atomic.Int64
 	// pullTimes, when set by a test, replaces the header consumers' pull expiry and
 	// heartbeat.
 	pullTimes *[2]time.Duration

@@ -19,6 +19,7 @@ type Collector struct {
 	fallback *prometheus.Desc
 	fast     *prometheus.Desc
 	fastBack *prometheus.Desc
+	lean     *prometheus.Desc
 }
 
 // NewCollector returns a collector for b's streams; register it with a Prometheus registry.
@@ -33,6 +34,8 @@ func NewCollector(b *Bus) *Collector {
 		fallback: prometheus.NewDesc("causeway_bus_group_commit_fallbacks_total", "Batches the server did not commit whose messages were then published one by one (a resent id, usually).", []string{"stream"}, nil),
 		fast:     prometheus.NewDesc("causeway_bus_fast_batches_total", "Batches of messages sent as one fast batch, answered once instead of once per message.", []string{"stream"}, nil),
 		fastBack: prometheus.NewDesc("causeway_bus_fast_batch_fallbacks_total", "Fast batches the server did not take whole whose messages were then published one by one (a resent batch, usually).", []string{"stream"}, nil),
+		lean: prometheus.NewDesc("causeway_bus_lean_recoveries_total", "Times a lean in-process connection (ADR 0012) was replaced after it ended, or a header consumer was recreated on the server (a gap, a deleted consumer, silence); steady growth means trouble.",
+			[]string{"connection", "event"}, nil),
 	}
 }
 
@@ -46,6 +49,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.fallback
 	ch <- c.fast
 	ch <- c.fastBack
+	ch <- c.lean
 }
 
 // Collect implements prometheus.Collector.
@@ -60,6 +64,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if batches, fallbacks, ok := c.b.fastCounts(); ok {
 		ch <- prometheus.MustNewConstMetric(c.fast, prometheus.CounterValue, float64(batches), StreamMessages)
 		ch <- prometheus.MustNewConstMetric(c.fastBack, prometheus.CounterValue, float64(fallbacks), StreamMessages)
+	}
+	if c.b.lean != nil {
+		ch <- prometheus.MustNewConstMetric(c.lean, prometheus.CounterValue, float64(c.b.lean.reconnects.Load()), "publisher", "reconnect")
+	}
+	if c.b.srv != nil {
+		ch <- prometheus.MustNewConstMetric(c.lean, prometheus.CounterValue, float64(c.b.headerReconnects.Load()), "header-consumer", "reconnect")
+		ch <- prometheus.MustNewConstMetric(c.lean, prometheus.CounterValue, float64(c.b.headerRecreations.Load()), "header-consumer", "recreate")
 	}
 	for _, cfg := range c.b.streamConfigs() {
 		s, err := c.b.js.Stream(ctx, cfg.Name)

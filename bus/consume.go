@@ -238,7 +238,9 @@ func (hc *HeaderConsumer) watch() {
 			default:
 			}
 			hc.log.Warn("header consumer connection ended; reconnecting", "err", c.Err())
-			if err := hc.connect(); err != nil {
+			if err := hc.connect(); err == nil {
+				hc.b.headerReconnects.Add(1)
+			} else {
 				failures++
 				hc.log.Warn("header consumer not reconnected; trying again", "err", err, "attempts", failures)
 				select {
@@ -265,6 +267,7 @@ func (hc *HeaderConsumer) watch() {
 			hc.log.Warn("header consumer not recreated; trying again", "err", err, "attempts", failures)
 			continue
 		}
+		hc.b.headerRecreations.Add(1)
 		failures = 0
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // collector gathers what a header consumer delivers.
@@ -124,7 +126,7 @@ func TestHeaderConsumerRecreatedWhenDeleted(t *testing.T) {
 	c.checkContiguous(t, 1, 600)
 	hc.mu.Lock()
 	defer hc.mu.Unlock()
-	if hc.consumer == name {
+	if hc.consumer == name || b.headerRecreations.Load() < 1 {
 		t.Errorf("still on consumer %s, which was deleted", name)
 	}
 }
@@ -156,6 +158,31 @@ func TestHeaderConsumerPullsAgainAfterExpiry(t *testing.T) {
 	if hc.consumer != name {
 		t.Errorf("consumer recreated (%s, then %s) while the server was answering", name, hc.consumer)
 	}
+}
+
+// labelledValue reads one counter of a metric family by its label values, in order.
+func labelledValue(t *testing.T, reg *prometheus.Registry, name string, values ...string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range f.GetMetric() {
+			for i, l := range m.GetLabel() {
+				if i >= len(values) || l.GetValue() != values[i] {
+					continue metrics
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("%s%v not gathered", name, values)
+	return 0
 }
 
 // TestHeaderConsumerNeedsTheEmbeddedServer: without one, callers are told to read another way.
@@ -222,7 +249,7 @@ func TestHeaderConsumerWithASlowHandler(t *testing.T) {
 	c.checkContiguous(t, 1, n)
 	hc.mu.Lock()
 	defer hc.mu.Unlock()
-	if hc.consumer != name || hc.c != conn {
+	if hc.consumer != name || hc.c != conn || b.headerRecreations.Load() != 0 || b.headerReconnects.Load() != 0 {
 		t.Errorf("consumer or connection replaced while the handler was slow")
 	}
 	if len(hc.queue) > pullBatch+pullBatch/2 {
@@ -256,5 +283,13 @@ func TestHeaderConsumerReconnects(t *testing.T) {
 	c.checkContiguous(t, 1, 400)
 	if hc.conn() == old {
 		t.Error("still on the closed connection")
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(NewCollector(b))
+	if got := labelledValue(t, reg, "causeway_bus_lean_recoveries_total", "header-consumer", "reconnect"); got != 1 {
+		t.Errorf("header consumer reconnects = %v, want 1", got)
+	}
+	if got := labelledValue(t, reg, "causeway_bus_lean_recoveries_total", "header-consumer", "recreate"); got < 1 {
+		t.Errorf("header consumer recreations = %v, want at least 1", got)
 	}
 }

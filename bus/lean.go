@@ -47,8 +47,8 @@ type leanPublisher struct {
 	singles map[uint64]pending   // reply token -> the message's call
 	batches map[string]*fastCall // fast batch id -> its call
 
-	// Counters for the metrics and tests, as fastBatcher's.
-	fastBatches, fastFallbacks atomic.Int64
+	// Counters for the metrics and tests, as fastBatcher's, and connections replaced.
+	fastBatches, fastFallbacks, reconnects atomic.Int64
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -144,6 +144,7 @@ func (p *leanPublisher) watch() {
 			case <-time.After(250 * time.Millisecond):
 			}
 		}
+		p.reconnects.Add(1)
 		p.log.Info("lean publisher reconnected")
 	}
 }

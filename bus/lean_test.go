@@ -12,6 +12,7 @@ import (
 	"github.com/causeway/causeway/internal/natswire"
 	"github.com/causeway/causeway/message"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestSinglePublishesStoreEveryMessageOnce sends single messages from concurrent callers,
@@ -170,5 +171,10 @@ func TestLeanPublisherReconnects(t *testing.T) {
 			t.Fatal("the lean publisher did not reconnect")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(NewCollector(b))
+	if got := labelledValue(t, reg, "causeway_bus_lean_recoveries_total", "publisher", "reconnect"); got != 1 {
+		t.Errorf("publisher reconnects = %v, want 1", got)
 	}
 }
