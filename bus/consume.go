@@ -316,7 +316,7 @@ func (hc *HeaderConsumer) deliver(m *natswire.Msg) {
 	hc.mu.Lock()
 	defer hc.mu.Unlock()
 	if status := statusOf(m.Header); status != "" && len(m.Reply) == 0 {
-		gen, ok := atou(m.Subject[bytes.LastIndexByte(m.Subject, '.')+1:])
+		gen, ok := natswire.Decimal(m.Subject[bytes.LastIndexByte(m.Subject, '.')+1:])
 		if ok && gen == hc.gen {
 			hc.seen = time.Now()
 			hc.status(status, m.Header)
@@ -353,7 +353,7 @@ func (hc *HeaderConsumer) status(code string, header []byte) {
 			hc.askReset()
 			return
 		}
-		if left, ok := atou(headerValue(header, "Nats-Pending-Messages")); ok {
+		if left, ok := natswire.Decimal(headerValue(header, "Nats-Pending-Messages")); ok {
 			hc.outstanding = max(hc.outstanding-int(left), 0)
 		}
 		hc.refillLocked()
@@ -385,9 +385,9 @@ func ackMetadata(reply []byte) (consumer []byte, sseq, dseq uint64, stored time.
 	if n >= 11 {
 		at = 6
 	}
-	s, ok1 := atou(tok[at+1])
-	d, ok2 := atou(tok[at+2])
-	ts, ok3 := atou(tok[at+3])
+	s, ok1 := natswire.Decimal(tok[at+1])
+	d, ok2 := natswire.Decimal(tok[at+2])
+	ts, ok3 := natswire.Decimal(tok[at+3])
 	if !ok1 || !ok2 || !ok3 {
 		return nil, 0, 0, time.Time{}, false
 	}
@@ -402,19 +402,4 @@ func headerValue(header []byte, name string) []byte {
 		}
 	}
 	return nil
-}
-
-// atou parses a decimal number of at most 19 digits.
-func atou(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 19 {
-		return 0, false
-	}
-	var n uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + uint64(c-'0')
-	}
-	return n, true
 }

@@ -72,6 +72,28 @@ func (c *collector) checkContiguous(t *testing.T, from, to uint64) {
 	}
 }
 
+// publishN publishes n new messages with ids prefix-0 … in batches of up to 500.
+func publishN(ctx context.Context, t *testing.T, b *Bus, prefix string, n int) {
+	t.Helper()
+	for i := 0; i < n; i += 500 {
+		if err := b.PublishAll(ctx, newEvents(fmt.Sprint(prefix, i), min(500, n-i)), "n1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// consume starts a header consumer of MESSAGES from its start into h, stopped when the test
+// ends.
+func consume(ctx context.Context, t *testing.T, b *Bus, h HeaderHandler) *HeaderConsumer {
+	t.Helper()
+	hc, err := b.ConsumeHeaders(ctx, StreamMessages, SubjectMessages+">", 0, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hc.Stop)
+	return hc
+}
+
 // TestHeaderConsumerReadsEveryMessageInOrder reads more than one pull's worth of messages,
 // from the start and from a position, and only the subjects asked for.
 func TestHeaderConsumerReadsEveryMessageInOrder(t *testing.T) {
@@ -79,11 +101,7 @@ func TestHeaderConsumerReadsEveryMessageInOrder(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	const n = 2*pullBatch + 500
-	for i := 0; i < n; i += 500 {
-		if err := b.PublishAll(ctx, newEvents("m"+string(rune('a'+i/500)), 500), "n1"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishN(ctx, t, b, "m", n)
 	for _, after := range []uint64{0, 1234} {
 		var c collector
 		hc, err := b.ConsumeHeaders(ctx, StreamMessages, SubjectMessages+">", after, c.handle)
@@ -103,15 +121,9 @@ func TestHeaderConsumerRecreatedWhenDeleted(t *testing.T) {
 	b := runInterval(t, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := b.PublishAll(ctx, newEvents("before", 300), "n1"); err != nil {
-		t.Fatal(err)
-	}
+	publishN(ctx, t, b, "before", 300)
 	var c collector
-	hc, err := b.ConsumeHeaders(ctx, StreamMessages, SubjectMessages+">", 0, c.handle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hc.Stop()
+	hc := consume(ctx, t, b, c.handle)
 	c.waitFor(t, 300)
 	hc.mu.Lock()
 	name := hc.consumer
@@ -119,9 +131,7 @@ func TestHeaderConsumerRecreatedWhenDeleted(t *testing.T) {
 	if err := b.js.DeleteConsumer(ctx, StreamMessages, name); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.PublishAll(ctx, newEvents("after", 300), "n1"); err != nil {
-		t.Fatal(err)
-	}
+	publishN(ctx, t, b, "after", 300)
 	c.waitFor(t, 600)
 	c.checkContiguous(t, 1, 600)
 	hc.mu.Lock()
@@ -139,18 +149,12 @@ func TestHeaderConsumerPullsAgainAfterExpiry(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var c collector
-	hc, err := b.ConsumeHeaders(ctx, StreamMessages, SubjectMessages+">", 0, c.handle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hc.Stop()
+	hc := consume(ctx, t, b, c.handle)
 	hc.mu.Lock()
 	name := hc.consumer
 	hc.mu.Unlock()
 	time.Sleep(2 * time.Second) // several expiries
-	if err := b.PublishAll(ctx, newEvents("late", 10), "n1"); err != nil {
-		t.Fatal(err)
-	}
+	publishN(ctx, t, b, "late", 10)
 	c.waitFor(t, 10)
 	c.checkContiguous(t, 1, 10)
 	hc.mu.Lock()
@@ -226,22 +230,14 @@ func TestHeaderConsumerWithASlowHandler(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	const n = 3 * pullBatch
-	for i := 0; i < n; i += 500 {
-		if err := b.PublishAll(ctx, newEvents(fmt.Sprint("s", i), 500), "n1"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishN(ctx, t, b, "s", n)
 	var c collector
-	hc, err := b.ConsumeHeaders(ctx, StreamMessages, SubjectMessages+">", 0, func(seq uint64, stored time.Time, header []byte) {
+	hc := consume(ctx, t, b, func(seq uint64, stored time.Time, header []byte) {
 		if seq%500 == 0 {
 			time.Sleep(400 * time.Millisecond) // longer than a pull's heartbeat, several times
 		}
 		c.handle(seq, stored, header)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hc.Stop()
 	hc.mu.Lock()
 	name, conn := hc.consumer, hc.c
 	hc.mu.Unlock()
@@ -264,21 +260,13 @@ func TestHeaderConsumerReconnects(t *testing.T) {
 	b.pullTimes = &[2]time.Duration{time.Second, 100 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := b.PublishAll(ctx, newEvents("before", 200), "n1"); err != nil {
-		t.Fatal(err)
-	}
+	publishN(ctx, t, b, "before", 200)
 	var c collector
-	hc, err := b.ConsumeHeaders(ctx, StreamMessages, SubjectMessages+">", 0, c.handle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hc.Stop()
+	hc := consume(ctx, t, b, c.handle)
 	c.waitFor(t, 200)
 	old := hc.conn()
 	old.Close()
-	if err := b.PublishAll(ctx, newEvents("after", 200), "n1"); err != nil {
-		t.Fatal(err)
-	}
+	publishN(ctx, t, b, "after", 200)
 	c.waitFor(t, 400)
 	c.checkContiguous(t, 1, 400)
 	if hc.conn() == old {

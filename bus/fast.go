@@ -45,6 +45,24 @@ const (
 	fastOpCommit = "2"
 )
 
+// fastReplyBase starts the reply subjects of the fast batch id under prefix.
+func fastReplyBase(prefix, id string) string {
+	return prefix + id + "." + strconv.Itoa(fastFlow) + ".fail."
+}
+
+// fastReply is the reply subject of message i (from 0) of a fast batch of n: its sequence
+// (from 1) and its operation, as the server reads them.
+func fastReply(base string, i, n int) string {
+	op := fastOpAppend
+	switch {
+	case i == n-1:
+		op = fastOpCommit
+	case i == 0:
+		op = fastOpStart
+	}
+	return base + strconv.Itoa(i+1) + "." + op + ".$FI"
+}
+
 // fastBatcher publishes the messages of one PublishAll as a fast batch and routes the
 // server's answers, which arrive on one wildcard subscription, to the waiting caller.
 type fastBatcher struct {
@@ -99,17 +117,10 @@ func (f *fastBatcher) publish(ctx context.Context, msgs []*nats.Msg) error {
 		f.mu.Unlock()
 	}()
 	f.batches.Add(1)
-	base := f.prefix + id + "." + strconv.Itoa(fastFlow) + ".fail."
+	base := fastReplyBase(f.prefix, id)
 	for i, m := range msgs {
-		op := fastOpAppend
-		switch {
-		case i == len(msgs)-1:
-			op = fastOpCommit
-		case i == 0:
-			op = fastOpStart
-		}
 		out := *m
-		out.Reply = base + strconv.Itoa(i+1) + "." + op + ".$FI"
+		out.Reply = fastReply(base, i, len(msgs))
 		if err := f.nc.PublishMsg(&out); err != nil {
 			return fmt.Errorf("bus: fast batch: %w", err)
 		}

@@ -37,7 +37,6 @@ type leanPublisher struct {
 	c      atomic.Pointer[natswire.Conn] // the current connection; replaced when it ends
 	stream string
 	prefix string // reply subjects' prefix, ending in a dot
-	sid    uint64
 	// slots bounds the single publishes waiting for their acknowledgement, as nats.go's
 	// maximum of pending asynchronous publishes does on the other path.
 	slots chan struct{}
@@ -274,16 +273,9 @@ func (p *leanPublisher) fastBatch(ctx context.Context, msgs []outMsg) error {
 		p.mu.Unlock()
 	}()
 	p.fastBatches.Add(1)
-	base := p.prefix + id + "." + strconv.Itoa(fastFlow) + ".fail."
+	base := fastReplyBase(p.prefix, id)
 	for i, m := range msgs {
-		op := fastOpAppend
-		switch {
-		case i == len(msgs)-1:
-			op = fastOpCommit
-		case i == 0:
-			op = fastOpStart
-		}
-		if err := conn.Publish(m.subject, base+strconv.Itoa(i+1)+"."+op+".$FI", m.header, m.data); err != nil {
+		if err := conn.Publish(m.subject, fastReply(base, i, len(msgs)), m.header, m.data); err != nil {
 			return fmt.Errorf("bus: fast batch: publish %s: %w", m.id, err)
 		}
 	}

@@ -408,11 +408,11 @@ func parseMsgArgs(line []byte, m *Msg) (sid uint64, hlen, total int, err error) 
 		return 0, 0, 0, errMsgLine
 	}
 	m.Subject = f[1]
-	s, ok1 := atou(f[2])
-	t, ok2 := atou(f[n-1])
+	s, ok1 := Decimal(f[2])
+	t, ok2 := Decimal(f[n-1])
 	h, ok3 := uint64(0), true
 	if want == 5 {
-		h, ok3 = atou(f[n-2])
+		h, ok3 = Decimal(f[n-2])
 	}
 	if !ok1 || !ok2 || !ok3 || h > t || t > 1<<30 {
 		return 0, 0, 0, errMsgLine
@@ -422,9 +422,10 @@ func parseMsgArgs(line []byte, m *Msg) (sid uint64, hlen, total int, err error) 
 
 var errMsgLine = errors.New("malformed message line")
 
-// atou parses a decimal number of at most 18 digits.
-func atou(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 18 {
+// Decimal parses an unsigned decimal number of at most 19 digits, as the protocol writes
+// sizes, sequences and times, without allocating.
+func Decimal(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 19 {
 		return 0, false
 	}
 	var n uint64
