@@ -224,6 +224,11 @@ func (p *leanPublisher) each(ctx context.Context, msgs []outMsg) error {
 
 // acquire takes a slot for one publish, waiting up to stallWait for one.
 func (p *leanPublisher) acquire(ctx context.Context, conn *natswire.Conn) error {
+	// A caller that has given up publishes nothing: otherwise whether it hears an error
+	// would depend on how fast the acknowledgement came back.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	select {
 	case p.slots <- struct{}{}:
 		return nil
