@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/bus"
+	"github.com/causeway/causeway/internal/httpbody"
 	"github.com/causeway/causeway/message"
 	"github.com/causeway/causeway/problem"
 )
@@ -181,7 +181,7 @@ func (h *Handler) decode(w http.ResponseWriter, r *http.Request, md mode) ([]*me
 		h.reject(w, r, http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("body of %d bytes exceeds the limit of %d bytes (%s)", r.ContentLength, limit, flag), "", nil)
 		return nil, false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := httpbody.Read(w, r, limit)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

@@ -4,11 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 
 	"github.com/causeway/causeway/flow"
+	"github.com/causeway/causeway/internal/httpbody"
 	"github.com/causeway/causeway/problem"
 )
 
@@ -19,7 +19,7 @@ const HeaderRunID = "Causeway-Run-Id"
 // request body (JSON) as its trigger's data and answers with the flow's reply.
 func (a *admin) invokeFlow(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.p.bus.MaxMessageBytes()))
+	body, err := httpbody.Read(w, r, a.p.bus.MaxMessageBytes())
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -19,6 +18,7 @@ import (
 	"github.com/causeway/causeway/config"
 	"github.com/causeway/causeway/connector"
 	"github.com/causeway/causeway/expr"
+	"github.com/causeway/causeway/internal/httpbody"
 	"github.com/causeway/causeway/message"
 	"github.com/causeway/causeway/problem"
 	"github.com/causeway/causeway/reliability"
@@ -88,7 +88,7 @@ func (h *Handler) serve(s *webhookSource, w http.ResponseWriter, r *http.Request
 		h.log.Debug("webhook call refused", "source", s.name, "status", status, "reason", detail)
 		problem.Write(w, r, status, slug, detail)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, wh.MaxBodyBytes))
+	body, err := httpbody.Read(w, r, wh.MaxBodyBytes)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
