@@ -24,10 +24,10 @@ type breaker struct {
 
 	mu          sync.Mutex
 	consecutive int
-	recent      []outcome // within policy.Window, for the rate rule
-	tripped     string    // why the breaker should open, until recorded
-	lastErr     string    // the last transient failure
-	succeeded   bool      // a call succeeded while half-open
+	recent      window // within policy.Window, for the rate rule only
+	tripped     string // why the breaker should open, until recorded
+	lastErr     string // the last transient failure
+	succeeded   bool   // a call succeeded while half-open
 }
 
 type outcome struct {
@@ -57,7 +57,11 @@ func (b *breaker) observe(failed bool, err error, cur Status, now time.Time) boo
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	halfOpen := cur.Cause == CauseBreaker && cur.Status == Degraded
-	b.recent = append(b.prune(now), outcome{at: now, failed: failed})
+	if b.policy.FailureRate > 0 {
+		// Only the rate rule looks back; without it nothing is kept per call.
+		b.recent.prune(now, b.policy.Window)
+		b.recent.push(outcome{at: now, failed: failed})
+	}
 	if !failed {
 		b.consecutive = 0
 		if halfOpen {
@@ -75,34 +79,71 @@ func (b *breaker) observe(failed bool, err error, cur Status, now time.Time) boo
 		b.tripped = "a trial call failed: " + b.lastErr
 	case failed && b.policy.ConsecutiveFailures > 0 && b.consecutive >= b.policy.ConsecutiveFailures:
 		b.tripped = fmt.Sprintf("%d transient call failures in a row, the last: %s", b.consecutive, b.lastErr)
-	case b.policy.FailureRate > 0 && len(b.recent) >= b.policy.MinCalls:
-		n := 0
-		for _, o := range b.recent {
-			if o.failed {
-				n++
-			}
-		}
-		if rate := float64(n) / float64(len(b.recent)); n > 0 && rate >= b.policy.FailureRate {
-			b.tripped = fmt.Sprintf("%d of %d calls in %s failed transiently, the last: %s", n, len(b.recent), b.policy.Window, b.lastErr)
+	case b.policy.FailureRate > 0 && b.recent.n >= b.policy.MinCalls:
+		n, total := b.recent.failed, b.recent.n
+		if rate := float64(n) / float64(total); n > 0 && rate >= b.policy.FailureRate {
+			b.tripped = fmt.Sprintf("%d of %d calls in %s failed transiently, the last: %s", n, total, b.policy.Window, b.lastErr)
 		}
 	}
 	return b.tripped != ""
 }
 
-// prune drops outcomes older than the window; the caller holds mu.
-func (b *breaker) prune(now time.Time) []outcome {
-	cut := 0
-	for cut < len(b.recent) && now.Sub(b.recent[cut].at) > b.policy.Window {
-		cut++
-	}
-	if cut > 0 {
-		b.recent = append(b.recent[:0], b.recent[cut:]...)
-	}
-	if len(b.recent) > 10000 {
-		b.recent = b.recent[len(b.recent)-10000:]
-	}
-	return b.recent
+// maxRecent bounds the outcomes the rate rule looks at: the latest ones count.
+const maxRecent = 10000
+
+// window is the rate rule's recent outcomes, oldest first, in a ring that grows up to
+// maxRecent, with the count of failures kept as outcomes come and go: every call costs the
+// same however many calls the window holds (a slice shifted on each call, and counted
+// again, cost a thousand times more under load).
+type window struct {
+	ring    []outcome
+	head, n int
+	failed  int
 }
+
+// push adds the latest outcome, dropping the oldest when the window is full.
+func (w *window) push(o outcome) {
+	if w.n == len(w.ring) {
+		if len(w.ring) < maxRecent {
+			w.grow()
+		} else {
+			w.pop()
+		}
+	}
+	w.ring[(w.head+w.n)%len(w.ring)] = o
+	w.n++
+	if o.failed {
+		w.failed++
+	}
+}
+
+// grow doubles the ring, up to maxRecent, keeping the order.
+func (w *window) grow() {
+	ring := make([]outcome, min(max(2*len(w.ring), 64), maxRecent))
+	for i := range w.n {
+		ring[i] = w.ring[(w.head+i)%len(w.ring)]
+	}
+	w.ring, w.head = ring, 0
+}
+
+// pop drops the oldest outcome.
+func (w *window) pop() {
+	if w.ring[w.head].failed {
+		w.failed--
+	}
+	w.head = (w.head + 1) % len(w.ring)
+	w.n--
+}
+
+// prune drops the outcomes older than span before now.
+func (w *window) prune(now time.Time, span time.Duration) {
+	for w.n > 0 && now.Sub(w.ring[w.head].at) > span {
+		w.pop()
+	}
+}
+
+// reset forgets every outcome.
+func (w *window) reset() { w.head, w.n, w.failed = 0, 0, 0 }
 
 // state is the status the breaker asks for, given the recorded one; false when it asks
 // nothing.
@@ -114,7 +155,8 @@ func (b *breaker) state(cur Status, now time.Time) (Status, bool) {
 	defer b.mu.Unlock()
 	if b.tripped != "" {
 		reason := b.tripped
-		b.tripped, b.succeeded, b.consecutive, b.recent = "", false, 0, b.recent[:0]
+		b.tripped, b.succeeded, b.consecutive = "", false, 0
+		b.recent.reset()
 		return Status{Status: Offline, Cause: CauseBreaker, Reason: "breaker open: " + reason, Until: now.Add(b.policy.OpenFor)}, true
 	}
 	if cur.Cause != CauseBreaker {
