@@ -324,6 +324,9 @@ func (s *Set) Check(ctx context.Context, name string, sys *system.Spec) *SystemC
 // RetryAfter is how long a failed call's system asked to be left alone (an HTTP
 // Retry-After header), or 0.
 func RetryAfter(err error) time.Duration {
+	if err == nil {
+		return 0
+	}
 	var ce *httpconn.Error
 	if errors.As(err, &ce) {
 		return ce.RetryAfter
@@ -334,6 +337,11 @@ func RetryAfter(err error) time.Duration {
 // Transient reports whether another attempt of a failed call may succeed: the connector
 // said so, or the call ran out of time.
 func Transient(err error) bool {
+	if err == nil {
+		// Said first because it is the usual case: the targets of errors.As below escape,
+		// and would cost an allocation each on every successful call.
+		return false
+	}
 	var ce *httpconn.Error
 	if errors.As(err, &ce) {
 		return ce.Transient

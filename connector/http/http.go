@@ -471,6 +471,10 @@ func snippet(data []byte) string {
 }
 
 func isJSON(contentType string) bool {
+	// The usual answers are known without parsing (which builds a map of parameters).
+	if strings.EqualFold(contentType, "application/json") || strings.EqualFold(contentType, "application/json; charset=utf-8") {
+		return true
+	}
 	mt, _, err := mime.ParseMediaType(contentType)
 	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
 }
