@@ -2,10 +2,11 @@ package platform
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"runtime/debug"
 	"sync"
@@ -73,7 +74,7 @@ func (l *leanHandler) serve(ctx *fasthttp.RequestCtx) {
 	x.req = http.Request{
 		Method: method, URL: u, RequestURI: uri, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: x.header, Body: &x.body, ContentLength: int64(len(body)), Host: string(ctx.Host()),
-		RemoteAddr: ctx.RemoteAddr().String(),
+		RemoteAddr: remoteAddr(ctx.RemoteAddr()),
 	}
 	if !ctx.Request.Header.IsHTTP11() {
 		x.req.Proto, x.req.ProtoMinor = "HTTP/1.0", 0
@@ -83,7 +84,9 @@ func (l *leanHandler) serve(ctx *fasthttp.RequestCtx) {
 		delete(x.header, "Transfer-Encoding")
 	}
 	x.w.reset(ctx)
-	r := x.req.WithContext(context.Background())
+	// A request without a context of its own answers context.Background() from Context():
+	// WithContext would copy the whole request for the same result.
+	r := &x.req
 	defer func() {
 		if rec := recover(); rec != nil {
 			if rec == http.ErrAbortHandler {
@@ -100,6 +103,17 @@ func (l *leanHandler) serve(ctx *fasthttp.RequestCtx) {
 	}()
 	l.h.ServeHTTP(&x.w, r)
 	x.w.finish()
+}
+
+// remoteAddr is addr as net.TCPAddr.String writes it ("127.0.0.1:5000", "[::1]:5000"),
+// in one allocation instead of three.
+func remoteAddr(addr net.Addr) string {
+	if ta, ok := addr.(*net.TCPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(ta.IP); ok {
+			return netip.AddrPortFrom(ip.Unmap().WithZone(ta.Zone), uint16(ta.Port)).String()
+		}
+	}
+	return addr.String()
 }
 
 // leanBody is a request body read from the server's buffer.

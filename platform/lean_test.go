@@ -57,6 +57,12 @@ func TestLeanServerAnswersAsNetHTTP(t *testing.T) {
 	})
 	mux.HandleFunc("GET /nothing", func(w http.ResponseWriter, r *http.Request) {})
 	mux.HandleFunc("GET /panic", func(w http.ResponseWriter, r *http.Request) { panic("boom") })
+	mux.HandleFunc("GET /peer", func(w http.ResponseWriter, r *http.Request) {
+		if r.Context() == nil || r.Context().Err() != nil {
+			t.Errorf("request context: %v", r.Context())
+		}
+		_, _ = io.WriteString(w, r.RemoteAddr)
+	})
 	base := startLean(t, mux)
 
 	for i := range 20 {
@@ -111,6 +117,38 @@ func TestLeanServerAnswersAsNetHTTP(t *testing.T) {
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("HTTP/1.0: %v %v", resp, err)
+	}
+
+	// The handler sees the client's address as the standard server writes it.
+	c2, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	fmt.Fprint(c2, "GET /peer HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err = http.ReadResponse(bufio.NewReader(c2), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, _ := io.ReadAll(resp.Body)
+	if string(peer) != c2.LocalAddr().String() {
+		t.Errorf("RemoteAddr %q, want %q", peer, c2.LocalAddr())
+	}
+}
+
+func TestRemoteAddr(t *testing.T) {
+	for _, a := range []net.Addr{
+		&net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 5000},
+		&net.TCPAddr{IP: net.IPv4(10, 1, 2, 3).To4(), Port: 1},
+		&net.TCPAddr{IP: net.ParseIP("::1"), Port: 443},
+		&net.TCPAddr{IP: net.ParseIP("fe80::1"), Port: 80, Zone: "eth0"},
+		&net.TCPAddr{IP: net.ParseIP("::ffff:192.0.2.1"), Port: 8080},
+		&net.TCPAddr{Port: 9},
+		&net.UnixAddr{Name: "/tmp/sock", Net: "unix"},
+	} {
+		if got, want := remoteAddr(a), a.String(); got != want {
+			t.Errorf("remoteAddr(%#v) = %q, want %q", a, got, want)
+		}
 	}
 }
 
