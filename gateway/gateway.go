@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +22,7 @@ import (
 	"github.com/causeway/causeway/flow"
 	"github.com/causeway/causeway/gateway/jwt"
 	"github.com/causeway/causeway/gateway/requests"
+	"github.com/causeway/causeway/internal/httpbody"
 	"github.com/causeway/causeway/message"
 	"github.com/causeway/causeway/problem"
 	"github.com/causeway/causeway/system"
@@ -88,6 +87,9 @@ type api struct {
 	description string
 	// doc is the API's OpenAPI document.
 	doc []byte
+	// metrics are each route's series, and unmatched those of requests no route took.
+	metrics   map[*Route]*routeMetrics
+	unmatched *routeMetrics
 }
 
 // New prepares the APIs of a configuration.
@@ -136,9 +138,11 @@ func New(opts Options) (*Gateway, error) {
 		g.systems[r.Metadata.Name] = r.Spec.(*system.Spec)
 	}
 	for _, r := range opts.Config.ByKind(Kind) {
-		a := &api{name: r.Metadata.Name, spec: r.Spec.(*Spec), byMethod: map[string][]*Route{}, g: g}
+		a := &api{name: r.Metadata.Name, spec: r.Spec.(*Spec), byMethod: map[string][]*Route{}, g: g,
+			metrics: map[*Route]*routeMetrics{}, unmatched: g.routeMetrics(r.Metadata.Name, "unmatched")}
 		for _, rt := range a.spec.Routes {
 			a.byMethod[rt.method] = append(a.byMethod[rt.method], rt)
+			a.metrics[rt] = g.routeMetrics(a.name, rt.Match)
 		}
 		for _, list := range a.byMethod {
 			sort.SliceStable(list, func(i, j int) bool { return list[i].literals > list[j].literals })
@@ -189,15 +193,15 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
 	route, who := a.serve(sw, r)
-	label, consumer := "unmatched", "-"
+	m, consumer := a.unmatched, "-"
 	if route != nil {
-		label = route.Match
+		m = a.metrics[route]
 	}
 	if who != nil && who.consumer != nil {
 		consumer = who.consumer.name
 	}
-	a.g.requests.WithLabelValues(a.name, label, consumer, strconv.Itoa(sw.status)).Inc()
-	a.g.duration.WithLabelValues(a.name, label).Observe(time.Since(start).Seconds())
+	m.count(consumer, sw.status)
+	m.latency.Observe(time.Since(start).Seconds())
 }
 
 // serve answers a request and returns the route it matched, if any, and the caller the
@@ -265,7 +269,7 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request) (*Route, *caller) {
 	)
 	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
 		// A request that says it has no body (most GETs) is not read for one.
-		raw, err = io.ReadAll(http.MaxBytesReader(w, r.Body, a.spec.MaxBodyBytes))
+		raw, err = httpbody.Read(w, r, a.spec.MaxBodyBytes)
 	}
 	if err != nil {
 		var mbe *http.MaxBytesError

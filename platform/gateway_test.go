@@ -182,7 +182,19 @@ func TestGatewayStandardizesTwoBackends(t *testing.T) {
 	if a.status != 503 || a.body["type"] != "urn:causeway:problem:unavailable" || a.header.Get("Retry-After") == "" {
 		t.Errorf("maintenance: %d %s %v", a.status, a.raw, a.header)
 	}
-	if m := do(t, "GET", admin+"/metrics", "", ""); !strings.Contains(m.raw, `causeway_gateway_requests_total{api="shop",consumer="-",route="GET /orders/{id}",status="200"} 1`) {
-		t.Errorf("metrics lack the gateway's requests")
+	m := do(t, "GET", admin+"/metrics", "", "")
+	for _, series := range []string{
+		`causeway_gateway_requests_total{api="shop",consumer="-",route="GET /orders/{id}",status="200"} 1`,
+		`causeway_gateway_requests_total{api="shop",consumer="-",route="GET /orders/{id}",status="404"} 1`,
+		// Requests no route took: the two bad paths, the two of the wrong method, the one
+		// without a route.
+		`causeway_gateway_requests_total{api="shop",consumer="-",route="unmatched",status="400"} 2`,
+		`causeway_gateway_requests_total{api="shop",consumer="-",route="unmatched",status="405"} 2`,
+		`causeway_gateway_requests_total{api="shop",consumer="-",route="unmatched",status="404"} 1`,
+		`causeway_gateway_request_duration_seconds_count{api="shop",route="GET /orders/{id}"} 4`,
+	} {
+		if !strings.Contains(m.raw, series) {
+			t.Errorf("metrics lack %s", series)
+		}
 	}
 }
