@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -25,6 +26,7 @@ func newServeCmd() *cobra.Command {
 		sync, groupCommit   string
 		logFormat, logLevel string
 		cpuProfile          string
+		memProfile          string
 		gcPercent           int
 	)
 	cmd := &cobra.Command{
@@ -78,6 +80,10 @@ acknowledgement keeps up with load.`,
 					_ = f.Close()
 				}()
 			}
+			if memProfile != "" {
+				// Written when the node stops: every allocation since the start, sampled.
+				defer writeAllocs(memProfile, log)
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return platform.Run(ctx, o)
@@ -108,5 +114,21 @@ acknowledgement keeps up with load.`,
 	f.StringVar(&o.HTTPServer, "http-server", platform.EngineLean, "engine of the http listener: lean (fasthttp's connection handling, the default) or standard (net/http)")
 	f.IntVar(&gcPercent, "gc-percent", platform.DefaultGCPercent, "garbage collection target percentage (as GOGC, which wins when set); higher trades memory for throughput")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the node to this file until it stops (for performance work)")
+	f.StringVar(&memProfile, "memprofile", "", "write a profile of the node's allocations to this file when it stops (for performance work)")
 	return withEnv(cmd)
+}
+
+// writeAllocs writes the allocation profile of the node to path; a failure is logged, as
+// the node has stopped already.
+func writeAllocs(path string, log *slog.Logger) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		log.Error("writing the allocation profile failed", "path", path, "err", err)
+	}
 }
