@@ -113,6 +113,10 @@ type CallInfo struct {
 	// caller that passes it on without looking into it; the outcome's headers are then
 	// Content-Type and Retry-After only.
 	Raw bool
+	// NoHeaders says the caller reads no header of the answer: an HTTP operation's
+	// outcome then carries Content-Type and Retry-After only, as with Raw, and copying
+	// every header of every answer is spared.
+	NoHeaders bool
 }
 
 // Call carries out operation op of system name with the parameters with, and returns its
@@ -203,7 +207,7 @@ func (s *Set) call(ctx context.Context, name string, sys *system.Spec, opName st
 // query, headers and body; any other key goes into the query string.
 func HTTPCall(op *system.HTTPOperation, with map[string]any, info CallInfo) httpconn.Call {
 	// The maps are made only when something goes in them: this runs for every call.
-	call := httpconn.Call{IdempotencyKey: info.IdempotencyKey, Traceparent: info.Traceparent, Forward: info.Forward, Raw: info.Raw}
+	call := httpconn.Call{IdempotencyKey: info.IdempotencyKey, Traceparent: info.Traceparent, Forward: info.Forward, Raw: info.Raw, NoHeaders: info.NoHeaders}
 	for k, v := range with {
 		switch {
 		case k == "body":

@@ -148,6 +148,8 @@ func (a *api) callAndMap(ctx context.Context, rt *Route, with map[string]any, in
 	// Without a body mapping the backend's JSON is passed on as it came, not decoded and
 	// encoded again.
 	info.Raw = p.Response == nil || p.Response.body == nil
+	// A body mapping that does not read the answer's headers sees an empty object.
+	info.NoHeaders = !info.Raw && !p.Response.readsHeaders
 	out, err := a.g.opts.Answer(ctx, p.system, a.g.systems[p.system], p.op, with, info)
 	if err != nil {
 		return nil, err

@@ -142,8 +142,9 @@ func (c *Client) fastExchange(ctx context.Context, name string, sc *sysClient, x
 		return nil, failFast(x.method, x.url, err)
 	}
 	ans := &answer{status: resp.StatusCode(), body: bytes.Clone(resp.Body())}
-	if x.call.Raw && x.op.ResponseMapping() == nil {
-		// A caller that passes the answer on looks at no header but these.
+	if (x.call.Raw || x.call.NoHeaders) && x.op.ResponseMapping() == nil {
+		// A caller that passes the answer on, or says it reads no header, looks at no
+		// header but these.
 		ans.header = make(http.Header, 2)
 		if ct := resp.Header.ContentType(); len(ct) > 0 {
 			ans.header["Content-Type"] = []string{string(ct)}

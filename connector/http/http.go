@@ -55,6 +55,10 @@ type Call struct {
 	// caller that passes it on; an operation with a response mapping decodes it anyway.
 	// The result's headers are then Content-Type and Retry-After only.
 	Raw bool
+	// NoHeaders says the caller reads no header of the result: unless the operation's
+	// response mapping reads them, the result's headers are Content-Type and Retry-After
+	// only.
+	NoHeaders bool
 }
 
 // Result is a successful call's answer.

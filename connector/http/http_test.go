@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -249,6 +250,38 @@ func TestDotSegmentsAreRefused(t *testing.T) {
 		got, err := buildURL("http://erp.example", op, Call{Params: map[string]any{"id": v}})
 		if err != nil || !strings.HasSuffix(got, want) {
 			t.Errorf("%q: %s %v", v, got, err)
+		}
+	}
+}
+
+// TestCallWithoutHeaders checks NoHeaders: the answer is decoded as usual, and its headers
+// are Content-Type and Retry-After only, unless the operation's response mapping reads
+// them.
+func TestCallWithoutHeaders(t *testing.T) {
+	url, _ := target(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("ETag", `"v7"`)
+		w.Header().Set("Retry-After", "3")
+		_, _ = io.WriteString(w, `{"no":"A-1"}`)
+	})
+	c := New(prometheus.NewPedanticRegistry())
+	defer c.Close()
+	sys := erp(url, nil)
+	for _, tc := range []struct {
+		call Call
+		want string
+	}{
+		{Call{Params: map[string]any{"id": "1"}}, `map[Content-Type:[application/json] Etag:["v7"] Retry-After:[3]]`},
+		{Call{Params: map[string]any{"id": "1"}, NoHeaders: true}, `map[Content-Type:[application/json] Retry-After:[3]]`},
+	} {
+		res, err := c.Do(context.Background(), "erp", sys, "getOrder", tc.call)
+		if err != nil {
+			t.Fatal(err)
+		}
+		delete(res.Headers, "Date")
+		delete(res.Headers, "Content-Length")
+		if fmt.Sprint(res.Headers) != tc.want || fmt.Sprint(res.Body) != "map[no:A-1]" {
+			t.Errorf("NoHeaders %v: headers %v, body %v; want %s", tc.call.NoHeaders, res.Headers, res.Body, tc.want)
 		}
 	}
 }
