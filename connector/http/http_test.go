@@ -285,3 +285,20 @@ func TestCallWithoutHeaders(t *testing.T) {
 		}
 	}
 }
+
+func TestIsJSON(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"application/json":                true,
+		"Application/JSON":                true,
+		"application/json; charset=utf-8": true,
+		"application/json;charset=UTF-8":  true,
+		"application/problem+json":        true,
+		"application/json; charset":       false, // malformed: parsed, and refused
+		"text/plain":                      false,
+		"":                                false,
+	} {
+		if got := isJSON(ct); got != want {
+			t.Errorf("isJSON(%q) = %v, want %v", ct, got, want)
+		}
+	}
+}

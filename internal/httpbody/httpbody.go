@@ -6,6 +6,9 @@ import (
 	"net/http"
 )
 
+// maxAhead is the most Read sets aside for a body before reading it.
+const maxAhead = 256 << 10
+
 // Read reads r's body whole, as io.ReadAll(http.MaxBytesReader(w, r.Body, limit)) does,
 // including its *http.MaxBytesError past the limit. When the request announces its length
 // within the limit, the buffer is that size from the start: io.ReadAll starts at 512 bytes
@@ -16,7 +19,9 @@ func Read(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	size := int64(512)
 	if n := r.ContentLength; n > 0 && n <= limit {
 		// One byte more, so that the read that sees the end does not need a larger buffer.
-		size = n + 1
+		// At most maxAhead: a client that announces a large body and sends it slowly (or
+		// never) gets no more memory before its bytes arrive than that.
+		size = min(n, maxAhead) + 1
 	}
 	b := make([]byte, 0, size)
 	for {

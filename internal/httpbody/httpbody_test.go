@@ -30,6 +30,8 @@ func TestRead(t *testing.T) {
 		// what counts, not the announcement.
 		{name: "longer than announced", body: long, length: 10, limit: 4000, want: long},
 		{name: "longer than announced, over the limit", body: long, length: 10, limit: 2000, tooLarge: true},
+		// Past maxAhead the buffer grows as the bytes come.
+		{name: "announced past the buffer set aside", body: strings.Repeat("z", maxAhead+3000), length: maxAhead + 3000, limit: 1 << 20, want: strings.Repeat("z", maxAhead+3000)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest(http.MethodPost, "/", io.NopCloser(strings.NewReader(tc.body)))
