@@ -39,10 +39,9 @@ type Set struct {
 	kafka *kafkaconn.Client
 	sftp  *sftpconn.Client
 
-	// calls and duration count the calls of the connectors that do not count their own
-	// (HTTP and SQL do, in the same families).
-	calls    *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	// metrics count the calls of the connectors that do not count their own (HTTP and
+	// SQL do, in the same families).
+	metrics *telemetry.CallMetrics
 }
 
 // Options configure a Set.
@@ -61,19 +60,7 @@ func New(opts Options) *Set {
 	if s.http == nil {
 		s.http = httpconn.New(opts.Registerer)
 	}
-	s.calls = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "causeway_connector_calls_total",
-		Help: "Calls of system operations by outcome: ok, transient or permanent failure.",
-	}, []string{"connector", "system", "operation", "outcome"})
-	s.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "causeway_connector_call_duration_seconds",
-		Help:    "How long calls of system operations took, answer read included.",
-		Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
-	}, []string{"connector", "system", "operation"})
-	if opts.Registerer != nil {
-		s.calls = telemetry.RegisterOrReuse(opts.Registerer, s.calls).(*prometheus.CounterVec)
-		s.duration = telemetry.RegisterOrReuse(opts.Registerer, s.duration).(*prometheus.HistogramVec)
-	}
+	s.metrics = telemetry.NewCallMetrics(opts.Registerer)
 	return s
 }
 
@@ -86,8 +73,7 @@ func (s *Set) observe(conn, system, op string, start time.Time, err error) {
 			outcome = "transient"
 		}
 	}
-	s.calls.WithLabelValues(conn, system, op, outcome).Inc()
-	s.duration.WithLabelValues(conn, system, op).Observe(time.Since(start).Seconds())
+	s.metrics.Observe(conn, system, op, outcome, time.Since(start))
 }
 
 // Close releases every connection.

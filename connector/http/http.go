@@ -112,32 +112,15 @@ func (e *Error) Unwrap() error { return e.Err }
 // HTTP client of its own (its TLS settings and redirect policy) and, with OAuth 2.0, a
 // cached token.
 type Client struct {
-	mu       sync.Mutex // held while a system's client or token source is made
-	clients  sync.Map   // system name → *sysClient
-	tokens   map[string]*tokenSource
-	calls    *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	mu      sync.Mutex // held while a system's client or token source is made
+	clients sync.Map   // system name → *sysClient
+	tokens  map[string]*tokenSource
+	metrics *telemetry.CallMetrics
 }
 
 // New returns a client; its metrics are registered with reg when reg is not nil.
 func New(reg prometheus.Registerer) *Client {
-	c := &Client{
-		tokens: map[string]*tokenSource{},
-		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "causeway_connector_calls_total",
-			Help: "Calls of system operations by outcome: ok, transient or permanent failure.",
-		}, []string{"connector", "system", "operation", "outcome"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "causeway_connector_call_duration_seconds",
-			Help:    "How long calls of system operations took, answer read included.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
-		}, []string{"connector", "system", "operation"}),
-	}
-	if reg != nil {
-		c.calls = telemetry.RegisterOrReuse(reg, c.calls).(*prometheus.CounterVec)
-		c.duration = telemetry.RegisterOrReuse(reg, c.duration).(*prometheus.HistogramVec)
-	}
-	return c
+	return &Client{tokens: map[string]*tokenSource{}, metrics: telemetry.NewCallMetrics(reg)}
 }
 
 // Close releases idle connections.
@@ -189,8 +172,7 @@ func (c *Client) Do(ctx context.Context, sysName string, sys *system.Spec, opNam
 		}
 	}
 	took := time.Since(start)
-	c.calls.WithLabelValues("http", sysName, opName, outcome).Inc()
-	c.duration.WithLabelValues("http", sysName, opName).Observe(took.Seconds())
+	c.metrics.Observe("http", sysName, opName, outcome, took)
 	if res != nil {
 		res.Duration = took
 	}

@@ -56,32 +56,15 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Client carries out SQL operations, keeping one connection pool per system.
 type Client struct {
-	mu       sync.Mutex
-	pools    map[string]*sql.DB
-	calls    *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	mu      sync.Mutex
+	pools   map[string]*sql.DB
+	metrics *telemetry.CallMetrics
 }
 
-// New returns a client; its metrics are registered with reg when reg is not nil.
+// New returns a client; its metrics are registered with reg when reg is not nil (sharing
+// the families the HTTP connector registers).
 func New(reg prometheus.Registerer) *Client {
-	c := &Client{
-		pools: map[string]*sql.DB{},
-		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "causeway_connector_calls_total",
-			Help: "Calls of system operations by outcome: ok, transient or permanent failure.",
-		}, []string{"connector", "system", "operation", "outcome"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "causeway_connector_call_duration_seconds",
-			Help:    "How long calls of system operations took, answer read included.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
-		}, []string{"connector", "system", "operation"}),
-	}
-	if reg != nil {
-		// The HTTP connector registers the same families; share them when it did.
-		c.calls = telemetry.RegisterOrReuse(reg, c.calls).(*prometheus.CounterVec)
-		c.duration = telemetry.RegisterOrReuse(reg, c.duration).(*prometheus.HistogramVec)
-	}
-	return c
+	return &Client{pools: map[string]*sql.DB{}, metrics: telemetry.NewCallMetrics(reg)}
 }
 
 // Close closes every pool.
@@ -137,8 +120,7 @@ func (c *Client) Do(ctx context.Context, sysName string, sys *system.Spec, opNam
 			outcome = "transient"
 		}
 	}
-	c.calls.WithLabelValues("sql", sysName, opName, outcome).Inc()
-	c.duration.WithLabelValues("sql", sysName, opName).Observe(time.Since(start).Seconds())
+	c.metrics.Observe("sql", sysName, opName, outcome, time.Since(start))
 	return res, err
 }
 
