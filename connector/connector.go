@@ -381,3 +381,9 @@ type TransientError interface {
 	error
 	TransientError() bool
 }
+
+// PrepareHTTP makes an HTTP operation ready for calls on a hot path, such as the gateway's
+// fast lane (httpconn.Prepare); the error says why it cannot be.
+func (s *Set) PrepareHTTP(name string, sys *system.Spec, opName string) (*httpconn.Prepared, error) {
+	return s.http.Prepare(name, sys, opName)
+}

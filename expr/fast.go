@@ -260,3 +260,10 @@ func jqNumber(v json.Number) any {
 	}
 	return math.Inf(1)
 }
+
+// KeyPath returns the keys of a program that is a key path and nothing else (.path.id
+// gives ["path", "id"]), so that a caller on a hot path can look the value up itself.
+func (p *Program) KeyPath() ([]string, bool) {
+	pn, ok := p.fast.(pathNode)
+	return pn, ok
+}

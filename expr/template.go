@@ -305,3 +305,16 @@ func evalNode(ctx context.Context, v any, input any) (any, error) {
 	}
 	return v, nil
 }
+
+// Whole returns the program of a template that is one expression and nothing else.
+func (t *Template) Whole() (*Program, bool) { return t.whole, t.whole != nil }
+
+// Object returns the fields of a value that is a JSON object: each is a template (a string
+// that holds an expression) or a constant (anything else). ok is false for any other value.
+func (v *Value) Object() (map[string]any, bool) {
+	if v == nil {
+		return nil, false
+	}
+	m, ok := v.v.(map[string]any)
+	return m, ok
+}

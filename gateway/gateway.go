@@ -18,6 +18,7 @@ import (
 	"github.com/causeway/causeway/catalog"
 	"github.com/causeway/causeway/config"
 	"github.com/causeway/causeway/connector"
+	httpconn "github.com/causeway/causeway/connector/http"
 	"github.com/causeway/causeway/expr"
 	"github.com/causeway/causeway/flow"
 	"github.com/causeway/causeway/gateway/jwt"
@@ -34,6 +35,12 @@ type Options struct {
 	Config *config.Config
 	// Answer carries out a system operation (the node's connectors).
 	Answer func(ctx context.Context, name string, sys *system.Spec, op string, with map[string]any, info connector.CallInfo) (*connector.Outcome, error)
+	// Prepare makes an HTTP operation ready for the fast lane (httpconn.Prepare); without
+	// it every request takes the general path.
+	Prepare func(name string, sys *system.Spec, op string) (*httpconn.Prepared, error)
+	// Observe tells the systems' status of a call's outcome, as Answer does for its own
+	// calls; the fast lane calls it after each call it makes.
+	Observe func(system string, err error)
 	// Invoke runs a flow and waits for its reply.
 	// gatewayRequest describes the request (see describe): the messages the run publishes
 	// show it in their timelines.
@@ -75,6 +82,11 @@ type Gateway struct {
 	duration    *prometheus.HistogramVec
 	refusals    *prometheus.CounterVec
 	limitErrors *prometheus.CounterVec
+	// byBase are the APIs by base path, longest first; lanes counts the routes the fast
+	// lane serves (fast.go).
+	byBase []*api
+	lanes  int
+	fast   *prometheus.CounterVec
 }
 
 // api is one API with its routes by method, most literal segments first.
@@ -90,6 +102,9 @@ type api struct {
 	// metrics are each route's series, and unmatched those of requests no route took.
 	metrics   map[*Route]*routeMetrics
 	unmatched *routeMetrics
+	// lanes are the routes the fast lane serves, and fast counts the requests it served.
+	lanes map[*Route]*lane
+	fast  prometheus.Counter
 }
 
 // New prepares the APIs of a configuration.
@@ -111,11 +126,14 @@ func New(opts Options) (*Gateway, error) {
 		limitErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "causeway_gateway_limit_errors_total", Help: "Requests let through because their rate limit or quota could not be checked, by API.",
 		}, []string{"api"}),
+		fast: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_gateway_fast_lane_requests_total", Help: "Requests the fast lane served (ADR 0013), by API; the others took the general path. Each is also counted in causeway_gateway_requests_total.",
+		}, []string{"api"}),
 		keys: map[[32]byte]*keyEntry{}, subjects: map[string]*consumer{}, consumers: map[string]*consumer{},
 		limits: &limiter{kv: opts.Limits, now: time.Now},
 	}
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(g.requests, g.duration, g.refusals, g.limitErrors)
+		opts.Registerer.MustRegister(g.requests, g.duration, g.refusals, g.limitErrors, g.fast)
 	}
 	for _, r := range opts.Config.ByKind(ConsumerKind) {
 		spec := r.Spec.(*ConsumerSpec)
@@ -171,6 +189,7 @@ func New(opts Options) (*Gateway, error) {
 	if err := g.verifiers(); err != nil {
 		return nil, err
 	}
+	g.prepareLanes()
 	return g, nil
 }
 

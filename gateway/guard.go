@@ -123,18 +123,18 @@ func (a *api) authenticate(w http.ResponseWriter, r *http.Request, rt *Route, c 
 			problem.Write(w, r, http.StatusUnauthorized, "unauthorized", "an API key is required")
 			return false
 		}
-		e := a.g.lookupKey(key)
-		switch {
-		case e == nil:
-			a.g.refused(a, rt, "wrong-key")
+		e, why := a.g.checkKey(key)
+		switch why {
+		case "wrong-key":
+			a.g.refused(a, rt, why)
 			problem.Write(w, r, http.StatusUnauthorized, "unauthorized", "the API key is not valid")
 			return false
-		case e.key.Revoked || a.g.opts.Revocations.revoked(e.key.hash):
-			a.g.refused(a, rt, "revoked-key")
+		case "revoked-key":
+			a.g.refused(a, rt, why)
 			problem.Write(w, r, http.StatusUnauthorized, "unauthorized", "the API key has been revoked")
 			return false
-		case !e.key.Expires.IsZero() && time.Now().After(e.key.Expires):
-			a.g.refused(a, rt, "expired-key")
+		case "expired-key":
+			a.g.refused(a, rt, why)
 			problem.Write(w, r, http.StatusUnauthorized, "unauthorized", "the API key has expired")
 			return false
 		}
@@ -155,6 +155,21 @@ func (a *api) authenticate(w http.ResponseWriter, r *http.Request, rt *Route, c 
 	return true
 }
 
+// checkKey finds the Consumer key a request presents, or says why it is refused:
+// wrong-key, revoked-key or expired-key.
+func (g *Gateway) checkKey(key string) (*keyEntry, string) {
+	e := g.lookupKey(key)
+	switch {
+	case e == nil:
+		return nil, "wrong-key"
+	case e.key.Revoked || g.opts.Revocations.revoked(e.key.hash):
+		return nil, "revoked-key"
+	case !e.key.Expires.IsZero() && time.Now().After(e.key.Expires):
+		return nil, "expired-key"
+	}
+	return e, ""
+}
+
 // lookupKey finds a key by its hash. The map lookup compares hashes, not keys, so it gives
 // nothing away by timing about a key; the final compare is constant-time all the same.
 func (g *Gateway) lookupKey(key string) *keyEntry {
@@ -166,10 +181,35 @@ func (g *Gateway) lookupKey(key string) *keyEntry {
 	return e
 }
 
-// limit applies the rate limit and the quota. Their state is on the bus; when the bus cannot
-// be reached the request is let through (and logged): an unreachable limit store must not
-// take every API down with it.
+// limit applies the rate limit and the quota. It answers the request itself and returns
+// false when one refuses it.
 func (a *api) limit(w http.ResponseWriter, r *http.Request, rt *Route, c *caller) bool {
+	o := a.checkLimits(r.Context(), rt, c)
+	if o.rate != nil {
+		setRateHeaders(w.Header(), *o.rate)
+	}
+	if o.refusal != nil {
+		w.Header().Set("Retry-After", o.retryAfter)
+		o.refusal.Write(w, r)
+		return false
+	}
+	return true
+}
+
+// limitOutcome is what the rate limit and the quota decided about a request.
+type limitOutcome struct {
+	// rate is the decision the RateLimit header fields tell of, if any.
+	rate *decision
+	// refusal, when set, is the answer to a request a limit refused, with Retry-After.
+	refusal    *problem.Details
+	retryAfter string
+}
+
+// checkLimits takes the request from the caller's rate limit and quota. Their state is on
+// the bus; when the bus cannot be reached the request is let through (and logged): an
+// unreachable limit store must not take every API down with it.
+func (a *api) checkLimits(ctx context.Context, rt *Route, c *caller) limitOutcome {
+	var o limitOutcome
 	pol := rt.policies
 	rl, q := pol.RateLimit, pol.Quota
 	if c.consumer != nil {
@@ -180,7 +220,6 @@ func (a *api) limit(w http.ResponseWriter, r *http.Request, rt *Route, c *caller
 			q = c.consumer.spec.Quota
 		}
 	}
-	ctx := r.Context()
 	if rl != nil {
 		var key string
 		if rl.By == "ip" {
@@ -192,12 +231,12 @@ func (a *api) limit(w http.ResponseWriter, r *http.Request, rt *Route, c *caller
 		if err != nil {
 			a.g.limitFailed(a, rt, err)
 		} else {
-			setRateHeaders(w.Header(), d)
+			o.rate = &d
 			if !d.ok {
 				a.g.refused(a, rt, "rate-limit")
-				w.Header().Set("Retry-After", seconds(d.retryAfter))
-				problem.Write(w, r, http.StatusTooManyRequests, "rate-limited", "too many requests; the limit is "+rl.String())
-				return false
+				o.retryAfter = seconds(d.retryAfter)
+				o.refusal = problem.New(http.StatusTooManyRequests, "rate-limited", "too many requests; the limit is "+rl.String())
+				return o
 			}
 		}
 	}
@@ -205,20 +244,20 @@ func (a *api) limit(w http.ResponseWriter, r *http.Request, rt *Route, c *caller
 		d, err := a.g.limits.quota(ctx, a.g.limits.key("q", rt.quotaScope, c), q)
 		if err != nil {
 			a.g.limitFailed(a, rt, err)
-			return true
+			return o
 		}
 		if !d.ok {
 			a.g.refused(a, rt, "quota")
-			w.Header().Set("Retry-After", seconds(d.retryAfter))
-			problem.Write(w, r, http.StatusTooManyRequests, "quota-exceeded",
+			o.retryAfter = seconds(d.retryAfter)
+			o.refusal = problem.New(http.StatusTooManyRequests, "quota-exceeded",
 				"the quota of "+strconv.FormatInt(q.Requests, 10)+" requests per "+q.Per+" is used up")
-			return false
+			return o
 		}
 		if rl == nil {
-			setRateHeaders(w.Header(), d)
+			o.rate = &d
 		}
 	}
-	return true
+	return o
 }
 
 // setRateHeaders says where the caller stands, in the RateLimit header fields.

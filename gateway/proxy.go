@@ -154,6 +154,13 @@ func (a *api) callAndMap(ctx context.Context, rt *Route, with map[string]any, in
 	if err != nil {
 		return nil, err
 	}
+	return mapAnswer(ctx, rt, out)
+}
+
+// mapAnswer turns a proxy route's backend answer into the route's answer, as its response
+// mapping says. Its error wraps errResponseMapping.
+func mapAnswer(ctx context.Context, rt *Route, out *connector.Outcome) (*answer, error) {
+	p := rt.Proxy
 	an := &answer{status: http.StatusOK, header: http.Header{}}
 	if out.Raw != nil {
 		if m := p.Response; m != nil {

@@ -61,6 +61,11 @@ func (p *Platform) newGateway(ctx context.Context) (*gateway.Gateway, error) {
 		store = st
 		p.requests = store
 	}
+	// Without the fast lane no route is made ready for it.
+	prepare := p.conns.PrepareHTTP
+	if p.opts.NoFastLane || (p.opts.HTTPServer != "" && p.opts.HTTPServer != EngineLean) {
+		prepare = nil
+	}
 	return gateway.New(gateway.Options{Config: p.cfg, Logger: p.log, Registerer: p.reg, Invoke: p.flows.InvokeFrom, Limits: limits,
 		Requests: store, Revocations: revocations,
 		Publish: func(ctx context.Context, ev *message.Event, header map[string]string) error {
@@ -82,6 +87,8 @@ func (p *Platform) newGateway(ctx context.Context) (*gateway.Gateway, error) {
 			}
 			return out, err
 		},
+		Prepare: prepare,
+		Observe: p.status.Observe,
 		Unavailable: func(name string) (bool, time.Time) {
 			s, ok := p.status.Get(name)
 			return ok && !s.Available(), s.Until

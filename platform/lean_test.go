@@ -20,7 +20,7 @@ func startLean(t *testing.T, h http.Handler) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newLeanServer(h, slog.New(slog.NewTextHandler(io.Discard, nil)), 1<<20, 300*time.Millisecond)
+	s := newLeanServer(h, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), 1<<20, 300*time.Millisecond)
 	go func() { _ = s.Serve(ln) }()
 	t.Cleanup(func() { _ = s.Shutdown(t.Context()) })
 	return "http://" + ln.Addr().String()

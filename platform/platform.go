@@ -30,6 +30,7 @@ import (
 	"github.com/causeway/causeway/tracking"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/valyala/fasthttp"
 )
 
 // Options configures a node. The zero values of the optional fields are sane defaults.
@@ -62,6 +63,9 @@ type Options struct {
 	// HTTPServer is the engine of the http listener: EngineLean (the default) or
 	// EngineStandard.
 	HTTPServer string
+	// NoFastLane serves every gateway request on the general path, also on the lean
+	// engine, which otherwise serves simple proxy routes on the fast lane (ADR 0013).
+	NoFastLane bool
 	// FlowAckWait is how long a flow's trigger delivery may go without a sign of life
 	// before the bus delivers it again (default 30s).
 	FlowAckWait time.Duration
@@ -220,7 +224,11 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 	}
 	switch opts.HTTPServer {
 	case "", EngineLean:
-		p.httpSrv = newLeanServer(p.httpRoutes(ing, hooks, p.gateway), p.log, p.maxBody(), readHeaderTimeout)
+		var fast func(*fasthttp.RequestCtx) bool
+		if !opts.NoFastLane {
+			fast = p.gateway.ServeFast
+		}
+		p.httpSrv = newLeanServer(p.httpRoutes(ing, hooks, p.gateway), fast, p.log, p.maxBody(), readHeaderTimeout)
 	case EngineStandard:
 		p.httpSrv = newServer(p.httpRoutes(ing, hooks, p.gateway), p.log)
 	default:

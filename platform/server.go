@@ -65,12 +65,12 @@ type leanServer struct {
 // newLeanServer serves h. maxBody bounds a request body: the handlers apply their own,
 // smaller limits with their own errors, so this one only has to be above all of them.
 // headerTimeout bounds the wait for a request's line and headers (readHeaderTimeout).
-func newLeanServer(h http.Handler, log *slog.Logger, maxBody int64, headerTimeout time.Duration) *leanServer {
+func newLeanServer(h http.Handler, fast func(*fasthttp.RequestCtx) bool, log *slog.Logger, maxBody int64, headerTimeout time.Duration) *leanServer {
 	return &leanServer{s: &fasthttp.Server{
 		// The handlers see the request target as it was sent, never fasthttp's
 		// normalized path: that would hide a traversal attempt the gateway refuses, and
 		// decode what a route must see encoded.
-		Handler:               newLeanHandler(h, log).serve,
+		Handler:               newLeanHandler(h, fast, log).serve,
 		NoDefaultServerHeader: true,
 		// A request's line and headers must arrive within readHeaderTimeout, as with the
 		// standard server; a body gets readTimeout once its headers are in.

@@ -39,20 +39,32 @@ func New(status int, slug, detail string) *Details {
 
 // Write sends the problem as the response.
 func (d *Details) Write(w http.ResponseWriter, r *http.Request) {
-	if d.Instance == "" && r != nil {
-		d.Instance = r.URL.Path
+	instance := ""
+	if r != nil {
+		instance = r.URL.Path
+	}
+	status, body := d.Encode(instance)
+	h := w.Header()
+	h.Set("Content-Type", ContentType)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// Encode returns the status and the JSON body to answer, for a server that writes its
+// answers without net/http (the gateway's fast lane); the answer's headers are those
+// Write sets. instance fills the problem's instance when it has none (the request's path).
+func (d *Details) Encode(instance string) (int, []byte) {
+	if d.Instance == "" {
+		d.Instance = instance
 	}
 	body, err := json.Marshal(d)
 	if err != nil {
 		body = []byte(`{"type":"urn:causeway:problem:internal","title":"Internal Server Error","status":500}`)
 		d.Status = http.StatusInternalServerError
 	}
-	h := w.Header()
-	h.Set("Content-Type", ContentType)
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(d.Status)
-	_, _ = w.Write(body)
+	return d.Status, body
 }
 
 // Write is a shorthand for New(status, slug, detail).Write(w, r).

@@ -41,9 +41,11 @@ type exchange struct {
 	method, url string
 	body        []byte
 	call        *Call
-	sys         *system.HTTP
-	op          *system.HTTPOperation
-	limit       int64
+	// fwd, when set, are the X-Forwarded-* fields of a prepared call.
+	fwd   *Forwarded
+	sys   *system.HTTP
+	op    *system.HTTPOperation
+	limit int64
 	// deadline ends the exchange, when it is not zero.
 	deadline time.Time
 }
@@ -58,6 +60,11 @@ type answer struct {
 // headers applies the request's headers, lowest precedence first: what a gateway forwards,
 // then the system's, the operation's and the call's own, then those the connector sets.
 func (x *exchange) headers(add, set func(k, v string), get func(k string) string) {
+	if f := x.fwd; f != nil {
+		add("X-Forwarded-For", f.For)
+		add("X-Forwarded-Proto", f.Proto)
+		add("X-Forwarded-Host", f.Host)
+	}
 	for k, vs := range x.call.Forward {
 		for _, v := range vs {
 			add(k, v)

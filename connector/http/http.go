@@ -163,6 +163,12 @@ func (c *Client) client(name string, h *system.HTTP) *sysClient {
 func (c *Client) Do(ctx context.Context, sysName string, sys *system.Spec, opName string, call Call) (*Result, error) {
 	start := time.Now()
 	res, err := c.do(ctx, sysName, sys, opName, call)
+	c.observe(sysName, opName, start, res, err)
+	return res, err
+}
+
+// observe counts a call in the metrics and notes its duration in its result.
+func (c *Client) observe(sysName, opName string, start time.Time, res *Result, err error) {
 	outcome := "ok"
 	var ce *Error
 	if errors.As(err, &ce) {
@@ -176,45 +182,27 @@ func (c *Client) Do(ctx context.Context, sysName string, sys *system.Spec, opNam
 	if res != nil {
 		res.Duration = took
 	}
-	return res, err
 }
 
 func (c *Client) do(ctx context.Context, sysName string, sys *system.Spec, opName string, call Call) (*Result, error) {
-	fail := func(status int, transient bool, err error) *Error {
-		return &Error{System: sysName, Operation: opName, Status: status, Transient: transient, Err: err}
-	}
 	op, ok := sys.Operation(opName)
 	if !ok || op.HTTP == nil || sys.HTTP == nil {
-		return nil, fail(0, false, errors.New("no such HTTP operation"))
+		return nil, &Error{System: sysName, Operation: opName, Err: errors.New("no such HTTP operation")}
 	}
 	h := op.HTTP
 	target, err := buildURL(sys.HTTP.BaseURL, h, call)
 	if err != nil {
-		return nil, fail(0, false, err)
+		return nil, &Error{System: sysName, Operation: opName, Err: err}
 	}
 	var body []byte
 	if call.Body != nil {
 		if body, err = expr.MarshalJSON(call.Body); err != nil {
-			return nil, fail(0, false, fmt.Errorf("body: %w", err))
+			return nil, &Error{System: sysName, Operation: opName, Err: fmt.Errorf("body: %w", err)}
 		}
 	}
-	timeout := sys.HTTP.Timeout
-	if h.Timeout > 0 {
-		timeout = h.Timeout
-	}
-	// The call ends at the caller's deadline or after the timeout, whichever comes first.
-	deadline, hasDeadline := ctx.Deadline()
-	if timeout > 0 {
-		if d := time.Now().Add(timeout); !hasDeadline || d.Before(deadline) {
-			deadline, hasDeadline = d, true
-		}
-	}
-	limit := sys.HTTP.MaxResponseBytes
-	if limit <= 0 {
-		limit = MaxResponseBytes
-	}
+	timeout, deadline, hasDeadline := callDeadline(ctx, sys.HTTP, h)
 	sc := c.client(sysName, sys.HTTP)
-	x := exchange{method: h.Method, url: target, body: body, call: &call, sys: sys.HTTP, op: h, limit: limit, deadline: deadline}
+	x := exchange{method: h.Method, url: target, body: body, call: &call, sys: sys.HTTP, op: h, limit: responseLimit(sys.HTTP), deadline: deadline}
 	var ans *answer
 	if sc.fast {
 		// The lean client takes the deadline itself: no timer, no context of our own.
@@ -228,26 +216,69 @@ func (c *Client) do(ctx context.Context, sysName string, sys *system.Spec, opNam
 		ans, err = c.stdExchange(ctx, sysName, sc, &x)
 	}
 	if err != nil {
-		var e *Error
-		if errors.As(err, &e) {
-			e.System, e.Operation = sysName, opName
-			return nil, e
-		}
-		if errors.Is(err, errTooLarge) {
-			return nil, fail(0, false, fmt.Errorf("answer over %d bytes", limit))
-		}
-		// The request never got an answer: the network, a refused connection, a timeout.
-		// All are worth another try, except a certificate the system's TLS settings do not
-		// accept, which is a configuration to fix. The error text is the transport's,
-		// which names the URL but never a header.
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
-			return nil, fail(0, true, fmt.Errorf("no answer within %s", timeout))
-		}
-		return nil, fail(0, !isTLSConfigError(err), scrub(err))
+		return nil, exchangeError(ctx, sysName, opName, timeout, x.limit, err)
 	}
+	return finish(ctx, sysName, opName, &x, ans)
+}
+
+// callDeadline is when a call ends: at the caller's deadline or after the operation's (or
+// else the system's) timeout, whichever comes first. hasDeadline is false when neither is set.
+func callDeadline(ctx context.Context, sys *system.HTTP, h *system.HTTPOperation) (timeout time.Duration, deadline time.Time, hasDeadline bool) {
+	timeout = sys.Timeout
+	if h.Timeout > 0 {
+		timeout = h.Timeout
+	}
+	deadline, hasDeadline = ctx.Deadline()
+	if timeout > 0 {
+		if d := time.Now().Add(timeout); !hasDeadline || d.Before(deadline) {
+			deadline, hasDeadline = d, true
+		}
+	}
+	return timeout, deadline, hasDeadline
+}
+
+// responseLimit is the largest answer a system may give.
+func responseLimit(sys *system.HTTP) int64 {
+	if sys.MaxResponseBytes > 0 {
+		return sys.MaxResponseBytes
+	}
+	return MaxResponseBytes
+}
+
+// exchangeError is the call's error for an exchange that got no usable answer.
+func exchangeError(ctx context.Context, sysName, opName string, timeout time.Duration, limit int64, err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		e.System, e.Operation = sysName, opName
+		return e
+	}
+	fail := func(transient bool, err error) *Error {
+		return &Error{System: sysName, Operation: opName, Transient: transient, Err: err}
+	}
+	if errors.Is(err, errTooLarge) {
+		return fail(false, fmt.Errorf("answer over %d bytes", limit))
+	}
+	// The request never got an answer: the network, a refused connection, a timeout.
+	// All are worth another try, except a certificate the system's TLS settings do not
+	// accept, which is a configuration to fix. The error text is the transport's,
+	// which names the URL but never a header.
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		return fail(true, fmt.Errorf("no answer within %s", timeout))
+	}
+	return fail(!isTLSConfigError(err), scrub(err))
+}
+
+// finish turns an answer into the call's result: a status the operation does not count
+// as success is an error, JSON is checked (and decoded unless the caller passes it on),
+// and the operation's response mapping applies.
+func finish(ctx context.Context, sysName, opName string, x *exchange, ans *answer) (*Result, error) {
+	fail := func(status int, transient bool, err error) *Error {
+		return &Error{System: sysName, Operation: opName, Status: status, Transient: transient, Err: err}
+	}
+	h, call := x.op, x.call
 	data := ans.body
-	if int64(len(data)) > limit {
-		return nil, fail(ans.status, false, fmt.Errorf("answer over %d bytes", limit))
+	if int64(len(data)) > x.limit {
+		return nil, fail(ans.status, false, fmt.Errorf("answer over %d bytes", x.limit))
 	}
 	if !h.IsSuccess(ans.status) {
 		e := fail(ans.status, transientStatus(ans.status), fmt.Errorf("HTTP %d %s", ans.status, http.StatusText(ans.status)))
@@ -259,6 +290,7 @@ func (c *Client) do(ctx context.Context, sysName string, sys *system.Spec, opNam
 	m := h.ResponseMapping()
 	if len(data) > 0 {
 		ct := ans.header.Get("Content-Type")
+		var err error
 		switch {
 		case call.Raw && m == nil && isJSON(ct):
 			// The caller passes the answer on as it is: it is checked, not decoded.
@@ -280,6 +312,7 @@ func (c *Client) do(ctx context.Context, sysName string, sys *system.Spec, opNam
 			headers[strings.ToLower(k)] = ans.header.Get(k)
 		}
 		in := map[string]any{"status": ans.status, "headers": headers, "body": res.Body}
+		var err error
 		if res.Body, err = m.Eval(ctx, in); err != nil {
 			return nil, fail(ans.status, false, fmt.Errorf("response mapping: %w", err))
 		}

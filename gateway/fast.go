@@ -1,0 +1,439 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/causeway/causeway/connector"
+	httpconn "github.com/causeway/causeway/connector/http"
+	"github.com/causeway/causeway/expr"
+	"github.com/causeway/causeway/message"
+	"github.com/causeway/causeway/problem"
+)
+
+// The fast lane (ADR 0013). Most gateway traffic is a proxy route that passes path
+// parameters to one HTTP operation. On the general path each such request is turned into
+// net/http's request, routed by the ServeMux, described as a document for the `with`
+// template, turned into the connector's map of parameters, and its backend request built
+// from that map: about half of the node's own work per request. The fast lane serves such
+// routes straight from the lean server's request: the route, the operation's path and
+// where each of its parameters comes from are worked out when the gateway is built, and a
+// request only fills them in.
+//
+// It serves a request only when it can give the answer the general path would give, and
+// it decides that before it does anything that shows (counting, taking from a limit,
+// calling): anything out of the ordinary — a body, a percent-encoded or dotted path, a
+// missing or refused key, a system that is down, a POST (which webhooks may share paths
+// with) — goes the general way, which answers it as always. What the fast lane does
+// itself (the limits, the call, the response mapping, the error answers) is the general
+// path's own code; TestFastLaneMatchesGeneral (package platform) compares the two
+// answer for answer.
+
+// lane is a route the fast lane serves.
+type lane struct {
+	a    *api
+	rt   *Route
+	call *httpconn.Prepared
+	// args gives, for each of the operation's placeholders (call.Params), where its value
+	// comes from.
+	args    []laneArg
+	timeout time.Duration
+	// raw and noHeaders are what the call asks of the connector, as callAndMap does.
+	raw, noHeaders bool
+}
+
+// laneArg is a segment of the request's path (seg ≥ 0) or a constant text.
+type laneArg struct {
+	seg  int
+	text string
+}
+
+// maxLaneSegments bounds the path segments the fast lane reads on the stack; longer paths
+// go the general way.
+const maxLaneSegments = 16
+
+// prepareLanes finds the routes the fast lane can serve, and orders the APIs by base path,
+// longest first, as the ServeMux chooses between them.
+func (g *Gateway) prepareLanes() {
+	g.byBase = append([]*api(nil), g.apis...)
+	sort.SliceStable(g.byBase, func(i, j int) bool { return len(g.byBase[i].spec.BasePath) > len(g.byBase[j].spec.BasePath) })
+	if g.opts.Prepare == nil {
+		return
+	}
+	for _, a := range g.apis {
+		for _, rt := range a.spec.Routes {
+			l, why := a.planLane(rt)
+			if l == nil {
+				g.log.Debug("route served on the general path only", "api", a.name, "route", rt.Match, "reason", why)
+				continue
+			}
+			if a.lanes == nil {
+				a.lanes = map[*Route]*lane{}
+				a.fast = g.fast.WithLabelValues(a.name)
+			}
+			a.lanes[rt] = l
+			g.lanes++
+		}
+	}
+}
+
+// planLane makes a route's lane, or says why the route has none.
+func (a *api) planLane(rt *Route) (*lane, string) {
+	p, pol := rt.Proxy, rt.policies
+	switch {
+	case p == nil:
+		return nil, "not a proxy route"
+	case rt.method == http.MethodPost:
+		return nil, "POST requests share paths with webhooks"
+	case pol.IP != nil || pol.CORS != nil || pol.Cache != nil || pol.Validate != nil || pol.Headers != nil || len(pol.Scopes) > 0 || pol.Quota != nil:
+		return nil, "a policy the fast lane leaves to the general path"
+	case pol.Auth == nil || pol.Auth.JWT != nil:
+		return nil, "JWT authentication"
+	}
+	call, err := a.g.opts.Prepare(p.system, a.g.systems[p.system], p.op)
+	if err != nil {
+		return nil, err.Error()
+	}
+	seg := map[string]int{}
+	for i, s := range rt.segments {
+		if s.param != "" {
+			seg[s.param] = i
+		}
+	}
+	// from says where each parameter of the call comes from, as HTTPCall would place it:
+	// every key must be a placeholder of the operation's path (others go into the query
+	// or are the body or headers), and every placeholder must be given.
+	from := map[string]laneArg{}
+	if p.with == nil {
+		// Without with, the path parameters are passed by name.
+		for name, i := range seg {
+			from[name] = laneArg{seg: i}
+		}
+	} else {
+		fields, ok := p.with.Object()
+		if !ok {
+			return nil, "with is not an object"
+		}
+		for k, v := range fields {
+			switch v := v.(type) {
+			case string:
+				from[k] = laneArg{seg: -1, text: v}
+			case *expr.Template:
+				prog, ok := v.Whole()
+				if !ok {
+					return nil, "with has a template that is not one expression"
+				}
+				keys, ok := prog.KeyPath()
+				i, isParam := seg[lastKey(keys)]
+				if !ok || len(keys) != 2 || keys[0] != "path" || !isParam {
+					return nil, "with reads more than the path's parameters"
+				}
+				from[k] = laneArg{seg: i}
+			default:
+				return nil, "with has a value that is not a string"
+			}
+		}
+	}
+	names := call.Params()
+	used := map[string]bool{}
+	l := &lane{a: a, rt: rt, call: call, timeout: a.spec.Timeout}
+	for _, name := range names {
+		arg, ok := from[name]
+		if !ok {
+			return nil, "the operation's parameter " + name + " is not given"
+		}
+		l.args = append(l.args, arg)
+		used[name] = true
+	}
+	for k := range from {
+		if !used[k] || k == "body" || k == "query" || k == "headers" {
+			return nil, "with has " + k + ", which is not a parameter of the operation's path"
+		}
+	}
+	if rt.Timeout > 0 {
+		l.timeout = rt.Timeout
+	}
+	l.raw = p.Response == nil || p.Response.body == nil
+	l.noHeaders = !l.raw && !p.Response.readsHeaders
+	return l, ""
+}
+
+func lastKey(keys []string) string {
+	if len(keys) == 0 {
+		return ""
+	}
+	return keys[len(keys)-1]
+}
+
+// ServeFast serves a request on the fast lane when it can, and reports whether it did.
+// When it returns false it has written and counted nothing, and the request is served as
+// usual.
+func (g *Gateway) ServeFast(c *fasthttp.RequestCtx) bool {
+	// A request with a body goes the general way (fasthttp has read it whole by now; -1
+	// is a chunked one).
+	if g.lanes == 0 || len(c.Request.Body()) > 0 || c.Request.Header.ContentLength() == -1 {
+		return false
+	}
+	path := c.Request.Header.RequestURI()
+	if i := bytes.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	if !plainPath(path) {
+		return false
+	}
+	for _, a := range g.byBase {
+		base := a.spec.BasePath
+		if len(path) > len(base) && string(path[:len(base)]) == base && path[len(base)] == '/' {
+			if a.lanes == nil {
+				return false
+			}
+			return a.serveFast(c, path, path[len(base):])
+		}
+	}
+	return false
+}
+
+// plainPath reports whether a request's path is one the fast lane takes: it starts with a
+// slash and has nothing to decode or clean (no percent-encoding, no character outside
+// letters, digits and -._~:@).
+func plainPath(p []byte) bool {
+	if len(p) == 0 || p[0] != '/' {
+		return false
+	}
+	for _, b := range p {
+		switch {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		case b == '/' || b == '-' || b == '.' || b == '_' || b == '~' || b == ':' || b == '@':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// serveFast serves a request of the API whose path under the base path is rest.
+func (a *api) serveFast(c *fasthttp.RequestCtx, path, rest []byte) bool {
+	method := c.Method()
+	if string(method) == http.MethodHead || string(method) == http.MethodOptions ||
+		(string(method) == http.MethodGet && string(rest) == documentPath) {
+		return false
+	}
+	var buf [maxLaneSegments][]byte
+	segs := buf[:0]
+	for rest = rest[1:]; ; {
+		i := bytes.IndexByte(rest, '/')
+		seg := rest
+		if i >= 0 {
+			seg = rest[:i]
+		}
+		if len(seg) == 0 || string(seg) == "." || string(seg) == ".." || len(segs) == maxLaneSegments {
+			return false
+		}
+		segs = append(segs, seg)
+		if i < 0 {
+			break
+		}
+		rest = rest[i+1:]
+	}
+	rt := a.matchBytes(string(method), segs)
+	if rt == nil || a.lanes[rt] == nil {
+		return false
+	}
+	return a.lanes[rt].serve(c, path, segs)
+}
+
+// matchBytes is match for a path the fast lane split: the same routes in the same order.
+func (a *api) matchBytes(method string, segs [][]byte) *Route {
+	for _, rt := range a.byMethod[method] {
+		if len(rt.segments) != len(segs) {
+			continue
+		}
+		ok := true
+		for i, s := range rt.segments {
+			if s.param == "" && s.literal != string(segs[i]) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return rt
+		}
+	}
+	return nil
+}
+
+// serve answers a request of the lane's route.
+func (l *lane) serve(c *fasthttp.RequestCtx, path []byte, segs [][]byte) bool {
+	start := time.Now()
+	a, rt, p := l.a, l.rt, l.rt.Proxy
+	if u := a.g.opts.Unavailable; u != nil {
+		if down, _ := u(p.system); down {
+			return false
+		}
+	}
+	ta, ok := c.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	ip, ok := netip.AddrFromSlice(ta.IP)
+	if !ok {
+		return false
+	}
+	who := &caller{addr: ip.Unmap().WithZone(ta.Zone)}
+	if k := rt.policies.Auth.APIKey; k != nil {
+		key := c.Request.Header.Peek(k.Header)
+		if len(key) == 0 {
+			return false
+		}
+		e, why := a.g.checkKey(string(key))
+		if why != "" || (e.consumer.apis != nil && !e.consumer.apis[a.name]) {
+			return false
+		}
+		who.consumer, who.name, who.scopes = e.consumer, e.consumer.name, e.consumer.spec.Scopes
+	} else if rt.policies.RateLimit != nil {
+		// Only a limit by caller reads the caller's name; it costs an allocation.
+		who.name = who.addr.String()
+	}
+	// From here on the request is this lane's: it counts and takes from the limits.
+	h := &c.Response.Header
+	status := 0
+	o := a.checkLimits(context.Background(), rt, who)
+	if o.rate != nil {
+		h.Set("Ratelimit-Limit", strconv.FormatInt(o.rate.limit, 10))
+		h.Set("Ratelimit-Remaining", strconv.FormatInt(max(o.rate.remaining, 0), 10))
+		h.Set("Ratelimit-Reset", seconds(o.rate.reset))
+	}
+	if o.refusal != nil {
+		h.Set("Retry-After", o.retryAfter)
+		status = writeProblem(c, o.refusal, path)
+	} else {
+		status = l.proxy(c, path, segs, who, start)
+	}
+	consumer := "-"
+	if who.consumer != nil {
+		consumer = who.consumer.name
+	}
+	m := a.metrics[rt]
+	m.count(consumer, status)
+	a.fast.Inc()
+	m.latency.Observe(time.Since(start).Seconds())
+	return true
+}
+
+// proxy makes the route's call and answers with its mapped answer, or the problem the
+// general path would answer; it returns the status.
+func (l *lane) proxy(c *fasthttp.RequestCtx, path []byte, segs [][]byte, who *caller, start time.Time) int {
+	a, rt := l.a, l.rt
+	var buf [8]string
+	params := buf[:0]
+	for _, arg := range l.args {
+		if arg.seg >= 0 {
+			params = append(params, string(segs[arg.seg]))
+		} else {
+			params = append(params, arg.text)
+		}
+	}
+	call := httpconn.PreparedCall{Params: params, Raw: l.raw, NoHeaders: l.noHeaders,
+		IdempotencyKey: string(c.Request.Header.Peek("Idempotency-Key")),
+		Forwarded:      httpconn.Forwarded{For: forwardedFor(c, who.addr), Proto: "http", Host: string(c.Host())}}
+	if c.IsTLS() {
+		call.Forwarded.Proto = "https"
+	}
+	if tp := c.Request.Header.Peek("Traceparent"); len(tp) > 0 && message.ValidTraceparent(string(tp)) {
+		call.Traceparent = string(tp)
+	} else {
+		call.Traceparent = message.NewTraceparent()
+	}
+	ctx, cancel := withDeadline(context.Background(), start.Add(l.timeout))
+	defer cancel()
+	res, err := l.call.Do(ctx, &call)
+	if observe := a.g.opts.Observe; observe != nil && ctx.Err() == nil {
+		observe(rt.Proxy.system, err)
+	}
+	var an *answer
+	if err == nil {
+		an, err = mapAnswer(ctx, rt, &connector.Outcome{Status: res.Status, Headers: res.Headers, Body: res.Body, Raw: res.Raw})
+	}
+	if err != nil {
+		f := a.classify(ctx, rt, err)
+		if f.retryAfter > 0 {
+			c.Response.Header.Set("Retry-After", strconv.Itoa(max(int(f.retryAfter.Seconds()), 1)))
+		}
+		return writeProblem(c, problem.New(f.status, f.typ, f.detail), path)
+	}
+	an.writeFast(c)
+	return an.status
+}
+
+// forwardedFor is X-Forwarded-For for the backend: the client's, with the peer added.
+func forwardedFor(c *fasthttp.RequestCtx, peer netip.Addr) string {
+	prior := c.Request.Header.PeekAll("X-Forwarded-For")
+	if len(prior) == 0 {
+		return peer.String()
+	}
+	var b strings.Builder
+	for _, v := range prior {
+		b.Write(v)
+		b.WriteString(", ")
+	}
+	b.WriteString(peer.String())
+	return b.String()
+}
+
+// writeProblem answers a problem as problem.Write does, and returns its status.
+func writeProblem(c *fasthttp.RequestCtx, d *problem.Details, path []byte) int {
+	status, body := d.Encode(string(path))
+	c.SetStatusCode(status)
+	c.Response.Header.SetContentType(problem.ContentType)
+	c.Response.Header.Set("X-Content-Type-Options", "nosniff")
+	c.Response.SetBodyRaw(body)
+	return status
+}
+
+// writeFast writes the answer as write does through the lean server's writer.
+func (an *answer) writeFast(c *fasthttp.RequestCtx) {
+	h := &c.Response.Header
+	typed := false
+	for k, vs := range an.header {
+		switch k {
+		case "Content-Length", "Transfer-Encoding", "Connection":
+			if k == "Connection" && len(vs) > 0 && vs[0] == "close" {
+				c.SetConnectionClose()
+			}
+			continue
+		case "Content-Type":
+			if len(vs) > 0 {
+				h.SetContentType(vs[0])
+				typed = true
+			}
+			continue
+		}
+		for i, v := range vs {
+			if i == 0 {
+				h.Set(k, v)
+			} else {
+				h.Add(k, v)
+			}
+		}
+	}
+	c.SetStatusCode(an.status)
+	switch {
+	case typed:
+	case len(an.body) > 0:
+		h.SetContentType(http.DetectContentType(an.body[:min(len(an.body), 512)]))
+	default:
+		h.SetNoDefaultContentType(true)
+	}
+	if an.body != nil {
+		c.Response.SetBodyRaw(an.body)
+	}
+}

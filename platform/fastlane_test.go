@@ -1,0 +1,318 @@
+package platform
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// laneKey is the API key of the fast lane test's Consumer.
+const laneKey = "lane-key-5d1e"
+
+// laneDefs are routes of every shape the fast lane serves, and some it leaves to the
+// general path, over one backend.
+func laneDefs(backend string) string {
+	sum := sha256.Sum256([]byte(laneKey))
+	return `apiVersion: causeway/v1
+kind: System
+metadata: {name: inv}
+spec:
+  http: {baseURL: "` + backend + `/inv/", timeout: 5s, headers: {X-Tenant: acme}}
+  operations:
+    item: {http: {method: GET, path: "/items/{sku}"}}
+    stock: {http: {method: GET, path: "/stock/{site}/{sku}", headers: {X-Op: stock}}}
+    drop: {http: {method: DELETE, path: "/items/{sku}"}}
+    mapped: {http: {method: GET, path: "/items/{sku}", response: "{sku: .body.sku, seen: .status}"}}
+---
+apiVersion: causeway/v1
+kind: Consumer
+metadata: {name: shop}
+spec:
+  keys: [{name: main, sha256: "` + hex.EncodeToString(sum[:]) + `"}]
+---
+apiVersion: causeway/v1
+kind: API
+metadata: {name: inv}
+spec:
+  basePath: /inv
+  policies: {auth: {none: true}}
+  routes:
+    - match: GET /items/{sku}
+      proxy: {call: inv.item, with: {sku: "${{ .path.sku }}"}}
+    - match: GET /plain/{sku}
+      proxy: {call: inv.item}
+    - match: GET /sites/{site}/stock/{sku}
+      proxy:
+        call: inv.stock
+        with: {site: "${{ .path.site }}", sku: "${{ .path.sku }}"}
+        response: {status: 203, headers: {Cache-Control: no-store}}
+    - match: GET /main/{sku}
+      proxy:
+        call: inv.stock
+        with: {site: main, sku: "${{ .path.sku }}"}
+    - match: GET /shaped/{sku}
+      proxy:
+        call: inv.item
+        with: {sku: "${{ .path.sku }}"}
+        response: {body: '{id: .body.sku, price: (.body.cents / 100)}'}
+    - match: GET /versioned/{sku}
+      proxy:
+        call: inv.item
+        with: {sku: "${{ .path.sku }}"}
+        response: {body: '{id: .body.sku, etag: .headers.etag}'}
+    - match: GET /mapped/{sku}
+      proxy: {call: inv.mapped, with: {sku: "${{ .path.sku }}"}}
+    - match: DELETE /items/{sku}
+      proxy: {call: inv.drop, with: {sku: "${{ .path.sku }}"}}
+    - match: GET /slow/{sku}
+      timeout: 200ms
+      proxy: {call: inv.item, with: {sku: "${{ .path.sku }}"}}
+    - match: GET /lower/{sku}
+      proxy: {call: inv.item, with: {sku: "${{ .path.sku | ascii_downcase }}"}}
+    - match: POST /items/{sku}
+      proxy: {call: inv.item, with: {sku: "${{ .path.sku }}"}}
+---
+apiVersion: causeway/v1
+kind: API
+metadata: {name: keyed}
+spec:
+  basePath: /inv/keyed
+  policies:
+    auth: {apiKey: {header: X-Api-Key}}
+    rateLimit: {requests: 4, per: 1m, burst: 4}
+  routes:
+    - match: GET /items/{sku}
+      proxy:
+        call: inv.item
+        with: {sku: "${{ .path.sku }}"}
+        response: {body: '{id: .body.sku}'}
+`
+}
+
+// laneBackend answers by the item's name, and records what each request carried.
+func laneBackend(t *testing.T) (string, func() []string) {
+	var (
+		mu   sync.Mutex
+		seen []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var hs []string
+		for k, vs := range r.Header {
+			if k == "Traceparent" {
+				vs = []string{regexp.MustCompile(`^00-[0-9a-f]{32}-[0-9a-f]{16}-01$`).ReplaceAllString(vs[0], "<new trace>")}
+			}
+			hs = append(hs, k+": "+strings.Join(vs, ", "))
+		}
+		sort.Strings(hs)
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.URL.EscapedPath()+"?"+r.URL.RawQuery+" "+strings.Join(hs, " | "))
+		mu.Unlock()
+		sku := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
+		switch sku {
+		case "gone":
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = io.WriteString(w, `{"error":"no row in inventory.items"}`)
+		case "boom":
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = io.WriteString(w, `panic at inventory.internal:7001`)
+		case "busy":
+			w.Header().Set("Retry-After", "9")
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case "text":
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = io.WriteString(w, "forty two")
+		case "none":
+			w.WriteHeader(http.StatusNoContent)
+		case "liar":
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"sku":`)
+		case "slow":
+			select {
+			case <-r.Context().Done():
+			case <-time.After(2 * time.Second):
+			}
+		default:
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("ETag", `"e-`+sku+`"`)
+			_, _ = io.WriteString(w, `{"sku":"`+sku+`","cents":1250}`)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		out := seen
+		seen = nil
+		return out
+	}
+}
+
+// TestFastLaneMatchesGeneral sends the same requests to two nodes, one serving what it can
+// on the fast lane and one serving everything on the general path, and wants the same
+// answers (status, headers, body), the same requests at the backend and the same metrics.
+func TestFastLaneMatchesGeneral(t *testing.T) {
+	type node struct {
+		base, admin string
+		seen        func() []string
+	}
+	start := func(noFast bool) node {
+		backend, seen := laneBackend(t)
+		p := runPlatform(t, func(o *Options) {
+			o.NoFastLane = noFast
+			if err := os.WriteFile(filepath.Join(o.ConfigDir, "inv.yaml"), []byte(laneDefs(backend)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		})
+		return node{base: "http://" + p.HTTPAddr(), admin: "http://" + p.AdminAddr(), seen: seen}
+	}
+	fast, general := start(false), start(true)
+
+	trace := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	// lane says whether the fast lane serves the request (L) or leaves it (G).
+	const L, G = true, false
+	requests := []struct {
+		lane         bool
+		method, path string
+		headers      []string
+	}{
+		{L, "GET", "/inv/items/A-1", nil},
+		{L, "GET", "/inv/items/A-1?ignored=yes", []string{"Traceparent", trace, "Idempotency-Key", "k-1", "X-Forwarded-For", "203.0.113.7", "Authorization", "Bearer client-secret"}},
+		{L, "GET", "/inv/items/A-1", []string{"Traceparent", "not-a-trace"}},
+		{L, "GET", "/inv/plain/B.2", nil},
+		{L, "GET", "/inv/sites/north/stock/C~3", nil},
+		{L, "GET", "/inv/main/D:4", nil},
+		{L, "GET", "/inv/shaped/E@5", nil},
+		{L, "GET", "/inv/versioned/F-6", nil},
+		{L, "GET", "/inv/mapped/G-7", nil},
+		{L, "DELETE", "/inv/items/H-8", nil},
+		{G, "GET", "/inv/lower/ABC", nil},
+		{G, "POST", "/inv/items/I-9", nil},
+		{L, "GET", "/inv/items/gone", nil},
+		{L, "GET", "/inv/items/boom", nil},
+		{L, "GET", "/inv/items/busy", nil},
+		{L, "GET", "/inv/items/text", nil},
+		{L, "GET", "/inv/shaped/text", nil},
+		{L, "GET", "/inv/items/none", nil},
+		{L, "GET", "/inv/shaped/none", nil},
+		{L, "GET", "/inv/items/liar", nil},
+		{L, "GET", "/inv/shaped/liar", nil},
+		{L, "GET", "/inv/slow/slow", nil},
+		// What the fast lane leaves to the general path.
+		{G, "GET", "/inv/items/%41-1", nil},
+		{G, "GET", "/inv/items/..", nil},
+		{G, "GET", "/inv/items/a%2Fb", nil},
+		{G, "GET", "/inv/items/", nil},
+		// The ServeMux redirects this one to /inv/items/x, which the fast lane serves.
+		{L, "GET", "/inv/items//x", nil},
+		{G, "GET", "/inv/items/x/y", nil},
+		{G, "HEAD", "/inv/items/A-1", nil},
+		{G, "PUT", "/inv/items/A-1", nil},
+		{G, "GET", "/inv/openapi.json", nil},
+		{G, "GET", "/inv", nil},
+		{G, "GET", "/invx/items/A-1", nil},
+		// The keyed API: no key, a wrong key, then the key until the limit of 4 refuses.
+		{G, "GET", "/inv/keyed/items/K-1", nil},
+		{G, "GET", "/inv/keyed/items/K-1", []string{"X-Api-Key", "wrong"}},
+		{L, "GET", "/inv/keyed/items/K-1", []string{"X-Api-Key", laneKey}},
+		{L, "GET", "/inv/keyed/items/K-2", []string{"X-Api-Key", laneKey}},
+		{L, "GET", "/inv/keyed/items/gone", []string{"X-Api-Key", laneKey}},
+		{L, "GET", "/inv/keyed/items/K-4", []string{"X-Api-Key", laneKey}},
+		{L, "GET", "/inv/keyed/items/K-5", []string{"X-Api-Key", laneKey}},
+	}
+	for _, rq := range requests {
+		name := rq.method + " " + rq.path
+		before := laneServed(t, fast.admin)
+		want := laneDo(t, rq.method, general.base+rq.path, rq.headers)
+		got := laneDo(t, rq.method, fast.base+rq.path, rq.headers)
+		if got != want {
+			t.Errorf("%s: the fast lane answered\n%s\nthe general path\n%s", name, got, want)
+		}
+		// X-Forwarded-Host names each node's own address.
+		if got, want := host(fast.seen(), fast.base), host(general.seen(), general.base); !slices.Equal(got, want) {
+			t.Errorf("%s: with the fast lane the backend saw\n%s\nwith the general path\n%s", name, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		if served := laneServed(t, fast.admin) > before; served != rq.lane {
+			t.Errorf("%s: served on the fast lane: %v, want %v", name, served, rq.lane)
+		}
+	}
+	// While the system is in maintenance its routes go the general way, which answers 503.
+	for _, n := range []node{fast, general} {
+		if a := do(t, "PUT", n.admin+"/v1/systems/inv/status", "application/json", `{"status":"maintenance","reason":"stocktaking"}`); a.status != 200 {
+			t.Fatalf("maintenance: %d %s", a.status, a.raw)
+		}
+	}
+	before := laneServed(t, fast.admin)
+	got, want := laneDo(t, "GET", fast.base+"/inv/items/A-1", nil), laneDo(t, "GET", general.base+"/inv/items/A-1", nil)
+	if got != want || !strings.HasPrefix(got, "503") || laneServed(t, fast.admin) != before {
+		t.Errorf("in maintenance the fast lane node answered\n%s\nthe general one\n%s", got, want)
+	}
+	// The nodes counted alike, and the fast lane served the requests it should.
+	fm, gm := laneMetrics(t, fast.admin), laneMetrics(t, general.admin)
+	if !slices.Equal(fm, gm) {
+		t.Errorf("metrics with the fast lane:\n%s\nwith the general path:\n%s", strings.Join(fm, "\n"), strings.Join(gm, "\n"))
+	}
+	if n := laneServed(t, general.admin); n != 0 {
+		t.Errorf("with the fast lane off it served %d requests", n)
+	}
+}
+
+// host writes a node's address as <node> in what the backend saw.
+func host(seen []string, base string) []string {
+	for i, s := range seen {
+		seen[i] = strings.ReplaceAll(s, strings.TrimPrefix(base, "http://"), "<node>")
+	}
+	return seen
+}
+
+// laneDo makes a request and describes the answer: status, headers but the date, body.
+func laneDo(t *testing.T, method, url string, headers []string) string {
+	t.Helper()
+	a := do(t, method, url, "", "", headers...)
+	var hs []string
+	for k, vs := range a.header {
+		if k != "Date" {
+			hs = append(hs, k+": "+strings.Join(vs, ", "))
+		}
+	}
+	sort.Strings(hs)
+	return fmt.Sprintf("%d\n%s\n%s", a.status, strings.Join(hs, "\n"), a.raw)
+}
+
+// laneServed is how many requests a node's fast lane served.
+func laneServed(t *testing.T, admin string) int {
+	a := do(t, "GET", admin+"/metrics", "", "")
+	n := 0
+	for _, m := range regexp.MustCompile(`(?m)^causeway_gateway_fast_lane_requests_total\{[^}]*\} (\d+)$`).FindAllStringSubmatch(a.raw, -1) {
+		var v int
+		fmt.Sscan(m[1], &v)
+		n += v
+	}
+	return n
+}
+
+// laneMetrics are a node's gateway request counts and refusals, and its connector calls.
+func laneMetrics(t *testing.T, admin string) []string {
+	a := do(t, "GET", admin+"/metrics", "", "")
+	var out []string
+	for _, line := range strings.Split(a.raw, "\n") {
+		for _, name := range []string{"causeway_gateway_requests_total{", "causeway_gateway_refused_total{", "causeway_gateway_request_duration_seconds_count{", "causeway_connector_calls_total{"} {
+			if strings.HasPrefix(line, name) {
+				out = append(out, line)
+			}
+		}
+	}
+	return out
+}
