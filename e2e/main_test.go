@@ -46,12 +46,24 @@ func TestMain(m *testing.M) {
 // freePort returns a loopback address with a port that was free a moment ago.
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return freePorts(t, 1)[0]
+}
+
+// freePorts returns n loopback addresses with distinct ports that were free a moment ago.
+// The listeners stay open until all are taken: a port closed at once can be handed out
+// again by the next call, and two listeners of a node would then collide.
+func freePorts(t *testing.T, n int) []string {
+	t.Helper()
+	addrs := make([]string, n)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs[i] = ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs
 }
 
 // node is a causeway serve process.
@@ -89,7 +101,8 @@ func (s *syncBuffer) String() string {
 // startNode starts causeway serve and waits until /readyz answers 200.
 func startNode(t *testing.T, configDir, dataDir string, extra ...string) *node {
 	t.Helper()
-	n := &node{t: t, http: freePort(t), admin: freePort(t), nats: freePort(t), logs: &syncBuffer{},
+	ports := freePorts(t, 3)
+	n := &node{t: t, http: ports[0], admin: ports[1], nats: ports[2], logs: &syncBuffer{},
 		exited: make(chan struct{}), configDir: configDir, dataDir: dataDir, extraFlags: extra}
 	args := append([]string{"serve", "--config", configDir, "--data", dataDir,
 		"--http-addr", n.http, "--admin-addr", n.admin, "--nats-listen", n.nats, "--log-format", "json", "--node", "e2e"}, extra...)

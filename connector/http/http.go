@@ -170,11 +170,14 @@ func (c *Client) Do(ctx context.Context, sysName string, sys *system.Spec, opNam
 // observe counts a call in the metrics and notes its duration in its result.
 func (c *Client) observe(sysName, opName string, start time.Time, res *Result, err error) {
 	outcome := "ok"
-	var ce *Error
-	if errors.As(err, &ce) {
-		outcome = "permanent"
-		if ce.Transient {
-			outcome = "transient"
+	if err != nil {
+		// Only here: errors.As's target would be made on the heap for every call.
+		var ce *Error
+		if errors.As(err, &ce) {
+			outcome = "permanent"
+			if ce.Transient {
+				outcome = "transient"
+			}
 		}
 	}
 	took := time.Since(start)
