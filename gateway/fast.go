@@ -228,6 +228,24 @@ func (a *api) serveFast(c *fasthttp.RequestCtx, path, rest []byte) bool {
 		return false
 	}
 	var buf [maxLaneSegments][]byte
+	segs, ok := laneSegments(rest, &buf)
+	if !ok {
+		return false
+	}
+	rt := a.matchBytes(string(method), segs)
+	if rt == nil || a.lanes[rt] == nil {
+		return false
+	}
+	return a.lanes[rt].serve(c, path, segs)
+}
+
+// laneSegments splits a plain path under the base path ("/a/b") into buf, as splitPath
+// would (FuzzLaneSegments compares them); ok is false for an empty or dot segment, or more
+// segments than buf holds, which the general path then deals with.
+func laneSegments(rest []byte, buf *[maxLaneSegments][]byte) ([][]byte, bool) {
+	if len(rest) < 2 || rest[0] != '/' {
+		return nil, false
+	}
 	segs := buf[:0]
 	for rest = rest[1:]; ; {
 		i := bytes.IndexByte(rest, '/')
@@ -236,19 +254,14 @@ func (a *api) serveFast(c *fasthttp.RequestCtx, path, rest []byte) bool {
 			seg = rest[:i]
 		}
 		if len(seg) == 0 || string(seg) == "." || string(seg) == ".." || len(segs) == maxLaneSegments {
-			return false
+			return nil, false
 		}
 		segs = append(segs, seg)
 		if i < 0 {
-			break
+			return segs, true
 		}
 		rest = rest[i+1:]
 	}
-	rt := a.matchBytes(string(method), segs)
-	if rt == nil || a.lanes[rt] == nil {
-		return false
-	}
-	return a.lanes[rt].serve(c, path, segs)
 }
 
 // matchBytes is match for a path the fast lane split: the same routes in the same order.

@@ -231,16 +231,10 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request) (*Route, *caller) {
 		a.serveDocument(w)
 		return nil, nil
 	}
-	var segs []string
-	if rest != "" && rest != "/" {
-		for _, raw := range strings.Split(strings.TrimPrefix(rest, "/"), "/") {
-			seg, err := url.PathUnescape(raw)
-			if err != nil || seg == "" || seg == "." || seg == ".." || strings.ContainsAny(seg, "/\\\x00") {
-				problem.Write(w, r, http.StatusBadRequest, "bad-path", "the path has a segment that is empty, not valid percent-encoding, a dot segment, or an encoded slash")
-				return nil, nil
-			}
-			segs = append(segs, seg)
-		}
+	segs, ok := splitPath(rest)
+	if !ok {
+		problem.Write(w, r, http.StatusBadRequest, "bad-path", "the path has a segment that is empty, not valid percent-encoding, a dot segment, or an encoded slash")
+		return nil, nil
 	}
 	route, params := a.match(r.Method, segs)
 	if route == nil {
@@ -332,6 +326,23 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request) (*Route, *caller) {
 	}
 	an.write(w)
 	return route, who
+}
+
+// splitPath splits a path under an API's base path into its decoded segments; ok is false
+// for a segment that is empty, not valid percent-encoding, a dot segment, or holds an
+// encoded slash, backslash or NUL.
+func splitPath(rest string) (segs []string, ok bool) {
+	if rest == "" || rest == "/" {
+		return nil, true
+	}
+	for _, raw := range strings.Split(strings.TrimPrefix(rest, "/"), "/") {
+		seg, err := url.PathUnescape(raw)
+		if err != nil || seg == "" || seg == "." || seg == ".." || strings.ContainsAny(seg, "/\\\x00") {
+			return nil, false
+		}
+		segs = append(segs, seg)
+	}
+	return segs, true
 }
 
 // match finds the route of a method for path segments, and its parameters.
