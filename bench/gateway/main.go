@@ -8,7 +8,9 @@
 // The backend is a Go net/http server answering GET /items/{id} with a small JSON object.
 // Scenarios, in order: direct (the backend itself, the reference); nethttp-proxy
 // (net/http/httputil.ReverseProxy); fasthttp-proxy (fasthttp's server and client passing
-// requests through and doing nothing else: the floor of a Go proxy here); nginx (reverse proxy with keep-alive upstream
+// requests through and doing nothing else: the floor of a Go proxy here); fasthttp-guarded
+// (the same with the per-request timeouts and forwarded headers every gateway request needs:
+// the floor of a gateway here); nginx (reverse proxy with keep-alive upstream
 // connections); caddy (reverse_proxy); causeway-plain (an API route proxying to a System
 // operation, without policies); and causeway-policies (the same with API key
 // authentication, a rate limit and a response mapping). The load generator is wrk, with
@@ -111,7 +113,7 @@ func (c benchConfig) wants(name string) bool {
 }
 
 // scenarioNames are the scenarios in the order they run.
-var scenarioNames = []string{"direct", "nethttp-proxy", "fasthttp-proxy", "nginx", "caddy", "causeway-plain", "causeway-policies"}
+var scenarioNames = []string{"direct", "nethttp-proxy", "fasthttp-proxy", "fasthttp-guarded", "nginx", "caddy", "causeway-plain", "causeway-policies"}
 
 // scenario is one measured configuration.
 type scenario struct {
@@ -275,6 +277,15 @@ func run(ctx context.Context, c benchConfig, out io.Writer) error {
 		}},
 		{name: "fasthttp-proxy", what: "bare fasthttp server and client passing requests through", start: func(ctx context.Context, _ string) (*target, error) {
 			p, addr, err := cs.startRole(ctx, "fastproxy", "-target", "http://"+backendAddr)
+			if err != nil {
+				return nil, err
+			}
+			tg := plain("http://"+addr+itemPath, wantItem)
+			tg.stop = func() { cs.stop(p) }
+			return tg, nil
+		}},
+		{name: "fasthttp-guarded", what: "the same with per-request timeouts and the X-Forwarded-* and traceparent headers", start: func(ctx context.Context, _ string) (*target, error) {
+			p, addr, err := cs.startRole(ctx, "fastproxy-guarded", "-target", "http://"+backendAddr)
 			if err != nil {
 				return nil, err
 			}

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/causeway/causeway/message"
 	"github.com/valyala/fasthttp"
 )
 
@@ -61,7 +62,9 @@ func serveRole(role, target string) error {
 			},
 		}
 	case "fastproxy":
-		return serveFastProxy(ctx, target)
+		return serveFastProxy(ctx, target, false)
+	case "fastproxy-guarded":
+		return serveFastProxy(ctx, target, true)
 	default:
 		return fmt.Errorf("unknown role %q", role)
 	}
@@ -96,8 +99,11 @@ func backendHandler() http.Handler {
 
 // serveFastProxy passes every request to target with fasthttp's server and client and does
 // nothing else: no routing, no header rules, no metrics. It is the floor of what a Go
-// proxy costs on the machine, which no gateway doing any work can go below.
-func serveFastProxy(ctx context.Context, target string) error {
+// proxy costs on the machine, which no gateway doing any work can go below. guarded adds
+// what a gateway must do on every request whatever else it does: the server's read, idle
+// and write timeouts and a deadline for the backend call (as Causeway's listener and
+// connector set them), and the X-Forwarded-* and traceparent headers the backend is given.
+func serveFastProxy(ctx context.Context, target string, guarded bool) error {
 	u, err := url.Parse(target)
 	if err != nil || u.Host == "" {
 		return fmt.Errorf("-target %q: expected http://host:port", target)
@@ -109,6 +115,20 @@ func serveFastProxy(ctx context.Context, target string) error {
 			c.Error("bad gateway", fasthttp.StatusBadGateway)
 		}
 	}, NoDefaultServerHeader: true}
+	if guarded {
+		srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout = 10*time.Second, 2*time.Minute, 2*time.Minute
+		srv.Handler = func(c *fasthttp.RequestCtx) {
+			h := &c.Request.Header
+			h.Set("X-Forwarded-For", c.RemoteIP().String())
+			h.Set("X-Forwarded-Proto", "http")
+			h.SetBytesV("X-Forwarded-Host", c.Host())
+			h.Set("Traceparent", message.NewTraceparent())
+			c.Request.SetHost(u.Host)
+			if err := client.DoDeadline(&c.Request, &c.Response, time.Now().Add(30*time.Second)); err != nil {
+				c.Error("bad gateway", fasthttp.StatusBadGateway)
+			}
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
