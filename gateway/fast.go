@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,6 +50,10 @@ type lane struct {
 	timeout time.Duration
 	// raw and noHeaders are what the call asks of the connector, as callAndMap does.
 	raw, noHeaders bool
+	// forward are the client's headers the route's header policy passes on (canonical
+	// names), besides X-Forwarded-*; hop-by-hop headers and, unless the policy says
+	// otherwise, credentials are left out when the lane is made.
+	forward []string
 }
 
 // laneArg is a segment of the request's path (seg ≥ 0) or a constant text.
@@ -94,10 +99,18 @@ func (a *api) planLane(rt *Route) (*lane, string) {
 		return nil, "not a proxy route"
 	case rt.method == http.MethodPost:
 		return nil, "POST requests share paths with webhooks"
-	case pol.IP != nil || pol.CORS != nil || pol.Cache != nil || pol.Validate != nil || pol.Headers != nil || len(pol.Scopes) > 0 || pol.Quota != nil:
+	case (pol.IP != nil && len(pol.IP.trusted) > 0) || pol.Cache != nil || pol.Validate != nil || len(pol.Scopes) > 0 || pol.Quota != nil:
 		return nil, "a policy the fast lane leaves to the general path"
 	case pol.Auth == nil || pol.Auth.JWT != nil:
 		return nil, "JWT authentication"
+	}
+	for _, name := range forwardList(pol) {
+		switch name {
+		case "Host", "Cookie", "Content-Type", "Content-Length", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host":
+			// The lean server keeps these apart from the other headers, or the gateway
+			// sets them itself: the general path passes them on as it always has.
+			return nil, "the header policy forwards " + name
+		}
 	}
 	call, err := a.g.opts.Prepare(p.system, a.g.systems[p.system], p.op)
 	if err != nil {
@@ -164,7 +177,44 @@ func (a *api) planLane(rt *Route) (*lane, string) {
 	}
 	l.raw = p.Response == nil || p.Response.body == nil
 	l.noHeaders = !l.raw && !p.Response.readsHeaders
+	l.forward = forwardList(pol)
 	return l, ""
+}
+
+// forwardList is the headers forwardHeaders passes on for a policy, but for those a
+// request's Connection header names.
+func forwardList(pol *Policies) []string {
+	h := pol.Headers
+	if h == nil {
+		return nil
+	}
+	skip := map[string]bool{}
+	for _, name := range hopByHop {
+		skip[name] = true
+	}
+	if !h.ForwardCredentials {
+		for _, name := range credentials {
+			skip[name] = true
+		}
+		if pol.Auth != nil && pol.Auth.APIKey != nil && pol.Auth.APIKey.Header != "" {
+			skip[http.CanonicalHeaderKey(pol.Auth.APIKey.Header)] = true
+		}
+	}
+	var out []string
+	add := func(name string) {
+		if !skip[name] && !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	for _, name := range h.Forward {
+		add(http.CanonicalHeaderKey(name))
+	}
+	if h.ForwardCredentials {
+		for _, name := range credentials {
+			add(name)
+		}
+	}
+	return out
 }
 
 func lastKey(keys []string) string {
@@ -302,7 +352,15 @@ func (l *lane) serve(c *fasthttp.RequestCtx, path []byte, segs [][]byte) bool {
 		return false
 	}
 	who := &caller{addr: ip.Unmap().WithZone(ta.Zone)}
-	if k := rt.policies.Auth.APIKey; k != nil {
+	pol := rt.policies
+	if f := pol.IP; f != nil && (contains(f.deny, who.addr) || (len(f.allow) > 0 && !contains(f.allow, who.addr))) {
+		return false
+	}
+	if pol.CORS != nil && len(c.Request.Header.Peek("Origin")) > 0 {
+		// A browser's request gets the CORS headers on the general path.
+		return false
+	}
+	if k := pol.Auth.APIKey; k != nil {
 		key := c.Request.Header.Peek(k.Header)
 		if len(key) == 0 {
 			return false
@@ -355,7 +413,7 @@ func (l *lane) proxy(c *fasthttp.RequestCtx, path []byte, segs [][]byte, who *ca
 			params = append(params, arg.text)
 		}
 	}
-	call := httpconn.PreparedCall{Params: params, Raw: l.raw, NoHeaders: l.noHeaders,
+	call := httpconn.PreparedCall{Params: params, Raw: l.raw, NoHeaders: l.noHeaders, Forward: l.forwarded(c),
 		IdempotencyKey: string(c.Request.Header.Peek("Idempotency-Key")),
 		Forwarded:      httpconn.Forwarded{For: forwardedFor(c, who.addr), Proto: "http", Host: string(c.Host())}}
 	if c.IsTLS() {
@@ -385,6 +443,30 @@ func (l *lane) proxy(c *fasthttp.RequestCtx, path []byte, segs [][]byte, who *ca
 	}
 	an.writeFast(c)
 	return an.status
+}
+
+// forwarded are the client's headers the route's policy passes on, with their values: as
+// forwardHeaders, without those the request's Connection header names.
+func (l *lane) forwarded(c *fasthttp.RequestCtx) [][2]string {
+	if len(l.forward) == 0 {
+		return nil
+	}
+	var conn []string
+	for _, v := range c.Request.Header.PeekAll("Connection") {
+		for _, name := range strings.Split(string(v), ",") {
+			conn = append(conn, http.CanonicalHeaderKey(strings.TrimSpace(name)))
+		}
+	}
+	var out [][2]string
+	for _, name := range l.forward {
+		if slices.Contains(conn, name) {
+			continue
+		}
+		for _, v := range c.Request.Header.PeekAll(name) {
+			out = append(out, [2]string{name, string(v)})
+		}
+	}
+	return out
 }
 
 // forwardedFor is X-Forwarded-For for the backend: the client's, with the peer added.

@@ -56,11 +56,14 @@ spec:
     - {match: "GET /l/{sku}", description: not a string, proxy: {call: inv.item, with: {sku: 5}}}
     - {match: "GET /m", description: query of its own, proxy: {call: inv.queried}}
     - {match: "GET /n/{sku}", description: redirects, proxy: {call: moved.item}}
-    - {match: "GET /o/{sku}", description: a policy, proxy: {call: inv.item}, policies: {cors: {origins: ["*"]}}}
+    - {match: "GET /o/{sku}", description: lane, proxy: {call: inv.item}, policies: {cors: {origins: ["*"]}}}
     - {match: "GET /p/{sku}", description: a policy, proxy: {call: inv.item}, policies: {quota: {requests: 10, per: day}}}
     - {match: "GET /q/{sku}", description: not a proxy route, flow: {name: quote}}
     - {match: "GET /r/{sku}", description: lane, proxy: {call: inv.item}, policies: {rateLimit: {requests: 5, per: 1s}}}
-    - {match: "GET /s/{sku}", description: a policy, proxy: {call: inv.item}, policies: {headers: {forward: [X-Request-Id]}}}
+    - {match: "GET /s/{sku}", description: lane, proxy: {call: inv.item}, policies: {headers: {forward: [X-Request-Id]}}}
+    - {match: "GET /u/{sku}", description: forwards Cookie, proxy: {call: inv.item}, policies: {headers: {forward: [X-Request-Id], forwardCredentials: true}}}
+    - {match: "GET /v/{sku}", description: lane, proxy: {call: inv.item}, policies: {ip: {allow: [127.0.0.0/8]}}}
+    - {match: "GET /w/{sku}", description: a policy, proxy: {call: inv.item}, policies: {ip: {trustedProxies: [10.0.0.0/8]}}}
     - {match: "GET /t/{sku}", description: is not given, proxy: {call: inv.pair, with: {x: "${{ .path.sku }}"}}}
 ---
 apiVersion: causeway/v1
@@ -108,8 +111,8 @@ func TestPlanLane(t *testing.T) {
 			t.Errorf("%s: no lane because %q, want it to say %q", rt.Match, why, want)
 		}
 	}
-	if g.lanes != 6 {
-		t.Errorf("%d lanes, want 6", g.lanes)
+	if g.lanes != 9 {
+		t.Errorf("%d lanes, want 9", g.lanes)
 	}
 }
 

@@ -83,6 +83,18 @@ spec:
       proxy: {call: inv.item, with: {sku: "${{ .path.sku | ascii_downcase }}"}}
     - match: POST /items/{sku}
       proxy: {call: inv.item, with: {sku: "${{ .path.sku }}"}}
+    - match: GET /cors/{sku}
+      policies: {cors: {origins: ["https://shop.example"], expose: [ETag]}}
+      proxy: {call: inv.item}
+    - match: GET /fwd/{sku}
+      policies: {headers: {forward: [X-Request-Id, User-Agent, Authorization]}}
+      proxy: {call: inv.item}
+    - match: GET /local/{sku}
+      policies: {ip: {allow: [127.0.0.0/8], deny: [10.0.0.0/8]}}
+      proxy: {call: inv.item}
+    - match: GET /denied/{sku}
+      policies: {ip: {deny: [127.0.0.1/32]}}
+      proxy: {call: inv.item}
 ---
 apiVersion: causeway/v1
 kind: API
@@ -210,6 +222,12 @@ func TestFastLaneMatchesGeneral(t *testing.T) {
 		{L, "GET", "/inv/items/liar", nil},
 		{L, "GET", "/inv/shaped/liar", nil},
 		{L, "GET", "/inv/slow/slow", nil},
+		{L, "GET", "/inv/cors/A-1", nil},
+		{G, "GET", "/inv/cors/A-1", []string{"Origin", "https://shop.example"}},
+		{L, "GET", "/inv/fwd/A-1", []string{"X-Request-Id", "r-1", "User-Agent", "probe/1", "Authorization", "Bearer client-secret"}},
+		{L, "GET", "/inv/fwd/A-1", []string{"X-Request-Id", "r-2", "Connection", "X-Request-Id"}},
+		{L, "GET", "/inv/local/A-1", nil},
+		{G, "GET", "/inv/denied/A-1", nil},
 		// What the fast lane leaves to the general path.
 		{G, "GET", "/inv/items/%41-1", nil},
 		{G, "GET", "/inv/items/..", nil},

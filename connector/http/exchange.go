@@ -41,11 +41,13 @@ type exchange struct {
 	method, url string
 	body        []byte
 	call        *Call
-	// fwd, when set, are the X-Forwarded-* fields of a prepared call.
-	fwd   *Forwarded
-	sys   *system.HTTP
-	op    *system.HTTPOperation
-	limit int64
+	// fwd, when set, are the X-Forwarded-* fields of a prepared call, and fwdMore its
+	// other forwarded headers.
+	fwd     *Forwarded
+	fwdMore [][2]string
+	sys     *system.HTTP
+	op      *system.HTTPOperation
+	limit   int64
 	// deadline ends the exchange, when it is not zero.
 	deadline time.Time
 }
@@ -64,6 +66,9 @@ func (x *exchange) headers(add, set func(k, v string), get func(k string) string
 		add("X-Forwarded-For", f.For)
 		add("X-Forwarded-Proto", f.Proto)
 		add("X-Forwarded-Host", f.Host)
+	}
+	for _, kv := range x.fwdMore {
+		add(kv[0], kv[1])
 	}
 	for k, vs := range x.call.Forward {
 		for _, v := range vs {

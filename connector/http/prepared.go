@@ -49,6 +49,9 @@ type PreparedCall struct {
 	Params []string
 	// Forwarded are the X-Forwarded-* fields to send.
 	Forwarded Forwarded
+	// Forward are more headers passed on from a gateway's client (name, value), with the
+	// precedence of Call.Forward.
+	Forward [][2]string
 	// IdempotencyKey and Traceparent are sent as in Call.
 	IdempotencyKey, Traceparent string
 	// Raw and NoHeaders ask for the answer as in Call.
@@ -138,7 +141,7 @@ func (p *Prepared) do(ctx context.Context, pc *PreparedCall) (*Result, error) {
 	}
 	timeout, deadline, _ := callDeadline(ctx, p.sys, p.op)
 	call := Call{IdempotencyKey: pc.IdempotencyKey, Traceparent: pc.Traceparent, Raw: pc.Raw, NoHeaders: pc.NoHeaders}
-	x := exchange{method: p.op.Method, url: b.String(), call: &call, fwd: &pc.Forwarded, sys: p.sys, op: p.op, limit: responseLimit(p.sys), deadline: deadline}
+	x := exchange{method: p.op.Method, url: b.String(), call: &call, fwd: &pc.Forwarded, fwdMore: pc.Forward, sys: p.sys, op: p.op, limit: responseLimit(p.sys), deadline: deadline}
 	ans, err := p.c.fastExchange(ctx, p.name, p.sc, &x)
 	if err != nil {
 		return nil, exchangeError(ctx, p.name, p.opName, timeout, x.limit, err)
