@@ -101,7 +101,9 @@ func (a *api) planLane(rt *Route) (*lane, string) {
 		return nil, "POST requests share paths with webhooks"
 	case (pol.IP != nil && len(pol.IP.trusted) > 0) || pol.Cache != nil || pol.Validate != nil || len(pol.Scopes) > 0 || pol.Quota != nil:
 		return nil, "a policy the fast lane leaves to the general path"
-	case pol.Auth == nil || pol.Auth.JWT != nil:
+	case pol.Auth == nil:
+		return nil, "no authentication policy"
+	case pol.Auth.JWT != nil:
 		return nil, "JWT authentication"
 	}
 	for _, name := range forwardList(pol) {
