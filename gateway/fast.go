@@ -50,6 +50,9 @@ type lane struct {
 	timeout time.Duration
 	// raw and noHeaders are what the call asks of the connector, as callAndMap does.
 	raw, noHeaders bool
+	// passBody says the request's JSON body goes to the call as its body (a route without
+	// with), encoded again as the general path does.
+	passBody bool
 	// forward are the client's headers the route's header policy passes on (canonical
 	// names), besides X-Forwarded-*; hop-by-hop headers and, unless the policy says
 	// otherwise, credentials are left out when the lane is made.
@@ -97,8 +100,8 @@ func (a *api) planLane(rt *Route) (*lane, string) {
 	switch {
 	case p == nil:
 		return nil, "not a proxy route"
-	case rt.method == http.MethodPost:
-		return nil, "POST requests share paths with webhooks"
+	case rt.method == http.MethodPost && a.sharesWebhookPaths():
+		return nil, "POST requests share the API's paths with webhooks"
 	case (pol.IP != nil && len(pol.IP.trusted) > 0) || pol.Cache != nil || pol.Validate != nil || len(pol.Scopes) > 0 || pol.Quota != nil:
 		return nil, "a policy the fast lane leaves to the general path"
 	case pol.Auth == nil:
@@ -180,7 +183,19 @@ func (a *api) planLane(rt *Route) (*lane, string) {
 	l.raw = p.Response == nil || p.Response.body == nil
 	l.noHeaders = !l.raw && !p.Response.readsHeaders
 	l.forward = forwardList(pol)
+	l.passBody = p.with == nil
 	return l, ""
+}
+
+// sharesWebhookPaths reports whether a webhook takes POST requests under the API's base
+// path: the ServeMux would give those to the webhook.
+func (a *api) sharesWebhookPaths() bool {
+	for _, p := range a.g.opts.Webhooks {
+		if p == a.spec.BasePath || strings.HasPrefix(p, a.spec.BasePath+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // forwardList is the headers forwardHeaders passes on for a policy, but for those a
@@ -230,9 +245,9 @@ func lastKey(keys []string) string {
 // When it returns false it has written and counted nothing, and the request is served as
 // usual.
 func (g *Gateway) ServeFast(c *fasthttp.RequestCtx) bool {
-	// A request with a body goes the general way (fasthttp has read it whole by now; -1
-	// is a chunked one).
-	if g.lanes == 0 || len(c.Request.Body()) > 0 || c.Request.Header.ContentLength() == -1 {
+	// A chunked request goes the general way (-1); fasthttp has read any other body whole
+	// by now.
+	if g.lanes == 0 || c.Request.Header.ContentLength() == -1 {
 		return false
 	}
 	path := c.Request.Header.RequestURI()
@@ -376,6 +391,10 @@ func (l *lane) serve(c *fasthttp.RequestCtx, path []byte, segs [][]byte) bool {
 		// Only a limit by caller reads the caller's name; it costs an allocation.
 		who.name = who.addr.String()
 	}
+	body, ok := l.body(c)
+	if !ok {
+		return false
+	}
 	// From here on the request is this lane's: it counts and takes from the limits.
 	h := &c.Response.Header
 	status := 0
@@ -389,7 +408,7 @@ func (l *lane) serve(c *fasthttp.RequestCtx, path []byte, segs [][]byte) bool {
 		h.Set("Retry-After", o.retryAfter)
 		status = writeProblem(c, o.refusal, path)
 	} else {
-		status = l.proxy(c, path, segs, who, start)
+		status = l.proxy(c, path, segs, who, body, start)
 	}
 	consumer := "-"
 	if who.consumer != nil {
@@ -404,7 +423,7 @@ func (l *lane) serve(c *fasthttp.RequestCtx, path []byte, segs [][]byte) bool {
 
 // proxy makes the route's call and answers with its mapped answer, or the problem the
 // general path would answer; it returns the status.
-func (l *lane) proxy(c *fasthttp.RequestCtx, path []byte, segs [][]byte, who *caller, start time.Time) int {
+func (l *lane) proxy(c *fasthttp.RequestCtx, path []byte, segs [][]byte, who *caller, body []byte, start time.Time) int {
 	a, rt := l.a, l.rt
 	var buf [8]string
 	params := buf[:0]
@@ -415,7 +434,7 @@ func (l *lane) proxy(c *fasthttp.RequestCtx, path []byte, segs [][]byte, who *ca
 			params = append(params, arg.text)
 		}
 	}
-	call := httpconn.PreparedCall{Params: params, Raw: l.raw, NoHeaders: l.noHeaders, Forward: l.forwarded(c),
+	call := httpconn.PreparedCall{Params: params, Body: body, Raw: l.raw, NoHeaders: l.noHeaders, Forward: l.forwarded(c),
 		IdempotencyKey: string(c.Request.Header.Peek("Idempotency-Key")),
 		Forwarded:      httpconn.Forwarded{For: forwardedFor(c, who.addr), Proto: "http", Host: string(c.Host())}}
 	if c.IsTLS() {
@@ -445,6 +464,32 @@ func (l *lane) proxy(c *fasthttp.RequestCtx, path []byte, segs [][]byte, who *ca
 	}
 	an.writeFast(c)
 	return an.status
+}
+
+// body checks a request's body as the general path does, and returns what the call sends:
+// the body decoded and encoded again when the route passes it on, nothing otherwise. ok is
+// false for a body the general path refuses (over the API's limit, too deep or too many
+// elements, not JSON), which it then answers.
+func (l *lane) body(c *fasthttp.RequestCtx) (out []byte, ok bool) {
+	raw := c.Request.Body()
+	if len(raw) == 0 {
+		return nil, true
+	}
+	if int64(len(raw)) > l.a.spec.MaxBodyBytes || checkShape(raw, defaultValidation.MaxDepth, defaultValidation.MaxElements) != nil {
+		return nil, false
+	}
+	v, err := expr.DecodeJSON(raw)
+	if err != nil {
+		return nil, false
+	}
+	if !l.passBody || v == nil {
+		// A body of null is no body, as in proxy.
+		return nil, true
+	}
+	if out, err = expr.MarshalJSON(v); err != nil {
+		return nil, false
+	}
+	return out, true
 }
 
 // forwarded are the client's headers the route's policy passes on, with their values: as

@@ -47,7 +47,7 @@ spec:
     - {match: "GET /c/{p}/{q}", description: lane, proxy: {call: inv.pair, with: {x: "${{ .path.q }}", y: "${{ .path.p }}"}}}
     - {match: "GET /d/{q}", description: lane, proxy: {call: inv.pair, with: {x: fixed, y: "${{ .path.q }}"}}}
     - {match: "DELETE /e/{sku}", description: lane, proxy: {call: inv.item, with: {sku: "${{ .path.sku }}"}, response: {body: '{gone: true}'}}}
-    - {match: "POST /f/{sku}", description: webhooks, proxy: {call: inv.item}}
+    - {match: "POST /f/{sku}", description: lane, proxy: {call: inv.item}}
     - {match: "GET /g/{id}", description: is not given, proxy: {call: inv.item}}
     - {match: "GET /h/{sku}", description: not a parameter, proxy: {call: inv.item, with: {sku: "${{ .path.sku }}", extra: "1"}}}
     - {match: "GET /i/{sku}", description: more than the path, proxy: {call: inv.item, with: {sku: "${{ .query.sku }}"}}}
@@ -111,8 +111,22 @@ func TestPlanLane(t *testing.T) {
 			t.Errorf("%s: no lane because %q, want it to say %q", rt.Match, why, want)
 		}
 	}
+	if g.lanes != 10 {
+		t.Errorf("%d lanes, want 10", g.lanes)
+	}
+	// A webhook under the API's base path takes POST requests there: the POST route goes
+	// the general way, where the ServeMux tells them apart.
+	g, err = New(Options{Config: cfg, Prepare: conns.Prepare, Webhooks: []string{"/inv/hooks/stock"}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rt := range g.apis[0].spec.Routes {
+		if rt.method == "POST" && g.apis[0].lanes[rt] != nil {
+			t.Errorf("%s has a lane while a webhook shares the API's paths", rt.Match)
+		}
+	}
 	if g.lanes != 9 {
-		t.Errorf("%d lanes, want 9", g.lanes)
+		t.Errorf("with a webhook: %d lanes, want 9", g.lanes)
 	}
 }
 

@@ -38,6 +38,9 @@ type Options struct {
 	// Prepare makes an HTTP operation ready for the fast lane (httpconn.Prepare); without
 	// it every request takes the general path.
 	Prepare func(name string, sys *system.Spec, op string) (*httpconn.Prepared, error)
+	// Webhooks are the paths other handlers of the listener take POST requests on; the
+	// fast lane leaves POST requests of an API whose paths they share to the general path.
+	Webhooks []string
 	// Observe tells the systems' status of a call's outcome, as Answer does for its own
 	// calls; the fast lane calls it after each call it makes.
 	Observe func(system string, err error)

@@ -18,7 +18,7 @@ import (
 // newGateway prepares the APIs: their calls go through the node's connectors and feed the
 // systems' breakers; a system offline or in maintenance answers 503 with Retry-After; rate
 // limits and quotas are shared with the other nodes through the CW_LIMITS bucket.
-func (p *Platform) newGateway(ctx context.Context) (*gateway.Gateway, error) {
+func (p *Platform) newGateway(ctx context.Context, webhooks []string) (*gateway.Gateway, error) {
 	var limits jetstream.KeyValue
 	if len(p.cfg.ByKind(gateway.Kind)) > 0 {
 		// Quotas are counted per month at most, so two months of age loses nothing that
@@ -87,7 +87,7 @@ func (p *Platform) newGateway(ctx context.Context) (*gateway.Gateway, error) {
 			}
 			return out, err
 		},
-		Prepare: prepare,
+		Prepare: prepare, Webhooks: webhooks,
 		Observe: p.status.Observe,
 		Unavailable: func(name string) (bool, time.Time) {
 			s, ok := p.status.Get(name)

@@ -219,7 +219,7 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 	p.watchers = source.NewWatchers(p.cfg, srcOpts)
 	p.subscribers = source.NewSubscribers(p.cfg, srcOpts)
 	p.schedulers = source.NewSchedulers(p.cfg, srcOpts)
-	if p.gateway, err = p.newGateway(ctx); err != nil {
+	if p.gateway, err = p.newGateway(ctx, hooks.Paths()); err != nil {
 		return nil, err
 	}
 	switch opts.HTTPServer {

@@ -80,6 +80,17 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	}
 }
 
+// Paths are the paths the webhooks take POST requests on.
+func (h *Handler) Paths() []string {
+	var out []string
+	for _, s := range h.sources {
+		if s.spec.Webhook != nil {
+			out = append(out, s.spec.Webhook.Path)
+		}
+	}
+	return out
+}
+
 // serve handles one call of a webhook.
 func (h *Handler) serve(s *webhookSource, w http.ResponseWriter, r *http.Request) {
 	wh := s.spec.Webhook

@@ -52,6 +52,9 @@ type PreparedCall struct {
 	// Forward are more headers passed on from a gateway's client (name, value), with the
 	// precedence of Call.Forward.
 	Forward [][2]string
+	// Body is sent as the request's body, as JSON, when it is not nil: already encoded,
+	// as Do would encode Call.Body.
+	Body []byte
 	// IdempotencyKey and Traceparent are sent as in Call.
 	IdempotencyKey, Traceparent string
 	// Raw and NoHeaders ask for the answer as in Call.
@@ -141,7 +144,7 @@ func (p *Prepared) do(ctx context.Context, pc *PreparedCall) (*Result, error) {
 	}
 	timeout, deadline, _ := callDeadline(ctx, p.sys, p.op)
 	call := Call{IdempotencyKey: pc.IdempotencyKey, Traceparent: pc.Traceparent, Raw: pc.Raw, NoHeaders: pc.NoHeaders}
-	x := exchange{method: p.op.Method, url: b.String(), call: &call, fwd: &pc.Forwarded, fwdMore: pc.Forward, sys: p.sys, op: p.op, limit: responseLimit(p.sys), deadline: deadline}
+	x := exchange{method: p.op.Method, url: b.String(), body: pc.Body, call: &call, fwd: &pc.Forwarded, fwdMore: pc.Forward, sys: p.sys, op: p.op, limit: responseLimit(p.sys), deadline: deadline}
 	ans, err := p.c.fastExchange(ctx, p.name, p.sc, &x)
 	if err != nil {
 		return nil, exchangeError(ctx, p.name, p.opName, timeout, x.limit, err)
