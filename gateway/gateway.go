@@ -206,7 +206,7 @@ func (g *Gateway) Register(mux *http.ServeMux) {
 	for _, a := range g.apis {
 		mux.Handle(a.spec.BasePath, a)
 		mux.Handle(a.spec.BasePath+"/", a)
-		g.log.Info("API served", "api", a.name, "basePath", a.spec.BasePath, "routes", len(a.spec.Routes))
+		g.log.Info("API served", "api", a.name, "basePath", a.spec.BasePath, "routes", len(a.spec.Routes), "fastLane", len(a.lanes))
 	}
 }
 
