@@ -17,6 +17,7 @@ import (
 	"github.com/causeway/causeway/connector"
 	httpconn "github.com/causeway/causeway/connector/http"
 	"github.com/causeway/causeway/expr"
+	"github.com/causeway/causeway/internal/leanhttp"
 	"github.com/causeway/causeway/message"
 	"github.com/causeway/causeway/problem"
 )
@@ -544,29 +545,7 @@ func writeProblem(c *fasthttp.RequestCtx, d *problem.Details, path []byte) int {
 // writeFast writes the answer as write does through the lean server's writer.
 func (an *answer) writeFast(c *fasthttp.RequestCtx) {
 	h := &c.Response.Header
-	typed := false
-	for k, vs := range an.header {
-		switch k {
-		case "Content-Length", "Transfer-Encoding", "Connection":
-			if k == "Connection" && len(vs) > 0 && vs[0] == "close" {
-				c.SetConnectionClose()
-			}
-			continue
-		case "Content-Type":
-			if len(vs) > 0 {
-				h.SetContentType(vs[0])
-				typed = true
-			}
-			continue
-		}
-		for i, v := range vs {
-			if i == 0 {
-				h.Set(k, v)
-			} else {
-				h.Add(k, v)
-			}
-		}
-	}
+	typed := leanhttp.CopyHeader(c, an.header)
 	c.SetStatusCode(an.status)
 	switch {
 	case typed:

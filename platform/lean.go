@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"sync"
 
+	"github.com/causeway/causeway/internal/leanhttp"
 	"github.com/valyala/fasthttp"
 )
 
@@ -170,33 +171,10 @@ func (w *leanWriter) WriteHeader(code int) {
 	}
 	w.wrote, w.status = true, code
 	w.ctx.SetStatusCode(code)
-	h := &w.ctx.Response.Header
-	for k, vs := range w.header {
-		switch k {
-		case "Content-Length", "Transfer-Encoding", "Connection":
-			// The server frames the answer itself.
-			if k == "Connection" && len(vs) > 0 && vs[0] == "close" {
-				w.ctx.SetConnectionClose()
-			}
-			continue
-		case "Content-Type":
-			if len(vs) > 0 {
-				h.SetContentType(vs[0])
-				w.typed = true
-			}
-			continue
-		}
-		for i, v := range vs {
-			if i == 0 {
-				h.Set(k, v)
-			} else {
-				h.Add(k, v)
-			}
-		}
-	}
+	w.typed = leanhttp.CopyHeader(w.ctx, w.header)
 	if !w.typed {
 		// The body decides, on the first write, as net/http does.
-		h.SetNoDefaultContentType(true)
+		w.ctx.Response.Header.SetNoDefaultContentType(true)
 	}
 }
 
