@@ -376,6 +376,20 @@ func TestGatewayPolicies(t *testing.T) {
 		if fmt.Sprint(statuses) != "[200 200 200 429]" {
 			t.Errorf("a good token with a quota of 3 a day: %v", statuses)
 		}
+		// The good token's signature was checked once; its next three requests were
+		// answered from the verified-token cache, which also holds the other tenant's
+		// valid token (refused by the route's claims, not by its signature) and none of
+		// the refused ones.
+		_, metrics := call(t, "GET", "http://"+n.admin+"/metrics", nil, "")
+		for _, want := range []string{
+			`causeway_gateway_jwt_cache_hits_total{issuer="https://login.test/"} 3`,
+			`causeway_gateway_jwt_cached_tokens{issuer="https://login.test/"} 2`,
+			`causeway_gateway_jwks_fetch_errors_total{issuer="https://login.test/"} 0`,
+		} {
+			if !strings.Contains(metrics, want) {
+				t.Errorf("metrics: no %s", want)
+			}
+		}
 	})
 
 	t.Run("ip allow list", func(t *testing.T) {

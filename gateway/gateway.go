@@ -192,6 +192,9 @@ func New(opts Options) (*Gateway, error) {
 	if err := g.verifiers(); err != nil {
 		return nil, err
 	}
+	if opts.Registerer != nil && len(g.tokens) > 0 {
+		opts.Registerer.MustRegister(newTokenStats(g))
+	}
 	g.prepareLanes()
 	return g, nil
 }

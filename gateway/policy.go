@@ -66,6 +66,8 @@ type JWTAuth struct {
 	ClockSkew time.Duration `yaml:"clockSkew" default:"30s" doc:"How far exp, nbf and iat may be off."`
 	// Claims are required claim values.
 	Claims map[string]string `yaml:"claims" doc:"Claims the token must carry with these values (strings, or arrays holding the value)."`
+	// CacheSize bounds the verified-token cache.
+	CacheSize int `yaml:"cacheSize" default:"10000" doc:"How many verified tokens are kept, so that a client's next request with the same token skips the signature check (tens of microseconds); a kept token is still refused once it expires or its key leaves the issuer's key set. 0 turns the cache off."`
 	// ConsumerClaim names the caller.
 	ConsumerClaim string `yaml:"consumerClaim" default:"sub" doc:"The claim that names the caller, for rate limits and quotas; a Consumer listing that value in its subjects is that consumer."`
 }
@@ -208,6 +210,9 @@ func (p *Policies) provision(ctx *config.Context, at string) {
 			}
 			if len(j.Audiences) == 0 {
 				ctx.Errorf(at+"auth.jwt.audiences", "name at least one audience")
+			}
+			if j.CacheSize < 0 {
+				ctx.Errorf(at+"auth.jwt.cacheSize", "a count of tokens, or 0 to turn the cache off")
 			}
 		}
 		if n != 1 {

@@ -8,6 +8,7 @@ import (
 	"github.com/causeway/causeway/expr"
 	"github.com/causeway/causeway/gateway/jwt"
 	"github.com/causeway/causeway/problem"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // verifiers makes a token verifier for every jwt policy of the APIs. Each fetches its key set
@@ -19,7 +20,11 @@ func (g *Gateway) verifiers() error {
 			return nil
 		}
 		j := p.Auth.JWT
-		v, err := jwt.New(jwt.Config{Issuer: j.Issuer, Audiences: j.Audiences, JWKSURL: j.JWKSURL, ClockSkew: j.ClockSkew})
+		size := j.CacheSize
+		if size == 0 {
+			size = -1 // off, as the definition says; jwt.Config reads 0 as its default
+		}
+		v, err := jwt.New(jwt.Config{Issuer: j.Issuer, Audiences: j.Audiences, JWKSURL: j.JWKSURL, ClockSkew: j.ClockSkew, CacheSize: size})
 		if err != nil {
 			return err
 		}
@@ -87,4 +92,56 @@ func (a *api) verifyToken(w http.ResponseWriter, r *http.Request, rt *Route, c *
 	}
 	c.name = "jwt:" + who
 	return true
+}
+
+// tokenStats exports what the token verifiers count, summed by issuer: APIs and routes
+// with policies of their own may check tokens of one issuer with several verifiers.
+type tokenStats struct {
+	g                                         *Gateway
+	hits, misses, cached, fetches, fetchFails *prometheus.Desc
+}
+
+func newTokenStats(g *Gateway) *tokenStats {
+	d := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, []string{"issuer"}, nil)
+	}
+	return &tokenStats{g: g,
+		hits:       d("causeway_gateway_jwt_cache_hits_total", "Bearer tokens answered from the verified-token cache, without a signature check, by issuer."),
+		misses:     d("causeway_gateway_jwt_cache_misses_total", "Bearer tokens checked in full with the cache on (first seen, forgotten, expired, or their key left the key set), by issuer."),
+		cached:     d("causeway_gateway_jwt_cached_tokens", "Verified tokens the cache holds, by issuer."),
+		fetches:    d("causeway_gateway_jwks_fetches_total", "Fetches of an issuer's key set (JWKS), successful or not."),
+		fetchFails: d("causeway_gateway_jwks_fetch_errors_total", "Failed fetches of an issuer's key set: network errors, other statuses than 200, bodies that are not a usable key set. The last keys fetched stay in use meanwhile."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (s *tokenStats) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{s.hits, s.misses, s.cached, s.fetches, s.fetchFails} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (s *tokenStats) Collect(ch chan<- prometheus.Metric) {
+	sums := map[string]*jwt.Stats{}
+	for pol, v := range s.g.tokens {
+		st := v.Stats()
+		sum := sums[pol.Issuer]
+		if sum == nil {
+			sum = &jwt.Stats{}
+			sums[pol.Issuer] = sum
+		}
+		sum.CacheHits += st.CacheHits
+		sum.CacheMisses += st.CacheMisses
+		sum.CachedTokens += st.CachedTokens
+		sum.Fetches += st.Fetches
+		sum.FetchErrors += st.FetchErrors
+	}
+	for iss, st := range sums {
+		ch <- prometheus.MustNewConstMetric(s.hits, prometheus.CounterValue, float64(st.CacheHits), iss)
+		ch <- prometheus.MustNewConstMetric(s.misses, prometheus.CounterValue, float64(st.CacheMisses), iss)
+		ch <- prometheus.MustNewConstMetric(s.cached, prometheus.GaugeValue, float64(st.CachedTokens), iss)
+		ch <- prometheus.MustNewConstMetric(s.fetches, prometheus.CounterValue, float64(st.Fetches), iss)
+		ch <- prometheus.MustNewConstMetric(s.fetchFails, prometheus.CounterValue, float64(st.FetchErrors), iss)
+	}
 }

@@ -47,6 +47,12 @@ type Stats struct {
 	// LastError says why the latest attempt failed; empty if it succeeded.
 	// It names the JWKS URL but never a token.
 	LastError string
+	// CacheHits counts tokens answered from the verified-token cache, and
+	// CacheMisses those checked in full although the cache is on (first
+	// seen, forgotten, expired, or checked by a key no longer in the set);
+	// CachedTokens is how many tokens the cache holds now.
+	CacheHits, CacheMisses uint64
+	CachedTokens           int
 	// Keys is the number of usable keys in the cached set.
 	Keys int
 	// SkippedKeys is the number of keys in the last fetched set that were
@@ -55,11 +61,15 @@ type Stats struct {
 	SkippedKeys int
 }
 
-// Stats returns a snapshot of the fetch counters.
+// Stats returns a snapshot of the fetch and cache counters.
 func (v *Verifier) Stats() Stats {
 	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.stats
+	s := v.stats
+	v.mu.Unlock()
+	if c := v.cache; c != nil {
+		s.CacheHits, s.CacheMisses, s.CachedTokens = c.hits.Load(), c.misses.Load(), c.size()
+	}
+	return s
 }
 
 // keySet is one parsed key set. It is never changed once stored, which is

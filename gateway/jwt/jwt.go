@@ -128,6 +128,11 @@ type Config struct {
 	// Client fetches the key set. Nil means a client with a 5 second timeout
 	// that follows redirects only within the same host.
 	Client *http.Client
+	// CacheSize bounds the verified-token cache: how many tokens that
+	// passed every check are kept, so that a client's next request with the
+	// same token skips the signature check (see tokenCache). Zero means
+	// DefaultCacheSize; a negative size turns the cache off.
+	CacheSize int
 	// Now tells the time; nil means time.Now. Tests set it.
 	Now func() time.Time
 }
@@ -152,6 +157,9 @@ type Verifier struct {
 	mu       sync.Mutex
 	inflight *fetchCall
 	stats    Stats
+
+	// cache keeps verified tokens; nil when Config.CacheSize turns it off.
+	cache *tokenCache
 }
 
 // New checks cfg, fills in the defaults and returns a Verifier. It does not
@@ -202,7 +210,10 @@ func New(cfg Config) (*Verifier, error) {
 	}
 	cfg.Audiences = slices.Clone(cfg.Audiences)
 	cfg.Algorithms = allowed
-	v := &Verifier{cfg: cfg, allowed: allowed}
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = DefaultCacheSize
+	}
+	v := &Verifier{cfg: cfg, allowed: allowed, cache: newTokenCache(cfg.CacheSize)}
 	v.parser = gojwt.NewParser(
 		gojwt.WithValidMethods(allowed),
 		gojwt.WithLeeway(cfg.ClockSkew),
@@ -234,7 +245,9 @@ func checkJWKSURL(raw string) error {
 	return nil
 }
 
-// Claims are the claims of a verified token.
+// Claims are the claims of a verified token. The same Claims are returned for
+// every request that presents the same token while it is cached: callers read
+// them and never change them.
 type Claims struct {
 	// Subject is the sub claim.
 	Subject string
@@ -331,56 +344,76 @@ func fail(kind error, detail string) error {
 
 // Verify checks the token (without the "Bearer " prefix) and returns its
 // claims. The context bounds only the wait for a key set fetch; the fetch
-// itself is shared by concurrent callers and outlives any one of them.
+// itself is shared by concurrent callers and outlives any one of them. A
+// token that passed every check before is answered from the cache, after its
+// validity period and its key are checked again (see tokenCache).
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if token == "" || len(token) > maxTokenLen {
 		return nil, fail(ErrMalformed, "empty or oversized token")
 	}
+	if c, ok := v.cached(ctx, token); ok {
+		return c, nil
+	}
 	mc := gojwt.MapClaims{}
+	var (
+		used *key
+		set  *keySet
+	)
 	tok, err := v.parser.ParseWithClaims(token, mc, func(t *gojwt.Token) (any, error) {
-		return v.keyFor(ctx, t)
+		var err error
+		used, set, err = v.keyFor(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		return used.pub, nil
 	})
 	if err != nil {
 		return nil, v.mapError(tok, mc, err)
 	}
-	return newClaims(mc)
+	c, err := newClaims(mc)
+	if err != nil {
+		return nil, err
+	}
+	kid, _ := tok.Header["kid"].(string)
+	v.remember(token, c, mc, used, kid, tok.Method.Alg(), set)
+	return c, nil
 }
 
 // keyFor finds the key the token names. The library calls it after the
 // token decoded and its alg passed the allowed list, so tokens with a
 // refused algorithm never cause a key set fetch.
-func (v *Verifier) keyFor(ctx context.Context, t *gojwt.Token) (any, error) {
+func (v *Verifier) keyFor(ctx context.Context, t *gojwt.Token) (*key, *keySet, error) {
 	// RFC 7515 requires refusing a token whose crit header names extensions
 	// the verifier does not understand, and this one understands none.
 	if _, ok := t.Header["crit"]; ok {
-		return nil, fail(ErrMalformed, "critical header extensions are not supported")
+		return nil, nil, fail(ErrMalformed, "critical header extensions are not supported")
 	}
 	kid := ""
 	if raw, ok := t.Header["kid"]; ok {
 		s, ok := raw.(string)
 		if !ok {
-			return nil, fail(ErrMalformed, "kid header is not a string")
+			return nil, nil, fail(ErrMalformed, "kid header is not a string")
 		}
 		kid = s
 	}
 	alg := t.Method.Alg()
 	set, err := v.keys(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	k, err := set.lookup(kid, alg)
 	if errors.Is(err, ErrUnknownKey) && kid != "" {
 		// The issuer may have rotated its keys since the last fetch.
 		set, err = v.refetch(ctx, set)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		k, err = set.lookup(kid, alg)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return k.pub, nil
+	return k, set, nil
 }
 
 // mapError turns the library's error into one of the sentinels. Errors from
