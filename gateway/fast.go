@@ -103,12 +103,15 @@ func (a *api) planLane(rt *Route) (*lane, string) {
 		return nil, "not a proxy route"
 	case rt.method == http.MethodPost && a.sharesWebhookPaths():
 		return nil, "POST requests share the API's paths with webhooks"
-	case (pol.IP != nil && len(pol.IP.trusted) > 0) || pol.Cache != nil || pol.Validate != nil || len(pol.Scopes) > 0 || pol.Quota != nil:
+	case (pol.IP != nil && len(pol.IP.trusted) > 0) || pol.Cache != nil || pol.Validate != nil || pol.Quota != nil:
 		return nil, "a policy the fast lane leaves to the general path"
 	case pol.Auth == nil:
 		return nil, "no authentication policy"
-	case pol.Auth.JWT != nil:
-		return nil, "JWT authentication"
+	case pol.Auth.JWT != nil && pol.Auth.JWT.CacheSize == 0:
+		// The lane serves only tokens the general path verified and cached.
+		return nil, "JWT authentication without the token cache"
+	case pol.Auth.APIKey != nil && pol.Auth.APIKey.Header == "":
+		return nil, "an API key in the query only"
 	}
 	for _, name := range forwardList(pol) {
 		switch name {
@@ -378,19 +381,36 @@ func (l *lane) serve(c *fasthttp.RequestCtx, path []byte, segs [][]byte) bool {
 		// A browser's request gets the CORS headers on the general path.
 		return false
 	}
-	if k := pol.Auth.APIKey; k != nil {
-		key := c.Request.Header.Peek(k.Header)
+	switch auth := pol.Auth; {
+	case auth.APIKey != nil:
+		key := c.Request.Header.Peek(auth.APIKey.Header)
 		if len(key) == 0 {
 			return false
 		}
 		e, why := a.g.checkKey(string(key))
-		if why != "" || (e.consumer.apis != nil && !e.consumer.apis[a.name]) {
+		if why != "" {
 			return false
 		}
 		who.consumer, who.name, who.scopes = e.consumer, e.consumer.name, e.consumer.spec.Scopes
-	} else if rt.policies.RateLimit != nil {
+	case auth.JWT != nil:
+		// Only a token the general path verified before, and still valid: a new, expired
+		// or refused token, and one whose key the issuer rotated out, go the general way.
+		token, ok := bearerBytes(c.Request.Header.Peek("Authorization"))
+		if !ok {
+			return false
+		}
+		v := a.g.tokens[auth.JWT]
+		claims, ok := v.Cached(context.Background(), token)
+		if !ok || tokenCaller(a.g, auth.JWT, claims, who) != "" || !allowed(a, rt, who) {
+			return false
+		}
+		v.CountHit()
+	case rt.policies.RateLimit != nil:
 		// Only a limit by caller reads the caller's name; it costs an allocation.
 		who.name = who.addr.String()
+	}
+	if !allowed(a, rt, who) {
+		return false
 	}
 	body, ok := l.body(c)
 	if !ok {
@@ -419,6 +439,20 @@ func (l *lane) serve(c *fasthttp.RequestCtx, path []byte, segs [][]byte) bool {
 	m.count(consumer, status)
 	a.fast.Inc()
 	m.latency.Observe(time.Since(start).Seconds())
+	return true
+}
+
+// allowed reports whether the caller may call the route, as far as its Consumer's APIs
+// and the route's scopes say.
+func allowed(a *api, rt *Route, who *caller) bool {
+	if who.consumer != nil && who.consumer.apis != nil && !who.consumer.apis[a.name] {
+		return false
+	}
+	for _, s := range rt.policies.Scopes {
+		if !slices.Contains(who.scopes, s) {
+			return false
+		}
+	}
 	return true
 }
 

@@ -65,6 +65,9 @@ spec:
     - {match: "GET /v/{sku}", description: lane, proxy: {call: inv.item}, policies: {ip: {allow: [127.0.0.0/8]}}}
     - {match: "GET /w/{sku}", description: a policy, proxy: {call: inv.item}, policies: {ip: {trustedProxies: [10.0.0.0/8]}}}
     - {match: "GET /t/{sku}", description: is not given, proxy: {call: inv.pair, with: {x: "${{ .path.sku }}"}}}
+    - {match: "GET /x/{sku}", description: lane, proxy: {call: inv.item}, policies: {auth: {jwt: {issuer: i, audiences: [a], jwksURL: "http://127.0.0.1:1/jwks"}}, scopes: ["inv:read"]}}
+    - {match: "GET /y/{sku}", description: without the token cache, proxy: {call: inv.item}, policies: {auth: {jwt: {issuer: i, audiences: [a], jwksURL: "http://127.0.0.1:1/jwks", cacheSize: 0}}}}
+    - {match: "GET /z/{sku}", description: in the query only, proxy: {call: inv.item}, policies: {auth: {apiKey: {header: "", query: key}}}}
 ---
 apiVersion: causeway/v1
 kind: Flow
@@ -111,8 +114,8 @@ func TestPlanLane(t *testing.T) {
 			t.Errorf("%s: no lane because %q, want it to say %q", rt.Match, why, want)
 		}
 	}
-	if g.lanes != 10 {
-		t.Errorf("%d lanes, want 10", g.lanes)
+	if g.lanes != 11 {
+		t.Errorf("%d lanes, want 11", g.lanes)
 	}
 	// A webhook under the API's base path takes POST requests there: the POST route goes
 	// the general way, where the ServeMux tells them apart.
@@ -125,8 +128,8 @@ func TestPlanLane(t *testing.T) {
 			t.Errorf("%s has a lane while a webhook shares the API's paths", rt.Match)
 		}
 	}
-	if g.lanes != 9 {
-		t.Errorf("with a webhook: %d lanes, want 9", g.lanes)
+	if g.lanes != 10 {
+		t.Errorf("with a webhook: %d lanes, want 10", g.lanes)
 	}
 }
 

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"errors"
 	"net/http"
 	"strings"
@@ -48,8 +49,8 @@ func (g *Gateway) verifiers() error {
 // say what is wrong with the token in the words of RFC 6750, never echoing the token.
 func (a *api) verifyToken(w http.ResponseWriter, r *http.Request, rt *Route, c *caller) bool {
 	pol := rt.policies.Auth.JWT
-	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !strings.EqualFold(scheme, "Bearer") || token == "" {
+	token, ok := bearer(r.Header.Get("Authorization"))
+	if !ok {
 		a.g.refused(a, rt, "no-token")
 		w.Header().Set("WWW-Authenticate", `Bearer`)
 		problem.Write(w, r, http.StatusUnauthorized, "unauthorized", "a bearer token is required")
@@ -57,7 +58,7 @@ func (a *api) verifyToken(w http.ResponseWriter, r *http.Request, rt *Route, c *
 	}
 	ctx, cancel := verifyCtx(r)
 	defer cancel()
-	claims, err := a.g.tokens[pol].Verify(ctx, strings.TrimSpace(token))
+	claims, err := a.g.tokens[pol].Verify(ctx, token)
 	if errors.Is(err, jwt.ErrKeysUnavailable) {
 		a.g.log.Error("the token issuer's key set could not be fetched", "api", a.name, "issuer", pol.Issuer, "err", err)
 		w.Header().Set("Retry-After", "5")
@@ -70,28 +71,53 @@ func (a *api) verifyToken(w http.ResponseWriter, r *http.Request, rt *Route, c *
 		problem.Write(w, r, http.StatusUnauthorized, "unauthorized", "the bearer token is not valid: "+err.Error())
 		return false
 	}
-	if claim, ok := claims.Match(pol.Claims); !ok {
+	if detail := tokenCaller(a.g, pol, claims, c); detail != "" {
 		a.g.refused(a, rt, "claims")
-		problem.Write(w, r, http.StatusForbidden, "forbidden", "the token's claim "+claim+" does not allow this API")
+		problem.Write(w, r, http.StatusForbidden, "forbidden", detail)
 		return false
+	}
+	return true
+}
+
+// bearer is the token of an Authorization header's value, if it is a bearer token. The
+// fast lane reads the header the same way (bearerBytes).
+func bearer(value string) (string, bool) {
+	scheme, token, _ := strings.Cut(value, " ")
+	token = strings.TrimSpace(token)
+	return token, strings.EqualFold(scheme, "Bearer") && token != ""
+}
+
+// bearerBytes is bearer for the fast lane's header, without copying it.
+func bearerBytes(value []byte) ([]byte, bool) {
+	scheme, token, _ := bytes.Cut(value, []byte(" "))
+	token = bytes.TrimSpace(token)
+	return token, bytes.EqualFold(scheme, []byte("Bearer")) && len(token) > 0
+}
+
+// tokenCaller finds out who a verified token's holder is, for the policy pol: its scopes,
+// and the Consumer its consumer claim names, if any. It returns what refuses the token
+// (the detail of a 403 answer), or "".
+func tokenCaller(g *Gateway, pol *JWTAuth, claims *jwt.Claims, c *caller) string {
+	if claim, ok := claims.Match(pol.Claims); !ok {
+		return "the token's claim " + claim + " does not allow this API"
 	}
 	who := ""
 	if v, ok := claims.Raw[pol.ConsumerClaim]; ok {
 		who = expr.ToString(v)
 	}
 	if who == "" {
-		a.g.refused(a, rt, "claims")
-		problem.Write(w, r, http.StatusForbidden, "forbidden", "the token names no caller in its "+pol.ConsumerClaim+" claim")
-		return false
+		return "the token names no caller in its " + pol.ConsumerClaim + " claim"
 	}
 	c.scopes = claims.Scopes
-	if cons := a.g.subjects[who]; cons != nil {
+	if cons := g.subjects[who]; cons != nil {
 		c.consumer, c.name = cons, cons.name
+		// The claims are shared by every request with this token: a copy gets the
+		// consumer's scopes.
 		c.scopes = append(c.scopes[:len(c.scopes):len(c.scopes)], cons.spec.Scopes...)
-		return true
+		return ""
 	}
 	c.name = "jwt:" + who
-	return true
+	return ""
 }
 
 // tokenStats exports what the token verifiers count, summed by issuer: APIs and routes

@@ -201,30 +201,12 @@ func laneBackend(t *testing.T) (string, func() []string) {
 // on the fast lane and one serving everything on the general path, and wants the same
 // answers (status, headers, body), the same requests at the backend and the same metrics.
 func TestFastLaneMatchesGeneral(t *testing.T) {
-	type node struct {
-		base, admin string
-		seen        func() []string
-	}
-	start := func(noFast bool) node {
-		backend, seen := laneBackend(t)
-		p := runPlatform(t, func(o *Options) {
-			o.NoFastLane = noFast
-			if err := os.WriteFile(filepath.Join(o.ConfigDir, "inv.yaml"), []byte(laneDefs(backend)), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		})
-		return node{base: "http://" + p.HTTPAddr(), admin: "http://" + p.AdminAddr(), seen: seen}
-	}
-	fast, general := start(false), start(true)
+	fast, general := laneNodes(t, laneDefs)
 
 	trace := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	// lane says whether the fast lane serves the request (L) or leaves it (G).
 	const L, G = true, false
-	requests := []struct {
-		lane         bool
-		method, path string
-		headers      []string
-	}{
+	requests := []laneRequest{
 		{L, "GET", "/inv/items/A-1", nil},
 		{L, "GET", "/inv/items/A-1?ignored=yes", []string{"Traceparent", trace, "Idempotency-Key", "k-1", "X-Forwarded-For", "203.0.113.7", "Authorization", "Bearer client-secret"}},
 		{L, "GET", "/inv/items/A-1", []string{"Traceparent", "not-a-trace"}},
@@ -284,24 +266,9 @@ func TestFastLaneMatchesGeneral(t *testing.T) {
 		{L, "GET", "/inv/keyed/items/K-4", []string{"X-Api-Key", laneKey}},
 		{L, "GET", "/inv/keyed/items/K-5", []string{"X-Api-Key", laneKey}},
 	}
-	for _, rq := range requests {
-		name := rq.method + " " + rq.path
-		before := laneServed(t, fast.admin)
-		want := laneDo(t, rq.method, general.base+rq.path, rq.headers)
-		got := laneDo(t, rq.method, fast.base+rq.path, rq.headers)
-		if got != want {
-			t.Errorf("%s: the fast lane answered\n%s\nthe general path\n%s", name, got, want)
-		}
-		// X-Forwarded-Host names each node's own address.
-		if got, want := host(fast.seen(), fast.base), host(general.seen(), general.base); !slices.Equal(got, want) {
-			t.Errorf("%s: with the fast lane the backend saw\n%s\nwith the general path\n%s", name, strings.Join(got, "\n"), strings.Join(want, "\n"))
-		}
-		if served := laneServed(t, fast.admin) > before; served != rq.lane {
-			t.Errorf("%s: served on the fast lane: %v, want %v", name, served, rq.lane)
-		}
-	}
+	compareLane(t, fast, general, requests)
 	// While the system is in maintenance its routes go the general way, which answers 503.
-	for _, n := range []node{fast, general} {
+	for _, n := range []laneNode{fast, general} {
 		if a := do(t, "PUT", n.admin+"/v1/systems/inv/status", "application/json", `{"status":"maintenance","reason":"stocktaking"}`); a.status != 200 {
 			t.Fatalf("maintenance: %d %s", a.status, a.raw)
 		}
@@ -318,6 +285,57 @@ func TestFastLaneMatchesGeneral(t *testing.T) {
 	}
 	if n := laneServed(t, general.admin); n != 0 {
 		t.Errorf("with the fast lane off it served %d requests", n)
+	}
+}
+
+// laneNode is a node of the fast lane tests, with what its backend saw.
+type laneNode struct {
+	base, admin string
+	seen        func() []string
+}
+
+// laneNodes starts two nodes with the definitions defs makes for a backend of their own:
+// one with the fast lane, one without.
+func laneNodes(t *testing.T, defs func(backend string) string) (fast, general laneNode) {
+	start := func(noFast bool) laneNode {
+		backend, seen := laneBackend(t)
+		p := runPlatform(t, func(o *Options) {
+			o.NoFastLane = noFast
+			if err := os.WriteFile(filepath.Join(o.ConfigDir, "inv.yaml"), []byte(defs(backend)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		})
+		return laneNode{base: "http://" + p.HTTPAddr(), admin: "http://" + p.AdminAddr(), seen: seen}
+	}
+	return start(false), start(true)
+}
+
+// laneRequest is a request of a fast lane test, and whether the fast lane serves it.
+type laneRequest struct {
+	lane         bool
+	method, path string
+	headers      []string
+}
+
+// compareLane sends each request to both nodes and wants the same answers, the same
+// requests at the backend, and the fast lane serving the requests marked for it.
+func compareLane(t *testing.T, fast, general laneNode, requests []laneRequest) {
+	t.Helper()
+	for _, rq := range requests {
+		name := rq.method + " " + rq.path
+		before := laneServed(t, fast.admin)
+		want := laneDo(t, rq.method, general.base+rq.path, rq.headers)
+		got := laneDo(t, rq.method, fast.base+rq.path, rq.headers)
+		if got != want {
+			t.Errorf("%s: the fast lane answered\n%s\nthe general path\n%s", name, got, want)
+		}
+		// X-Forwarded-Host names each node's own address.
+		if got, want := host(fast.seen(), fast.base), host(general.seen(), general.base); !slices.Equal(got, want) {
+			t.Errorf("%s: with the fast lane the backend saw\n%s\nwith the general path\n%s", name, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		if served := laneServed(t, fast.admin) > before; served != rq.lane {
+			t.Errorf("%s: served on the fast lane: %v, want %v", name, served, rq.lane)
+		}
 	}
 }
 

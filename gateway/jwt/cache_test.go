@@ -212,3 +212,38 @@ func BenchmarkVerifyCached(b *testing.B) {
 		}
 	}
 }
+
+func TestCachedOnly(t *testing.T) {
+	k := keys(t)
+	srv := newJWKSServer(t, standardSet(t))
+	clk := newClock()
+	v := newVerifier(t, srv.URL, clk)
+	token := sign(t, "ES256", "ec-a", k.ecA, claims(clk))
+	ctx := context.Background()
+
+	// Before any full check: nothing kept, no key set fetched, nothing counted.
+	if _, ok := v.Cached(ctx, []byte(token)); ok {
+		t.Fatal("Cached answered a token never checked")
+	}
+	wantHits(t, srv, 0)
+	wantCache(t, v, 0, 0, 0)
+
+	first, err := verify(t, v, token)
+	wantErr(t, err, nil)
+	c, ok := v.Cached(ctx, []byte(token))
+	if !ok || c != first {
+		t.Fatalf("Cached after a full check: %v, %v", c, ok)
+	}
+	wantCache(t, v, 0, 1, 1)
+	v.CountHit()
+	wantCache(t, v, 1, 1, 1)
+
+	// Expired: Cached says no, and Verify gives the reason.
+	clk.Advance(time.Hour + DefaultClockSkew)
+	if _, ok := v.Cached(ctx, []byte(token)); ok {
+		t.Fatal("Cached answered an expired token")
+	}
+	_, err = verify(t, v, token)
+	wantErr(t, err, ErrExpired)
+	wantCache(t, v, 1, 2, 0)
+}

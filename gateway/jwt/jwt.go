@@ -354,6 +354,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if c, ok := v.cached(ctx, token); ok {
 		return c, nil
 	}
+	if v.cache != nil {
+		v.cache.misses.Add(1)
+	}
 	mc := gojwt.MapClaims{}
 	var (
 		used *key
