@@ -12,8 +12,9 @@
 // (the same with the per-request timeouts and forwarded headers every gateway request needs:
 // the floor of a gateway here); nginx (reverse proxy with keep-alive upstream
 // connections); caddy (reverse_proxy); causeway-plain (an API route proxying to a System
-// operation, without policies); and causeway-policies (the same with API key
-// authentication, a rate limit and a response mapping). The load generator is wrk, with
+// operation, without policies); causeway-policies (the same with API key authentication, a
+// rate limit and a response mapping); and causeway-jwt (the same with a JWT bearer token,
+// checked against a key set the benchmark serves, and a scope). The load generator is wrk, with
 // -threads threads and -connections connections, after a warm-up of its own for each
 // scenario; a scenario whose answers are not 2xx fails loudly, and each one's answer is
 // checked before the load.
@@ -113,7 +114,7 @@ func (c benchConfig) wants(name string) bool {
 }
 
 // scenarioNames are the scenarios in the order they run.
-var scenarioNames = []string{"direct", "nethttp-proxy", "fasthttp-proxy", "fasthttp-guarded", "nginx", "caddy", "causeway-plain", "causeway-policies"}
+var scenarioNames = []string{"direct", "nethttp-proxy", "fasthttp-proxy", "fasthttp-guarded", "nginx", "caddy", "causeway-plain", "causeway-policies", "causeway-jwt"}
 
 // scenario is one measured configuration.
 type scenario struct {
@@ -218,7 +219,7 @@ func run(ctx context.Context, c benchConfig, out io.Writer) error {
 			t.versions = append(t.versions, "caddy "+c.caddyVersion)
 		}
 	}
-	wantCauseway := c.wants("causeway-plain") || c.wants("causeway-policies")
+	wantCauseway := c.wants("causeway-plain") || c.wants("causeway-policies") || c.wants("causeway-jwt")
 	switch {
 	case wantCauseway && c.causeway != "":
 		bin, err := filepath.Abs(c.causeway)
@@ -243,14 +244,21 @@ func run(ctx context.Context, c benchConfig, out io.Writer) error {
 	defer cs.stop(backend)
 	var notes []string
 	var cw *causewaySetup
+	var iss *issuer
 	if wantCauseway {
-		if cw, err = prepareCauseway(ctx, t.causeway, filepath.Join(root, "causeway"), backendAddr); err != nil {
+		if iss, err = startIssuer(); err != nil {
+			return fmt.Errorf("token issuer: %w", err)
+		}
+		defer iss.close()
+		if cw, err = prepareCauseway(ctx, t.causeway, filepath.Join(root, "causeway"), backendAddr, iss.jwksURL); err != nil {
 			return err
 		}
 		if !cw.policies {
-			skips["causeway-policies"] = cw.skipped
-			if c.wants("causeway-policies") {
-				logf("causeway-policies will be skipped: %s", cw.skipped)
+			for _, name := range []string{"causeway-policies", "causeway-jwt"} {
+				skips[name] = cw.skipped
+				if c.wants(name) {
+					logf("%s will be skipped: %s", name, cw.skipped)
+				}
 			}
 		}
 		if c.cpuProfile != "" && !cw.profile {
@@ -326,6 +334,14 @@ func run(ctx context.Context, c benchConfig, out io.Writer) error {
 				return nil, err
 			}
 			return &target{url: base + "/guarded" + itemPath, headers: map[string]string{"X-Api-Key": apiKey},
+				want: wantMapped, rejectWithout: true, stop: func() { cs.stop(p) }}, nil
+		}},
+		{name: "causeway-jwt", what: "Causeway API with a JWT bearer token (ES256) and a scope, rate limit and response mapping", start: func(ctx context.Context, dir string) (*target, error) {
+			p, base, err := startCauseway(ctx, cs, cw, dir, profileFile(c.cpuProfile, "causeway-jwt"))
+			if err != nil {
+				return nil, err
+			}
+			return &target{url: base + "/tokens" + itemPath, headers: map[string]string{"Authorization": "Bearer " + iss.token},
 				want: wantMapped, rejectWithout: true, stop: func() { cs.stop(p) }}, nil
 		}},
 	}

@@ -74,6 +74,23 @@ spec:
         with: {id: "${{ .path.id }}"}
         response:
           body: '{id: .body.id, name: .body.name, price: (.body.price_cents / 100), available: .body.in_stock}'
+---
+apiVersion: causeway/v1
+kind: API
+metadata: {name: tokens}
+spec:
+  basePath: /tokens
+  policies:
+    auth: {jwt: {issuer: "` + tokenIssuer + `", audiences: [` + tokenAudience + `], jwksURL: "JWKSURL"}}
+    rateLimit: {requests: 10000000, per: 1s, burst: 10000000}
+  routes:
+    - match: GET /items/{id}
+      policies: {scopes: ["items:read"]}
+      proxy:
+        call: backend.getItem
+        with: {id: "${{ .path.id }}"}
+        response:
+          body: '{id: .body.id, name: .body.name, price: (.body.price_cents / 100), available: .body.in_stock}'
 `
 
 // causewaySetup is the definitions the Causeway scenarios run with.
@@ -94,14 +111,14 @@ var unsupported = regexp.MustCompile(`unknown field "policies"|unknown kind "Con
 // prepareCauseway writes the definitions for a backend at backendAddr into dir/config and
 // checks them with causeway validate. When the build rejects policies or the Consumer kind,
 // it falls back to the API without policies alone and says why.
-func prepareCauseway(ctx context.Context, bin, dir, backendAddr string) (*causewaySetup, error) {
+func prepareCauseway(ctx context.Context, bin, dir, backendAddr, jwksURL string) (*causewaySetup, error) {
 	s := &causewaySetup{bin: bin, configDir: filepath.Join(dir, "config"), profile: serveHasFlag(ctx, bin, "cpuprofile")}
 	if err := os.MkdirAll(s.configDir, 0o755); err != nil {
 		return nil, err
 	}
 	sum := sha256.Sum256([]byte(apiKey))
 	system := strings.Replace(systemDef, "BACKEND", backendAddr, 1)
-	full := system + "---\n" + strings.Replace(policyDefs, "KEYHASH", hex.EncodeToString(sum[:]), 1)
+	full := system + "---\n" + strings.NewReplacer("KEYHASH", hex.EncodeToString(sum[:]), "JWKSURL", jwksURL).Replace(policyDefs)
 	problems, err := s.validate(ctx, full)
 	if err != nil {
 		return nil, err
