@@ -469,7 +469,7 @@ func (l *lane) proxy(c *fasthttp.RequestCtx, path []byte, segs [][]byte, who *ca
 			params = append(params, arg.text)
 		}
 	}
-	call := httpconn.PreparedCall{Params: params, Body: body, Raw: l.raw, NoHeaders: l.noHeaders, Forward: l.forwarded(c),
+	call := httpconn.PreparedCall{Body: body, Raw: l.raw, NoHeaders: l.noHeaders, Forward: l.forwarded(c),
 		IdempotencyKey: string(c.Request.Header.Peek("Idempotency-Key")),
 		Forwarded:      httpconn.Forwarded{For: forwardedFor(c, who.addr), Proto: "http", Host: string(c.Host())}}
 	if c.IsTLS() {
@@ -482,8 +482,10 @@ func (l *lane) proxy(c *fasthttp.RequestCtx, path []byte, segs [][]byte, who *ca
 	}
 	ctx, cancel := withDeadline(context.Background(), start.Add(l.timeout))
 	defer cancel()
-	res, err := l.call.Do(ctx, &call)
-	if observe := a.g.opts.Observe; observe != nil && ctx.Err() == nil {
+	res, err := l.call.Do(ctx, params, &call)
+	// A failure after the route's own deadline passed is not the system's (a success is
+	// one whenever it came), as on the general path.
+	if observe := a.g.opts.Observe; observe != nil && (err == nil || ctx.Err() == nil) {
 		observe(rt.Proxy.system, err)
 	}
 	var an *answer

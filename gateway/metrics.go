@@ -2,8 +2,8 @@ package gateway
 
 import (
 	"strconv"
-	"sync"
 
+	"github.com/causeway/causeway/telemetry"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -16,7 +16,7 @@ type routeMetrics struct {
 	latency    prometheus.Observer
 	// counters holds a counter per consumer and status, made on first use. Both are
 	// bounded: consumers are declared resources, statuses a few dozen.
-	counters sync.Map // countKey → prometheus.Counter
+	counters telemetry.Series[countKey, prometheus.Counter]
 }
 
 type countKey struct {
@@ -30,12 +30,7 @@ func (g *Gateway) routeMetrics(api, route string) *routeMetrics {
 
 // count adds a request of consumer answered with status.
 func (m *routeMetrics) count(consumer string, status int) {
-	k := countKey{consumer, status}
-	if c, ok := m.counters.Load(k); ok {
-		c.(prometheus.Counter).Inc()
-		return
-	}
-	c := m.requests.WithLabelValues(m.api, m.route, consumer, strconv.Itoa(status))
-	m.counters.Store(k, c)
-	c.Inc()
+	m.counters.Get(countKey{consumer, status}, func() prometheus.Counter {
+		return m.requests.WithLabelValues(m.api, m.route, consumer, strconv.Itoa(status))
+	}).Inc()
 }

@@ -82,7 +82,9 @@ func (p *Platform) newGateway(ctx context.Context, webhooks []string) (*gateway.
 		},
 		Answer: func(ctx context.Context, name string, sys *system.Spec, op string, with map[string]any, info connector.CallInfo) (*connector.Outcome, error) {
 			out, err := p.conns.Answer(ctx, name, sys, op, with, info)
-			if ctx.Err() == nil {
+			// A failure after the caller's deadline passed is not the system's; a success
+			// is one whenever it came.
+			if err == nil || ctx.Err() == nil {
 				p.status.Observe(name, err)
 			}
 			return out, err

@@ -1,7 +1,6 @@
 package telemetry
 
 import (
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,8 +15,8 @@ import (
 type CallMetrics struct {
 	calls    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
-	counters sync.Map // callKey with outcome → prometheus.Counter
-	timings  sync.Map // callKey without outcome → prometheus.Observer
+	counters Series[callKey, prometheus.Counter]  // by callKey with outcome
+	timings  Series[callKey, prometheus.Observer] // by callKey without outcome
 }
 
 type callKey struct{ conn, system, op, outcome string }
@@ -47,15 +46,7 @@ func NewCallMetrics(reg prometheus.Registerer) *CallMetrics {
 // declared systems and operations.
 func (m *CallMetrics) Observe(conn, system, op, outcome string, took time.Duration) {
 	k := callKey{conn, system, op, outcome}
-	c, ok := m.counters.Load(k)
-	if !ok {
-		c, _ = m.counters.LoadOrStore(k, m.calls.WithLabelValues(conn, system, op, outcome))
-	}
-	c.(prometheus.Counter).Inc()
+	m.counters.Get(k, func() prometheus.Counter { return m.calls.WithLabelValues(conn, system, op, outcome) }).Inc()
 	k.outcome = ""
-	o, ok := m.timings.Load(k)
-	if !ok {
-		o, _ = m.timings.LoadOrStore(k, m.duration.WithLabelValues(conn, system, op))
-	}
-	o.(prometheus.Observer).Observe(took.Seconds())
+	m.timings.Get(k, func() prometheus.Observer { return m.duration.WithLabelValues(conn, system, op) }).Observe(took.Seconds())
 }

@@ -40,14 +40,18 @@ func proxied(base string) bool {
 type exchange struct {
 	method, url string
 	body        []byte
-	call        *Call
-	// fwd, when set, are the X-Forwarded-* fields of a prepared call, and fwdMore its
-	// other forwarded headers.
-	fwd     *Forwarded
-	fwdMore [][2]string
-	sys     *system.HTTP
-	op      *system.HTTPOperation
-	limit   int64
+	// call is held by value, as fwd is: a pointer to the caller's would make the compiler
+	// move the caller's onto the heap, once per call (the exchange's strings end up in
+	// errors, and escape analysis does not tell one field from another).
+	call Call
+	// fwd, when forwarded is set, are the X-Forwarded-* fields of a prepared call, and
+	// fwdMore its other forwarded headers.
+	fwd       Forwarded
+	forwarded bool
+	fwdMore   [][2]string
+	sys       *system.HTTP
+	op        *system.HTTPOperation
+	limit     int64
 	// deadline ends the exchange, when it is not zero.
 	deadline time.Time
 }
@@ -62,7 +66,8 @@ type answer struct {
 // headers applies the request's headers, lowest precedence first: what a gateway forwards,
 // then the system's, the operation's and the call's own, then those the connector sets.
 func (x *exchange) headers(add, set func(k, v string), get func(k string) string) {
-	if f := x.fwd; f != nil {
+	if x.forwarded {
+		f := &x.fwd
 		add("X-Forwarded-For", f.For)
 		add("X-Forwarded-Proto", f.Proto)
 		add("X-Forwarded-Host", f.Host)
@@ -159,7 +164,7 @@ func (c *Client) fastExchange(ctx context.Context, name string, sc *sysClient, x
 		// header but these.
 		ans.header = make(http.Header, 2)
 		if ct := resp.Header.ContentType(); len(ct) > 0 {
-			ans.header["Content-Type"] = []string{string(ct)}
+			ans.header["Content-Type"] = contentType(ct)
 		}
 		if ra := resp.Header.Peek("Retry-After"); len(ra) > 0 {
 			ans.header["Retry-After"] = []string{string(ra)}
@@ -172,6 +177,24 @@ func (c *Client) fastExchange(ctx context.Context, name string, sc *sysClient, x
 		ans.header[key] = append(ans.header[key], string(v))
 	}
 	return ans, nil
+}
+
+// Values of the usual Content-Type fields, shared by the answers that carry them: header
+// values are replaced, never changed in place (http.Header's Set and Add make new slices).
+var (
+	jsonContentType     = []string{"application/json"}
+	jsonUTF8ContentType = []string{"application/json; charset=utf-8"}
+)
+
+// contentType is the value of an answer's Content-Type field.
+func contentType(ct []byte) []string {
+	switch string(ct) {
+	case "application/json":
+		return jsonContentType
+	case "application/json; charset=utf-8":
+		return jsonUTF8ContentType
+	}
+	return []string{string(ct)}
 }
 
 // failFast turns the lean client's errors into the ones the connector tells apart.

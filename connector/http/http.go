@@ -205,7 +205,7 @@ func (c *Client) do(ctx context.Context, sysName string, sys *system.Spec, opNam
 	}
 	timeout, deadline, hasDeadline := callDeadline(ctx, sys.HTTP, h)
 	sc := c.client(sysName, sys.HTTP)
-	x := exchange{method: h.Method, url: target, body: body, call: &call, sys: sys.HTTP, op: h, limit: responseLimit(sys.HTTP), deadline: deadline}
+	x := exchange{method: h.Method, url: target, body: body, call: call, sys: sys.HTTP, op: h, limit: responseLimit(sys.HTTP), deadline: deadline}
 	var ans *answer
 	if sc.fast {
 		// The lean client takes the deadline itself: no timer, no context of our own.
@@ -278,7 +278,7 @@ func finish(ctx context.Context, sysName, opName string, x *exchange, ans *answe
 	fail := func(status int, transient bool, err error) *Error {
 		return &Error{System: sysName, Operation: opName, Status: status, Transient: transient, Err: err}
 	}
-	h, call := x.op, x.call
+	h, call := x.op, &x.call
 	data := ans.body
 	if int64(len(data)) > x.limit {
 		return nil, fail(ans.status, false, fmt.Errorf("answer over %d bytes", x.limit))

@@ -45,8 +45,6 @@ type Forwarded struct {
 
 // PreparedCall is one call of a prepared operation.
 type PreparedCall struct {
-	// Params are the values of the path's placeholders, in the order Params names them.
-	Params []string
 	// Forwarded are the X-Forwarded-* fields to send.
 	Forwarded Forwarded
 	// Forward are more headers passed on from a gateway's client (name, value), with the
@@ -108,20 +106,23 @@ func (c *Client) Prepare(name string, sys *system.Spec, opName string) (*Prepare
 // that appears twice is named twice.
 func (p *Prepared) Params() []string { return p.params }
 
-// Do makes one call.
-func (p *Prepared) Do(ctx context.Context, call *PreparedCall) (*Result, error) {
+// Do makes one call, with params the values of the path's placeholders in the order Params
+// names them. They are an argument of their own, not a field of call, so that a caller's
+// array of them can stay on its stack: the call's body is kept by the request, and escape
+// analysis does not tell one field of a struct from another.
+func (p *Prepared) Do(ctx context.Context, params []string, call *PreparedCall) (*Result, error) {
 	start := time.Now()
-	res, err := p.do(ctx, call)
+	res, err := p.do(ctx, params, call)
 	p.c.observe(p.name, p.opName, start, res, err)
 	return res, err
 }
 
-func (p *Prepared) do(ctx context.Context, pc *PreparedCall) (*Result, error) {
+func (p *Prepared) do(ctx context.Context, params []string, pc *PreparedCall) (*Result, error) {
 	switch {
-	case len(pc.Params) < len(p.params):
-		return nil, &Error{System: p.name, Operation: p.opName, Err: fmt.Errorf("the path %s needs the parameter %s", p.op.Path, strings.Join(p.params[len(pc.Params):], ", "))}
-	case len(pc.Params) > len(p.params):
-		return nil, &Error{System: p.name, Operation: p.opName, Err: fmt.Errorf("the path %s has %d parameters, the call gave %d", p.op.Path, len(p.params), len(pc.Params))}
+	case len(params) < len(p.params):
+		return nil, &Error{System: p.name, Operation: p.opName, Err: fmt.Errorf("the path %s needs the parameter %s", p.op.Path, strings.Join(p.params[len(params):], ", "))}
+	case len(params) > len(p.params):
+		return nil, &Error{System: p.name, Operation: p.opName, Err: fmt.Errorf("the path %s has %d parameters, the call gave %d", p.op.Path, len(p.params), len(params))}
 	}
 	n := len(p.base)
 	for _, pc := range p.pieces {
@@ -135,7 +136,7 @@ func (p *Prepared) do(ctx context.Context, pc *PreparedCall) (*Result, error) {
 			b.WriteString(pi.text)
 			continue
 		}
-		v := pc.Params[pi.param]
+		v := params[pi.param]
 		if v == "." || v == ".." {
 			// As in buildURL: a server resolves dots, which percent-encoding leaves alone.
 			return nil, &Error{System: p.name, Operation: p.opName, Err: fmt.Errorf("the path %s: parameter %s may not be . or ..", p.op.Path, pi.text)}
@@ -144,7 +145,7 @@ func (p *Prepared) do(ctx context.Context, pc *PreparedCall) (*Result, error) {
 	}
 	timeout, deadline, _ := callDeadline(ctx, p.sys, p.op)
 	call := Call{IdempotencyKey: pc.IdempotencyKey, Traceparent: pc.Traceparent, Raw: pc.Raw, NoHeaders: pc.NoHeaders}
-	x := exchange{method: p.op.Method, url: b.String(), body: pc.Body, call: &call, fwd: &pc.Forwarded, fwdMore: pc.Forward, sys: p.sys, op: p.op, limit: responseLimit(p.sys), deadline: deadline}
+	x := exchange{method: p.op.Method, url: b.String(), body: pc.Body, call: call, fwd: pc.Forwarded, forwarded: true, fwdMore: pc.Forward, sys: p.sys, op: p.op, limit: responseLimit(p.sys), deadline: deadline}
 	ans, err := p.c.fastExchange(ctx, p.name, p.sc, &x)
 	if err != nil {
 		return nil, exchangeError(ctx, p.name, p.opName, timeout, x.limit, err)

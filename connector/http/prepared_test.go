@@ -93,7 +93,7 @@ func TestPreparedMatchesDo(t *testing.T) {
 			Forward: http.Header{"X-Forwarded-For": {fwd.For}, "X-Forwarded-Proto": {fwd.Proto}, "X-Forwarded-Host": {fwd.Host}}}
 		want, wantErr := c.Do(context.Background(), "erp", sys, tc.op, call)
 		wantSeen := drain(got)
-		res, err := p.Do(context.Background(), &PreparedCall{Params: tc.params, Forwarded: fwd, IdempotencyKey: call.IdempotencyKey,
+		res, err := p.Do(context.Background(), tc.params, &PreparedCall{Forwarded: fwd, IdempotencyKey: call.IdempotencyKey,
 			Traceparent: call.Traceparent, Raw: tc.raw, NoHeaders: true})
 		gotSeen := drain(got)
 		if fmt.Sprint(err) != fmt.Sprint(wantErr) {
