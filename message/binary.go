@@ -11,6 +11,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/causeway/causeway/internal/jsonscan"
 	"github.com/nats-io/nats.go"
 )
 
@@ -193,7 +194,7 @@ func DecodeHTTPBinary(h http.Header, body []byte) (*Event, error) {
 	} else if len(trimmed) > 0 {
 		if ev.DataContentType != "" && !IsJSONContentType(ev.DataContentType) {
 			problems = append(problems, FieldError{Pointer: "/datacontenttype", Detail: fmt.Sprintf("Content-Type %q is not JSON: Causeway messages carry JSON data checked against their MessageType", ev.DataContentType)})
-		} else if !json.Valid(body) {
+		} else if !jsonscan.Valid(body) {
 			return nil, syntaxError(json.Unmarshal(body, new(any)), body)
 		} else if !isJSONNull(trimmed) {
 			// JSON null is no data, as in the structured mode.

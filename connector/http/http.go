@@ -10,7 +10,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
@@ -25,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/causeway/causeway/expr"
+	"github.com/causeway/causeway/internal/jsonscan"
 	"github.com/causeway/causeway/system"
 	"github.com/causeway/causeway/telemetry"
 )
@@ -297,7 +297,7 @@ func finish(ctx context.Context, sysName, opName string, x *exchange, ans *answe
 		switch {
 		case call.Raw && m == nil && isJSON(ct):
 			// The caller passes the answer on as it is: it is checked, not decoded.
-			if !json.Valid(data) {
+			if !jsonscan.Valid(data) {
 				return nil, fail(ans.status, false, errors.New("the answer says it is JSON but is not"))
 			}
 			res.Raw = data
