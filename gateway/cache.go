@@ -11,9 +11,15 @@ import (
 // answer is a route's answer before it is written, so that it can be kept.
 type answer struct {
 	status int
+	// header may be shared between answers (rawJSONHeader, and a cached answer's): it is
+	// read, and copied onto a response, never changed in place.
 	header http.Header
 	body   []byte
 }
+
+// rawJSONHeader is the header of a proxy route's answer that passes the backend's JSON on
+// with no status or headers of the route's own.
+var rawJSONHeader = http.Header{"Content-Type": jsonType}
 
 // write sends the answer.
 func (an *answer) write(w http.ResponseWriter) {

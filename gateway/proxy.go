@@ -161,6 +161,11 @@ func (a *api) callAndMap(ctx context.Context, rt *Route, with map[string]any, in
 // mapping says. Its error wraps errResponseMapping.
 func mapAnswer(ctx context.Context, rt *Route, out *connector.Outcome) (*answer, error) {
 	p := rt.Proxy
+	if out.Raw != nil && (p.Response == nil || (p.Response.Status == 0 && len(p.Response.Headers) == 0)) {
+		// The backend's JSON as it came, with nothing of the route's own: the usual proxy
+		// answer, whose header is shared.
+		return &answer{status: http.StatusOK, header: rawJSONHeader, body: out.Raw}, nil
+	}
 	an := &answer{status: http.StatusOK, header: http.Header{}}
 	if out.Raw != nil {
 		if m := p.Response; m != nil {
