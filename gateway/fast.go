@@ -103,7 +103,7 @@ func (a *api) planLane(rt *Route) (*lane, string) {
 		return nil, "not a proxy route"
 	case rt.method == http.MethodPost && a.sharesWebhookPaths():
 		return nil, "POST requests share the API's paths with webhooks"
-	case (pol.IP != nil && len(pol.IP.trusted) > 0) || pol.Cache != nil || pol.Validate != nil || pol.Quota != nil:
+	case (pol.IP != nil && len(pol.IP.trusted) > 0) || pol.Cache != nil || pol.Validate != nil:
 		return nil, "a policy the fast lane leaves to the general path"
 	case pol.Auth == nil:
 		return nil, "no authentication policy"

@@ -57,7 +57,8 @@ spec:
     - {match: "GET /m", description: query of its own, proxy: {call: inv.queried}}
     - {match: "GET /n/{sku}", description: redirects, proxy: {call: moved.item}}
     - {match: "GET /o/{sku}", description: lane, proxy: {call: inv.item}, policies: {cors: {origins: ["*"]}}}
-    - {match: "GET /p/{sku}", description: a policy, proxy: {call: inv.item}, policies: {quota: {requests: 10, per: day}}}
+    - {match: "GET /p/{sku}", description: lane, proxy: {call: inv.item}, policies: {quota: {requests: 10, per: day}}}
+    - {match: "GET /pv/{sku}", description: a policy, proxy: {call: inv.item}, policies: {validate: {maxDepth: 4}}}
     - {match: "GET /q/{sku}", description: not a proxy route, flow: {name: quote}}
     - {match: "GET /r/{sku}", description: lane, proxy: {call: inv.item}, policies: {rateLimit: {requests: 5, per: 1s}}}
     - {match: "GET /s/{sku}", description: lane, proxy: {call: inv.item}, policies: {headers: {forward: [X-Request-Id]}}}
@@ -114,8 +115,8 @@ func TestPlanLane(t *testing.T) {
 			t.Errorf("%s: no lane because %q, want it to say %q", rt.Match, why, want)
 		}
 	}
-	if g.lanes != 11 {
-		t.Errorf("%d lanes, want 11", g.lanes)
+	if g.lanes != 12 {
+		t.Errorf("%d lanes, want 12", g.lanes)
 	}
 	// A webhook under the API's base path takes POST requests there: the POST route goes
 	// the general way, where the ServeMux tells them apart.
@@ -128,8 +129,8 @@ func TestPlanLane(t *testing.T) {
 			t.Errorf("%s has a lane while a webhook shares the API's paths", rt.Match)
 		}
 	}
-	if g.lanes != 10 {
-		t.Errorf("with a webhook: %d lanes, want 10", g.lanes)
+	if g.lanes != 11 {
+		t.Errorf("with a webhook: %d lanes, want 11", g.lanes)
 	}
 }
 

@@ -134,6 +134,18 @@ spec:
         call: inv.item
         with: {sku: "${{ .path.sku }}"}
         response: {body: '{id: .body.sku}'}
+---
+apiVersion: causeway/v1
+kind: API
+metadata: {name: metered}
+spec:
+  basePath: /metered
+  policies:
+    auth: {apiKey: {header: X-Api-Key}}
+    quota: {requests: 2, per: day}
+  routes:
+    - match: GET /items/{sku}
+      proxy: {call: inv.item}
 `
 }
 
@@ -265,6 +277,11 @@ func TestFastLaneMatchesGeneral(t *testing.T) {
 		{L, "GET", "/inv/keyed/items/gone", []string{"X-Api-Key", laneKey}},
 		{L, "GET", "/inv/keyed/items/K-4", []string{"X-Api-Key", laneKey}},
 		{L, "GET", "/inv/keyed/items/K-5", []string{"X-Api-Key", laneKey}},
+		// The metered API: a quota of 2 a day, its RateLimit headers, then 429.
+		{G, "GET", "/metered/items/Q-1", nil},
+		{L, "GET", "/metered/items/Q-1", []string{"X-Api-Key", laneKey}},
+		{L, "GET", "/metered/items/Q-2", []string{"X-Api-Key", laneKey}},
+		{L, "GET", "/metered/items/Q-3", []string{"X-Api-Key", laneKey}},
 	}
 	compareLane(t, fast, general, requests)
 	// While the system is in maintenance its routes go the general way, which answers 503.
