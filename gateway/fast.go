@@ -103,7 +103,7 @@ func (a *api) planLane(rt *Route) (*lane, string) {
 		return nil, "not a proxy route"
 	case rt.method == http.MethodPost && a.sharesWebhookPaths():
 		return nil, "POST requests share the API's paths with webhooks"
-	case (pol.IP != nil && len(pol.IP.trusted) > 0) || pol.Cache != nil || pol.Validate != nil:
+	case (pol.IP != nil && len(pol.IP.trusted) > 0) || pol.Cache != nil:
 		return nil, "a policy the fast lane leaves to the general path"
 	case pol.Auth == nil:
 		return nil, "no authentication policy"
@@ -503,27 +503,42 @@ func (l *lane) proxy(c *fasthttp.RequestCtx, path []byte, segs [][]byte, who *ca
 	return an.status
 }
 
-// body checks a request's body as the general path does, and returns what the call sends:
-// the body decoded and encoded again when the route passes it on, nothing otherwise. ok is
-// false for a body the general path refuses (over the API's limit, too deep or too many
-// elements, not JSON), which it then answers.
+// body checks a request's body as the general path does (validateBody), and returns what
+// the call sends: the body decoded and encoded again when the route passes it on, nothing
+// otherwise. ok is false for a body the general path refuses (over the API's limit, too
+// deep or too many elements, not matching the route's schema, not JSON), which it then
+// answers.
 func (l *lane) body(c *fasthttp.RequestCtx) (out []byte, ok bool) {
 	raw := c.Request.Body()
+	v := l.rt.policies.Validate
+	if v == nil {
+		v = defaultValidation
+	}
+	if int64(len(raw)) > l.a.spec.MaxBodyBytes || checkShape(raw, v.MaxDepth, v.MaxElements) != nil {
+		return nil, false
+	}
+	if v.typ != nil {
+		// As validateBody: no body is validated as nil.
+		var data []byte
+		if len(raw) > 0 {
+			data = raw
+		}
+		if v.typ.Validate(data) != nil {
+			return nil, false
+		}
+	}
 	if len(raw) == 0 {
 		return nil, true
 	}
-	if int64(len(raw)) > l.a.spec.MaxBodyBytes || checkShape(raw, defaultValidation.MaxDepth, defaultValidation.MaxElements) != nil {
-		return nil, false
-	}
-	v, err := expr.DecodeJSON(raw)
+	doc, err := expr.DecodeJSON(raw)
 	if err != nil {
 		return nil, false
 	}
-	if !l.passBody || v == nil {
+	if !l.passBody || doc == nil {
 		// A body of null is no body, as in proxy.
 		return nil, true
 	}
-	if out, err = expr.MarshalJSON(v); err != nil {
+	if out, err = expr.MarshalJSON(doc); err != nil {
 		return nil, false
 	}
 	return out, true

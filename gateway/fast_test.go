@@ -58,7 +58,8 @@ spec:
     - {match: "GET /n/{sku}", description: redirects, proxy: {call: moved.item}}
     - {match: "GET /o/{sku}", description: lane, proxy: {call: inv.item}, policies: {cors: {origins: ["*"]}}}
     - {match: "GET /p/{sku}", description: lane, proxy: {call: inv.item}, policies: {quota: {requests: 10, per: day}}}
-    - {match: "GET /pv/{sku}", description: a policy, proxy: {call: inv.item}, policies: {validate: {maxDepth: 4}}}
+    - {match: "GET /pv/{sku}", description: lane, proxy: {call: inv.item}, policies: {validate: {maxDepth: 4}}}
+    - {match: "GET /pc/{sku}", description: a policy, proxy: {call: inv.item}, policies: {cache: {ttl: 10s}}}
     - {match: "GET /q/{sku}", description: not a proxy route, flow: {name: quote}}
     - {match: "GET /r/{sku}", description: lane, proxy: {call: inv.item}, policies: {rateLimit: {requests: 5, per: 1s}}}
     - {match: "GET /s/{sku}", description: lane, proxy: {call: inv.item}, policies: {headers: {forward: [X-Request-Id]}}}
@@ -115,8 +116,8 @@ func TestPlanLane(t *testing.T) {
 			t.Errorf("%s: no lane because %q, want it to say %q", rt.Match, why, want)
 		}
 	}
-	if g.lanes != 12 {
-		t.Errorf("%d lanes, want 12", g.lanes)
+	if g.lanes != 13 {
+		t.Errorf("%d lanes, want 13", g.lanes)
 	}
 	// A webhook under the API's base path takes POST requests there: the POST route goes
 	// the general way, where the ServeMux tells them apart.
@@ -129,8 +130,8 @@ func TestPlanLane(t *testing.T) {
 			t.Errorf("%s has a lane while a webhook shares the API's paths", rt.Match)
 		}
 	}
-	if g.lanes != 11 {
-		t.Errorf("with a webhook: %d lanes, want 11", g.lanes)
+	if g.lanes != 12 {
+		t.Errorf("with a webhook: %d lanes, want 12", g.lanes)
 	}
 }
 

@@ -136,6 +136,32 @@ spec:
         response: {body: '{id: .body.sku}'}
 ---
 apiVersion: causeway/v1
+kind: MessageType
+metadata: {name: item.update}
+spec:
+  schema:
+    type: object
+    required: [name]
+    additionalProperties: false
+    properties:
+      name: {type: string, minLength: 1}
+      qty: {type: integer, minimum: 0}
+---
+apiVersion: causeway/v1
+kind: API
+metadata: {name: checked}
+spec:
+  basePath: /checked
+  policies: {auth: {none: true}}
+  routes:
+    - match: PUT /items/{sku}
+      policies: {validate: {messageType: item.update, maxDepth: 3}}
+      proxy: {call: inv.put}
+    - match: PUT /inline/{sku}
+      policies: {validate: {schema: {type: object, required: [qty], properties: {qty: {type: integer}}}, maxDepth: 3}}
+      proxy: {call: inv.put, with: {sku: "${{ .path.sku }}"}}
+---
+apiVersion: causeway/v1
 kind: API
 metadata: {name: metered}
 spec:
@@ -277,6 +303,17 @@ func TestFastLaneMatchesGeneral(t *testing.T) {
 		{L, "GET", "/inv/keyed/items/gone", []string{"X-Api-Key", laneKey}},
 		{L, "GET", "/inv/keyed/items/K-4", []string{"X-Api-Key", laneKey}},
 		{L, "GET", "/inv/keyed/items/K-5", []string{"X-Api-Key", laneKey}},
+		// The checked API: bodies validated against a MessageType's schema or an inline one.
+		{L, "PUT", "/checked/items/V-1", []string{"body", `{"name": "bolt", "qty": 3}`}},
+		{G, "PUT", "/checked/items/V-2", []string{"body", `{"name": "bolt", "colour": "red"}`}},
+		{G, "PUT", "/checked/items/V-3", []string{"body", `{"qty": -1}`}},
+		{G, "PUT", "/checked/items/V-4", []string{"body", `{"name": {"a": {"b": {"c": 1}}}}`}},
+		{G, "PUT", "/checked/items/V-5", []string{"body", `{"name":`}},
+		{G, "PUT", "/checked/items/V-6", nil},
+		{L, "PUT", "/checked/inline/V-7", []string{"body", `{"qty": 1, "extra": true}`}},
+		{G, "PUT", "/checked/inline/V-8", []string{"body", `{"qty": "one"}`}},
+		{L, "PUT", "/checked/inline/V-9", []string{"body", `{"qty": 2, "bins": [[1]]}`}},
+		{G, "PUT", "/checked/inline/V-10", []string{"body", `{"qty": 2, "bins": [[[1]]]}`}},
 		// The metered API: a quota of 2 a day, its RateLimit headers, then 429.
 		{G, "GET", "/metered/items/Q-1", nil},
 		{L, "GET", "/metered/items/Q-1", []string{"X-Api-Key", laneKey}},
