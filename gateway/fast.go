@@ -103,8 +103,8 @@ func (a *api) planLane(rt *Route) (*lane, string) {
 		return nil, "not a proxy route"
 	case rt.method == http.MethodPost && a.sharesWebhookPaths():
 		return nil, "POST requests share the API's paths with webhooks"
-	case (pol.IP != nil && len(pol.IP.trusted) > 0) || pol.Cache != nil:
-		return nil, "a policy the fast lane leaves to the general path"
+	case pol.Cache != nil:
+		return nil, "response caching"
 	case pol.Auth == nil:
 		return nil, "no authentication policy"
 	case pol.Auth.JWT != nil && pol.Auth.JWT.CacheSize == 0:
@@ -372,8 +372,15 @@ func (l *lane) serve(c *fasthttp.RequestCtx, path []byte, segs [][]byte) bool {
 	if !ok {
 		return false
 	}
-	who := &caller{addr: ip.Unmap().WithZone(ta.Zone)}
 	pol := rt.policies
+	peer := ip.Unmap().WithZone(ta.Zone)
+	who := &caller{addr: resolveClient(peer, pol.IP, func() []string {
+		var hops []string
+		for _, v := range c.Request.Header.PeekAll("X-Forwarded-For") {
+			hops = append(hops, string(v))
+		}
+		return hops
+	})}
 	if f := pol.IP; f != nil && (contains(f.deny, who.addr) || (len(f.allow) > 0 && !contains(f.allow, who.addr))) {
 		return false
 	}
@@ -429,7 +436,7 @@ func (l *lane) serve(c *fasthttp.RequestCtx, path []byte, segs [][]byte) bool {
 		h.Set("Retry-After", o.retryAfter)
 		status = writeProblem(c, o.refusal, path)
 	} else {
-		status = l.proxy(c, path, segs, who, body, start)
+		status = l.proxy(c, path, segs, peer, body, start)
 	}
 	consumer := "-"
 	if who.consumer != nil {
@@ -458,7 +465,7 @@ func allowed(a *api, rt *Route, who *caller) bool {
 
 // proxy makes the route's call and answers with its mapped answer, or the problem the
 // general path would answer; it returns the status.
-func (l *lane) proxy(c *fasthttp.RequestCtx, path []byte, segs [][]byte, who *caller, body []byte, start time.Time) int {
+func (l *lane) proxy(c *fasthttp.RequestCtx, path []byte, segs [][]byte, peer netip.Addr, body []byte, start time.Time) int {
 	a, rt := l.a, l.rt
 	var buf [8]string
 	params := buf[:0]
@@ -471,7 +478,7 @@ func (l *lane) proxy(c *fasthttp.RequestCtx, path []byte, segs [][]byte, who *ca
 	}
 	call := httpconn.PreparedCall{Body: body, Raw: l.raw, NoHeaders: l.noHeaders, Forward: l.forwarded(c),
 		IdempotencyKey: string(c.Request.Header.Peek("Idempotency-Key")),
-		Forwarded:      httpconn.Forwarded{For: forwardedFor(c, who.addr), Proto: "http", Host: string(c.Host())}}
+		Forwarded:      httpconn.Forwarded{For: forwardedFor(c, peer), Proto: "http", Host: string(c.Host())}}
 	if c.IsTLS() {
 		call.Forwarded.Proto = "https"
 	}

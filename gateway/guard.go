@@ -49,11 +49,17 @@ func clientAddr(r *http.Request, ip *IPPolicy) netip.Addr {
 		host = r.RemoteAddr
 	}
 	addr, _ := netip.ParseAddr(host)
-	addr = addr.Unmap()
+	return resolveClient(addr.Unmap(), ip, func() []string { return r.Header.Values("X-Forwarded-For") })
+}
+
+// resolveClient is clientAddr for a peer's address, with forwardedFor giving the request's
+// X-Forwarded-For fields when the peer is a trusted proxy; the fast lane reads them from
+// its own request.
+func resolveClient(addr netip.Addr, ip *IPPolicy, forwardedFor func() []string) netip.Addr {
 	if ip == nil || len(ip.trusted) == 0 || !contains(ip.trusted, addr) {
 		return addr
 	}
-	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	hops := strings.Split(strings.Join(forwardedFor(), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
 		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
 		if err != nil {

@@ -99,6 +99,11 @@ spec:
     - match: GET /denied/{sku}
       policies: {ip: {deny: [127.0.0.1/32]}}
       proxy: {call: inv.item}
+    - match: GET /behind/{sku}
+      policies:
+        ip: {trustedProxies: [127.0.0.0/8, 10.0.0.0/8], allow: [203.0.113.0/24], deny: [203.0.113.66/32]}
+        rateLimit: {requests: 2, per: 1m, by: ip}
+      proxy: {call: inv.item}
 ---
 apiVersion: causeway/v1
 kind: API
@@ -282,6 +287,16 @@ func TestFastLaneMatchesGeneral(t *testing.T) {
 		{L, "GET", "/inv/fwd/A-1", []string{"X-Request-Id", "r-2", "Connection", "X-Request-Id"}},
 		{L, "GET", "/inv/local/A-1", nil},
 		{G, "GET", "/inv/denied/A-1", nil},
+		// Behind trusted proxies: the client is the last address in X-Forwarded-For that is
+		// not one of them; the address lists and the limit by address apply to it.
+		{L, "GET", "/inv/behind/T-1", []string{"X-Forwarded-For", "203.0.113.7"}},
+		{L, "GET", "/inv/behind/T-2", []string{"X-Forwarded-For", "198.51.100.1, 203.0.113.7, 10.1.2.3"}},
+		{L, "GET", "/inv/behind/T-3", []string{"X-Forwarded-For", "203.0.113.7"}},
+		{L, "GET", "/inv/behind/T-4", []string{"X-Forwarded-For", "203.0.113.8"}},
+		{G, "GET", "/inv/behind/T-5", []string{"X-Forwarded-For", "203.0.113.66"}},
+		{G, "GET", "/inv/behind/T-6", []string{"X-Forwarded-For", "198.51.100.1"}},
+		{G, "GET", "/inv/behind/T-7", nil},
+		{G, "GET", "/inv/behind/T-8", []string{"X-Forwarded-For", "not-an-address"}},
 		// What the fast lane leaves to the general path.
 		{G, "GET", "/inv/items/%41-1", nil},
 		{G, "GET", "/inv/items/..", nil},
