@@ -103,8 +103,6 @@ func (a *api) planLane(rt *Route) (*lane, string) {
 		return nil, "not a proxy route"
 	case rt.method == http.MethodPost && a.sharesWebhookPaths():
 		return nil, "POST requests share the API's paths with webhooks"
-	case pol.Cache != nil:
-		return nil, "response caching"
 	case pol.Auth == nil:
 		return nil, "no authentication policy"
 	case pol.Auth.JWT != nil && pol.Auth.JWT.CacheSize == 0:
@@ -412,8 +410,9 @@ func (l *lane) serve(c *fasthttp.RequestCtx, path []byte, segs [][]byte) bool {
 			return false
 		}
 		v.CountHit()
-	case rt.policies.RateLimit != nil:
-		// Only a limit by caller reads the caller's name; it costs an allocation.
+	case rt.policies.RateLimit != nil || rt.cache != nil:
+		// Only a limit by caller and the response cache's key read the caller's name; it
+		// costs an allocation.
 		who.name = who.addr.String()
 	}
 	if !allowed(a, rt, who) {
@@ -432,11 +431,31 @@ func (l *lane) serve(c *fasthttp.RequestCtx, path []byte, segs [][]byte) bool {
 		h.Set("Ratelimit-Remaining", strconv.FormatInt(max(o.rate.remaining, 0), 10))
 		h.Set("Ratelimit-Reset", seconds(o.rate.reset))
 	}
-	if o.refusal != nil {
+	var rc *responseCache
+	if rt.cache != nil && string(c.Method()) == http.MethodGet {
+		rc = rt.cache
+	}
+	switch {
+	case o.refusal != nil:
 		h.Set("Retry-After", o.retryAfter)
 		status = writeProblem(c, o.refusal, path)
-	} else {
-		status = l.proxy(c, path, segs, peer, body, start)
+	case rc != nil:
+		// As the general path: answers are kept per caller and request URI (a plain path
+		// here, so the same text as net/http's RequestURI).
+		key := who.name + "\x00" + string(c.Request.Header.RequestURI())
+		if ca, ok := rc.get(key, time.Now()); ok {
+			h.Set("Age", strconv.Itoa(int(time.Since(ca.stored).Seconds())))
+			ca.answer.writeFast(c)
+			status = ca.status
+			break
+		}
+		var an *answer
+		status, an = l.proxy(c, path, segs, peer, body, start)
+		if an != nil && an.status == http.StatusOK {
+			rc.put(key, an, time.Now())
+		}
+	default:
+		status, _ = l.proxy(c, path, segs, peer, body, start)
 	}
 	consumer := "-"
 	if who.consumer != nil {
@@ -464,8 +483,9 @@ func allowed(a *api, rt *Route, who *caller) bool {
 }
 
 // proxy makes the route's call and answers with its mapped answer, or the problem the
-// general path would answer; it returns the status.
-func (l *lane) proxy(c *fasthttp.RequestCtx, path []byte, segs [][]byte, peer netip.Addr, body []byte, start time.Time) int {
+// general path would answer; it returns the status, and the answer when it was not a
+// problem.
+func (l *lane) proxy(c *fasthttp.RequestCtx, path []byte, segs [][]byte, peer netip.Addr, body []byte, start time.Time) (int, *answer) {
 	a, rt := l.a, l.rt
 	var buf [8]string
 	params := buf[:0]
@@ -504,10 +524,10 @@ func (l *lane) proxy(c *fasthttp.RequestCtx, path []byte, segs [][]byte, peer ne
 		if f.retryAfter > 0 {
 			c.Response.Header.Set("Retry-After", strconv.Itoa(max(int(f.retryAfter.Seconds()), 1)))
 		}
-		return writeProblem(c, problem.New(f.status, f.typ, f.detail), path)
+		return writeProblem(c, problem.New(f.status, f.typ, f.detail), path), nil
 	}
 	an.writeFast(c)
-	return an.status
+	return an.status, an
 }
 
 // body checks a request's body as the general path does (validateBody), and returns what

@@ -99,6 +99,12 @@ spec:
     - match: GET /denied/{sku}
       policies: {ip: {deny: [127.0.0.1/32]}}
       proxy: {call: inv.item}
+    - match: GET /kept/{sku}
+      policies: {cache: {ttl: 1h}}
+      proxy: {call: inv.item, response: {body: '{id: .body.sku}'}}
+    - match: GET /kept-behind/{sku}
+      policies: {cache: {ttl: 1h}, ip: {trustedProxies: [127.0.0.0/8]}}
+      proxy: {call: inv.item}
     - match: GET /behind/{sku}
       policies:
         ip: {trustedProxies: [127.0.0.0/8, 10.0.0.0/8], allow: [203.0.113.0/24], deny: [203.0.113.66/32]}
@@ -287,6 +293,18 @@ func TestFastLaneMatchesGeneral(t *testing.T) {
 		{L, "GET", "/inv/fwd/A-1", []string{"X-Request-Id", "r-2", "Connection", "X-Request-Id"}},
 		{L, "GET", "/inv/local/A-1", nil},
 		{G, "GET", "/inv/denied/A-1", nil},
+		// Response caching: the first request calls the backend, the next is answered from
+		// the cache (no backend request, an Age header); a query is another URL; errors and
+		// other callers are not served from it.
+		{L, "GET", "/inv/kept/C-1", nil},
+		{L, "GET", "/inv/kept/C-1", nil},
+		{L, "GET", "/inv/kept/C-1?v=2", nil},
+		{L, "GET", "/inv/kept/C-1?v=2", nil},
+		{L, "GET", "/inv/kept/gone", nil},
+		{L, "GET", "/inv/kept/gone", nil},
+		{L, "GET", "/inv/kept-behind/C-2", []string{"X-Forwarded-For", "203.0.113.7"}},
+		{L, "GET", "/inv/kept-behind/C-2", []string{"X-Forwarded-For", "203.0.113.8"}},
+		{L, "GET", "/inv/kept-behind/C-2", []string{"X-Forwarded-For", "203.0.113.7"}},
 		// Behind trusted proxies: the client is the last address in X-Forwarded-For that is
 		// not one of them; the address lists and the limit by address apply to it.
 		{L, "GET", "/inv/behind/T-1", []string{"X-Forwarded-For", "203.0.113.7"}},
