@@ -2,14 +2,9 @@ package e2e
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -23,6 +18,7 @@ import (
 	jwtlib "github.com/golang-jwt/jwt/v5"
 
 	"github.com/causeway/causeway/gateway"
+	"github.com/causeway/causeway/internal/testissuer"
 )
 
 // backend is the system behind the gateway's APIs in these tests: a small HTTP API that can
@@ -73,40 +69,6 @@ func startBackend(t *testing.T) *backend {
 	b.Server = httptest.NewServer(mux)
 	t.Cleanup(b.Close)
 	return b
-}
-
-// issuer serves a JSON Web Key Set and signs tokens with its key.
-type issuer struct {
-	*httptest.Server
-	key *ecdsa.PrivateKey
-}
-
-func startIssuer(t *testing.T) *issuer {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	is := &issuer{key: key}
-	pad := func(n *big.Int) string { return base64.RawURLEncoding.EncodeToString(n.FillBytes(make([]byte, 32))) }
-	jwks := fmt.Sprintf(`{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","use":"sig","alg":"ES256","x":%q,"y":%q}]}`,
-		pad(key.PublicKey.X), pad(key.PublicKey.Y))
-	is.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprint(w, jwks)
-	}))
-	t.Cleanup(is.Close)
-	return is
-}
-
-// token signs claims with key (the issuer's, or another to forge one).
-func token(t *testing.T, key *ecdsa.PrivateKey, claims jwtlib.MapClaims) string {
-	tok := jwtlib.NewWithClaims(jwtlib.SigningMethodES256, claims)
-	tok.Header["kid"] = "k1"
-	s, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 func gatewayPolicyDefs(backendURL, jwksURL, goodKey, revokedKey string) map[string]string {
@@ -253,7 +215,7 @@ func problemType(t *testing.T, resp *http.Response, body string) string {
 
 func TestGatewayPolicies(t *testing.T) {
 	be := startBackend(t)
-	is := startIssuer(t)
+	is := testissuer.Start(t)
 	goodKey, _, _ := gateway.NewKey()
 	revokedKey, _, _ := gateway.NewKey()
 	n := startNode(t, writeConfig(t, gatewayPolicyDefs(be.URL, is.URL, goodKey, revokedKey)), t.TempDir())
@@ -346,18 +308,18 @@ func TestGatewayPolicies(t *testing.T) {
 			c[k] = v
 			return c
 		}
-		forger, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		forger := testissuer.NewKey(t)
 		for _, c := range []struct {
 			name   string
 			token  string
 			status int
 		}{
-			{"expired", token(t, is.key, with("exp", now.Add(-time.Hour).Unix())), 401},
-			{"wrong audience", token(t, is.key, with("aud", "billing")), 401},
-			{"wrong issuer", token(t, is.key, with("iss", "https://evil.test/")), 401},
-			{"forged", token(t, forger, good), 401},
+			{"expired", testissuer.Sign(t, is.Key, with("exp", now.Add(-time.Hour).Unix())), 401},
+			{"wrong audience", testissuer.Sign(t, is.Key, with("aud", "billing")), 401},
+			{"wrong issuer", testissuer.Sign(t, is.Key, with("iss", "https://evil.test/")), 401},
+			{"forged", testissuer.Sign(t, forger, good), 401},
 			{"garbage", "not.a.token", 401},
-			{"other tenant", token(t, is.key, with("tenant", "globex")), 403},
+			{"other tenant", testissuer.Sign(t, is.Key, with("tenant", "globex")), 403},
 		} {
 			resp, body := call(t, "GET", base+"/api/partners/items/1", map[string]string{"Authorization": "Bearer " + c.token}, "")
 			if resp.StatusCode != c.status {
@@ -367,7 +329,7 @@ func TestGatewayPolicies(t *testing.T) {
 				t.Errorf("%s token: the answer repeats the token", c.name)
 			}
 		}
-		ok := token(t, is.key, good)
+		ok := testissuer.Sign(t, is.Key, good)
 		var statuses []int
 		for range 4 {
 			resp, _ := call(t, "GET", base+"/api/partners/items/1", map[string]string{"Authorization": "Bearer " + ok}, "")

@@ -2,45 +2,20 @@ package platform
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"encoding/base64"
-	"fmt"
-	"math/big"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/causeway/causeway/internal/testissuer"
 	jwtlib "github.com/golang-jwt/jwt/v5"
 )
 
-// laneIssuer serves the key set of an ES256 key and signs tokens with it.
-type laneIssuer struct {
-	url string
-	key *ecdsa.PrivateKey
-}
-
-func startLaneIssuer(t *testing.T) *laneIssuer {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pad := func(n *big.Int) string { return base64.RawURLEncoding.EncodeToString(n.FillBytes(make([]byte, 32))) }
-	jwks := fmt.Sprintf(`{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","use":"sig","alg":"ES256","x":%q,"y":%q}]}`,
-		pad(key.PublicKey.X), pad(key.PublicKey.Y))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprint(w, jwks)
-	}))
-	t.Cleanup(srv.Close)
-	return &laneIssuer{url: srv.URL, key: key}
-}
+// laneIssuer is the issuer of TestFastLaneTokens.
+type laneIssuer struct{ *testissuer.Issuer }
 
 // sign makes a token for sub with the given claims added to valid ones (a nil value
 // removes a claim); key signs it, the issuer's own when nil.
-func (is *laneIssuer) sign(t *testing.T, key *ecdsa.PrivateKey, sub string, kv ...any) string {
+func (is laneIssuer) sign(t *testing.T, key *ecdsa.PrivateKey, sub string, kv ...any) string {
 	c := jwtlib.MapClaims{"iss": "https://login.test/", "aud": "inv", "sub": sub, "tenant": "acme",
 		"scope": "inv:read", "exp": time.Now().Add(time.Hour).Unix()}
 	for i := 0; i < len(kv); i += 2 {
@@ -50,23 +25,17 @@ func (is *laneIssuer) sign(t *testing.T, key *ecdsa.PrivateKey, sub string, kv .
 			c[kv[i].(string)] = kv[i+1]
 		}
 	}
-	tok := jwtlib.NewWithClaims(jwtlib.SigningMethodES256, c)
-	tok.Header["kid"] = "k1"
 	if key == nil {
-		key = is.key
+		key = is.Key
 	}
-	s, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return testissuer.Sign(t, key, c)
 }
 
 // TestFastLaneTokens is TestFastLaneMatchesGeneral for routes with JWT authentication: the
 // fast lane serves a token only once the general path has verified it, and only while it
 // holds; every refusal is the general path's.
 func TestFastLaneTokens(t *testing.T) {
-	is := startLaneIssuer(t)
+	is := laneIssuer{testissuer.Start(t)}
 	defs := func(backend string) string {
 		return `apiVersion: causeway/v1
 kind: System
@@ -96,7 +65,7 @@ metadata: {name: tokens}
 spec:
   basePath: /tok
   policies:
-    auth: {jwt: {issuer: "https://login.test/", audiences: [inv], jwksURL: "` + is.url + `", claims: {tenant: acme}}}
+    auth: {jwt: {issuer: "https://login.test/", audiences: [inv], jwksURL: "` + is.URL + `", claims: {tenant: acme}}}
     rateLimit: {requests: 100, per: 1m}
   routes:
     - match: GET /items/{sku}
@@ -114,17 +83,14 @@ metadata: {name: uncached}
 spec:
   basePath: /unc
   policies:
-    auth: {jwt: {issuer: "https://login.test/", audiences: [inv], jwksURL: "` + is.url + `", cacheSize: 0}}
+    auth: {jwt: {issuer: "https://login.test/", audiences: [inv], jwksURL: "` + is.URL + `", cacheSize: 0}}
   routes:
     - match: GET /items/{sku}
       proxy: {call: inv.item}
 `
 	}
 	fast, general := laneNodes(t, defs)
-	forger, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	forger := testissuer.NewKey(t)
 	auth := func(token string) []string { return []string{"Authorization", "Bearer " + token} }
 	user := is.sign(t, nil, "user-1")
 	partner := is.sign(t, nil, "partner-app")
