@@ -17,6 +17,7 @@ import (
 	"github.com/causeway/causeway/connector"
 	httpconn "github.com/causeway/causeway/connector/http"
 	"github.com/causeway/causeway/expr"
+	"github.com/causeway/causeway/gateway/jwt"
 	"github.com/causeway/causeway/internal/leanhttp"
 	"github.com/causeway/causeway/message"
 	"github.com/causeway/causeway/problem"
@@ -386,6 +387,9 @@ func (l *lane) serve(c *fasthttp.RequestCtx, path []byte, segs [][]byte) bool {
 		// A browser's request gets the CORS headers on the general path.
 		return false
 	}
+	// verifier counts a cache hit once the request is the lane's: a token the lane leaves
+	// to the general path is counted there.
+	var verifier *jwt.Verifier
 	switch auth := pol.Auth; {
 	case auth.APIKey != nil:
 		key := c.Request.Header.Peek(auth.APIKey.Header)
@@ -404,12 +408,11 @@ func (l *lane) serve(c *fasthttp.RequestCtx, path []byte, segs [][]byte) bool {
 		if !ok {
 			return false
 		}
-		v := a.g.tokens[auth.JWT]
-		claims, ok := v.Cached(context.Background(), token)
-		if !ok || tokenCaller(a.g, auth.JWT, claims, who) != "" || !allowed(a, rt, who) {
+		verifier = a.g.tokens[auth.JWT]
+		claims, ok := verifier.Cached(context.Background(), token)
+		if !ok || tokenCaller(a.g, auth.JWT, claims, who) != "" {
 			return false
 		}
-		v.CountHit()
 	case rt.policies.RateLimit != nil || rt.cache != nil:
 		// Only a limit by caller and the response cache's key read the caller's name; it
 		// costs an allocation.
@@ -423,6 +426,9 @@ func (l *lane) serve(c *fasthttp.RequestCtx, path []byte, segs [][]byte) bool {
 		return false
 	}
 	// From here on the request is this lane's: it counts and takes from the limits.
+	if verifier != nil {
+		verifier.CountHit()
+	}
 	h := &c.Response.Header
 	status := 0
 	o := a.checkLimits(context.Background(), rt, who)
