@@ -193,7 +193,19 @@ func runChaos(t *testing.T, kill, park bool) {
 	outageEnd = time.Now()
 	t.Logf("system up again after %s", outageEnd.Sub(outageStart).Round(time.Millisecond))
 
-	waitFor(t, 120*time.Second, func() bool { u, _ := sys.counts(); return u >= chaosMessages }, "every message to be delivered")
+	if !eventually(120*time.Second, func() bool { u, _ := sys.counts(); return u >= chaosMessages }) {
+		// Say what is missing, for a failure that does not come back when run again.
+		unique, requests := sys.counts()
+		_, errs, _ := getJSON("http://" + n.admin + "/v1/errors")
+		entries, _ := errs["entries"].([]any)
+		var first any
+		if len(entries) > 0 {
+			first = entries[0]
+		}
+		_, run, _ := getJSON("http://" + n.admin + "/v1/runs/" + flow.RunID("deliver", duringOutage))
+		t.Fatalf("timed out after 120s waiting for every message to be delivered: %d unique of %d in %d requests; %d entries in the errors queue, the first %v; the run of %s: %v",
+			unique, chaosMessages, requests, len(entries), first, duringOutage, run)
+	}
 	// Settle: retries still in flight would show as extra unique keys.
 	time.Sleep(2 * time.Second)
 	unique, requests := sys.counts()

@@ -140,13 +140,21 @@ spec:
 // waitFor polls cond with a deadline.
 func waitFor(t *testing.T, limit time.Duration, cond func() bool, what string) {
 	t.Helper()
+	if !eventually(limit, cond) {
+		t.Fatalf("timed out after %s waiting for %s", limit, what)
+	}
+}
+
+// eventually polls cond until it holds or limit has passed, and reports whether it held.
+func eventually(limit time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
+			return false
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return true
 }
 
 // TestDelaySurvivesARestart kills a node while a run waits in a 2 s delay, restarts it, and
