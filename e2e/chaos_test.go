@@ -202,9 +202,26 @@ func runChaos(t *testing.T, kill, park bool) {
 		if len(entries) > 0 {
 			first = entries[0]
 		}
-		_, run, _ := getJSON("http://" + n.admin + "/v1/runs/" + flow.RunID("deliver", duringOutage))
-		t.Fatalf("timed out after 120s waiting for every message to be delivered: %d unique of %d in %d requests; %d entries in the errors queue, the first %v; the run of %s: %v",
-			unique, chaosMessages, requests, len(entries), first, duringOutage, run)
+		// The flow's call sends run id/step as its idempotency key.
+		var missing []string
+		sys.mu.Lock()
+		for b := range batches {
+			for i := range perBatch {
+				id := fmt.Sprintf("o-%d-%d", b, i)
+				if sys.keys[flow.RunID("deliver", id)+"/deliver"] == 0 {
+					missing = append(missing, id)
+				}
+			}
+		}
+		sys.mu.Unlock()
+		var about []string
+		for _, id := range missing[:min(len(missing), 3)] {
+			_, run, _ := getJSON("http://" + n.admin + "/v1/runs/" + flow.RunID("deliver", id))
+			_, msg, _ := getJSON("http://" + n.admin + "/v1/messages/" + id)
+			about = append(about, fmt.Sprintf("%s: run %v; message %v", id, run, msg))
+		}
+		t.Fatalf("timed out after 120s waiting for every message to be delivered: %d unique of %d in %d requests; %d entries in the errors queue, the first %v; not delivered: %v\n%s",
+			unique, chaosMessages, requests, len(entries), first, missing, strings.Join(about, "\n"))
 	}
 	// Settle: retries still in flight would show as extra unique keys.
 	time.Sleep(2 * time.Second)

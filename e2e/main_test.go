@@ -120,6 +120,16 @@ func startNode(t *testing.T, configDir, dataDir string, extra ...string) *node {
 		n.kill()
 		if t.Failed() {
 			t.Logf("node logs:\n%s", tail(n.logs.String(), 4000))
+			// The whole log, for a failure that needs more than its end: kept where
+			// CAUSEWAY_E2E_LOGS names a directory.
+			if dir := os.Getenv("CAUSEWAY_E2E_LOGS"); dir != "" {
+				f, err := os.CreateTemp(dir, strings.ReplaceAll(t.Name(), "/", "_")+"-*.log")
+				if err == nil {
+					_, _ = f.WriteString(n.logs.String())
+					_ = f.Close()
+					t.Logf("the whole node log: %s", f.Name())
+				}
+			}
 		}
 	})
 	deadline := time.Now().Add(60 * time.Second)
