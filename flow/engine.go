@@ -385,6 +385,15 @@ func (e *Engine) handle(f *loadedFlow, m jetstream.Msg) {
 		if md, err := m.Metadata(); err == nil {
 			run.Trigger.Stream, run.Trigger.Seq = md.Stream, md.Sequence.Stream
 		}
+		if retry != "" {
+			// A continuation of a run whose record is gone: the journal is written without
+			// an fsync of its own, so a crash of the node with its embedded bus can take the
+			// record while the retry message it scheduled survives. The run goes on from
+			// where the message says it is; started again from none, its next retry would
+			// get the id of the message just delivered, which the bus drops as a duplicate,
+			// and the run would wait for a retry that never comes.
+			e.superseded(f, ev, run, true)
+		}
 		run.index()
 		e.metrics.started.WithLabelValues(f.name).Inc()
 	}

@@ -374,3 +374,37 @@ func TestRetryNewerThanTheJournalIsTaken(t *testing.T) {
 		t.Errorf("ship called %d times, want 2", n)
 	}
 }
+
+// TestRetryWithoutItsRecordIsTaken sends a retry message of a run whose record is gone
+// (written without an fsync of its own, a kill -9 of the node with its embedded bus can
+// take it while the retry message survives). The run starts again from the retry count
+// the message carries, so that its next retry gets a new message id: one with the id of
+// the message just delivered would be dropped by the bus as a duplicate, and the run
+// would wait for a retry that never comes.
+func TestRetryWithoutItsRecordIsTaken(t *testing.T) {
+	erp := startFlakyERP(t, func(n int) int {
+		if n <= 2 {
+			return http.StatusServiceUnavailable
+		}
+		return 0
+	})
+	b := openTestBus(t, t.TempDir())
+	t.Cleanup(b.Close)
+	f := startEngineWith(t, b, erp.URL, "{retry: {maxRetries: 5, backoff: fixed, initialDelay: 1s, jitter: 0}}", retryFlow)
+	const orig = "A-7-lost"
+	runID := flow.RunID("ship", orig)
+	retry := &message.Event{SpecVersion: "1.0", ID: "retry-" + runID + "-1", Source: "test", Type: "order.paid",
+		Time: time.Now().UTC(), Kind: message.KindRetry, RetryCount: 1, CausationID: orig, CorrelationID: orig,
+		Target: "flow:ship", Extensions: map[string]string{flow.ExtRunID: runID},
+		Data: json.RawMessage(`{"orderId":"A-7"}`)}
+	if err := b.PublishAll(context.Background(), []*message.Event{retry}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	done := f.waitRun(t, "ship", orig, flow.StatusSucceeded, flow.StatusFailed)
+	if done.Status != flow.StatusSucceeded || done.Retries != 3 {
+		t.Fatalf("run %s after %d retries, want succeeded after 3 (1 before the record was lost, 2 after)", done.Status, done.Retries)
+	}
+	if n := len(erp.shipTimes()); n != 3 {
+		t.Errorf("ship called %d times, want 3 (two refused, one taken)", n)
+	}
+}
