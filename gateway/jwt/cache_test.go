@@ -17,6 +17,18 @@ func wantCache(t *testing.T, v *Verifier, hits, misses uint64, size int) {
 	}
 }
 
+// publishKeys has the issuer serve a new key set and lets the verifier's set go stale; the
+// verification of token (from the stale set) starts the refresh, whose error it returns
+// once inUse says the new set is the one in use.
+func publishKeys(t *testing.T, srv *jwksServer, v *Verifier, clk *clock, token string, inUse func() bool, set ...map[string]any) error {
+	t.Helper()
+	srv.setKeys(set...)
+	clk.Advance(DefaultRefresh)
+	_, err := verify(t, v, token)
+	eventually(t, "the new key set in use", inUse)
+	return err
+}
+
 func TestCacheAnswersKnownToken(t *testing.T) {
 	k := keys(t)
 	srv := newJWKSServer(t, standardSet(t))
@@ -112,11 +124,9 @@ func TestCacheFollowsKeyRotation(t *testing.T) {
 
 	// The issuer drops rsa-a. Once the set is fetched again (it went stale), tokenA is no
 	// longer answered from the cache, and is refused as an uncached token would be.
-	srv.setKeys(b)
-	clk.Advance(DefaultRefresh)
-	_, err = verify(t, v, tokenB) // a hit that starts the refresh of the stale set
+	// tokenB's request is a hit that starts the refresh of the stale set.
+	err = publishKeys(t, srv, v, clk, tokenB, func() bool { return srv.hits.Load() == 3 && len(v.set.Load().all) == 1 }, b)
 	wantErr(t, err, nil)
-	eventually(t, "the new key set", func() bool { return srv.hits.Load() == 3 && len(v.set.Load().all) == 1 })
 	_, err = verify(t, v, tokenA)
 	wantErr(t, err, ErrUnknownKey)
 	_, err = verify(t, v, tokenB)
@@ -134,11 +144,8 @@ func TestCacheRefusesReusedKid(t *testing.T) {
 
 	// The issuer publishes another key under the same kid: tokens signed by the old one
 	// no longer verify, cached or not.
-	srv.setKeys(rsaJWK("rsa-a", &k.rsaB.PublicKey))
-	clk.Advance(DefaultRefresh)
-	_, _ = verify(t, v, tokenA)
-	eventually(t, "the new key set", func() bool { return srv.hits.Load() == 2 })
-	eventually(t, "the new key set in use", func() bool { return v.set.Load().expires.After(clk.Now()) })
+	_ = publishKeys(t, srv, v, clk, tokenA, func() bool { return srv.hits.Load() == 2 && v.set.Load().expires.After(clk.Now()) },
+		rsaJWK("rsa-a", &k.rsaB.PublicKey))
 	_, err = verify(t, v, tokenA)
 	wantErr(t, err, ErrSignature)
 }
@@ -154,10 +161,8 @@ func TestCacheTokenWithoutKid(t *testing.T) {
 
 	// With a second key in the set a token without kid is ambiguous: refused, although
 	// the key that checked it is still there.
-	srv.setKeys(rsaJWK("rsa-a", &k.rsaA.PublicKey), rsaJWK("rsa-b", &k.rsaB.PublicKey))
-	clk.Advance(DefaultRefresh)
-	_, _ = verify(t, v, token)
-	eventually(t, "the new key set in use", func() bool { return len(v.set.Load().all) == 2 })
+	_ = publishKeys(t, srv, v, clk, token, func() bool { return len(v.set.Load().all) == 2 },
+		rsaJWK("rsa-a", &k.rsaA.PublicKey), rsaJWK("rsa-b", &k.rsaB.PublicKey))
 	_, err = verify(t, v, token)
 	wantErr(t, err, ErrUnknownKey)
 }
