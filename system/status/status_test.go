@@ -101,12 +101,19 @@ func TestSwitchHoldsUntilItEnds(t *testing.T) {
 	if _, ok := r2.Switch("erp"); ok {
 		t.Error("the ended switch is still there")
 	}
-	// Each change is recorded once, by one node or the other.
-	ch.mu.Lock()
-	ch2.mu.Lock()
-	all := append(append([]status.Change(nil), ch.all...), ch2.all...)
-	ch2.mu.Unlock()
-	ch.mu.Unlock()
+	// Each change is recorded once, by one node or the other. A node records a change
+	// after it shows, so the record of the switch's end may come a moment later.
+	var all []status.Change
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		ch.mu.Lock()
+		ch2.mu.Lock()
+		all = append(append([]status.Change(nil), ch.all...), ch2.all...)
+		ch2.mu.Unlock()
+		ch.mu.Unlock()
+		if len(all) >= 2 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if len(all) != 2 || all[0].To.Status == all[1].To.Status {
 		t.Errorf("changes %+v", all)
 	}
