@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -504,17 +505,17 @@ func (l *lane) proxy(c *fasthttp.RequestCtx, path []byte, segs [][]byte, peer ne
 	}
 	call := httpconn.PreparedCall{Body: body, Raw: l.raw, NoHeaders: l.noHeaders, Forward: l.forwarded(c),
 		IdempotencyKey: string(c.Request.Header.Peek("Idempotency-Key")),
-		Forwarded:      httpconn.Forwarded{For: forwardedFor(c, peer), Proto: "http", Host: string(c.Host())}}
+		Forwarded:      httpconn.Forwarded{For: forwardedFor(c, peer), Proto: "http", Host: hostText(c.Host())}}
 	if c.IsTLS() {
 		call.Forwarded.Proto = "https"
 	}
 	if tp := c.Request.Header.Peek("Traceparent"); len(tp) > 0 && message.ValidTraceparent(string(tp)) {
 		call.Traceparent = string(tp)
 	} else {
-		call.Traceparent = message.NewTraceparent()
+		call.NewTrace = true
 	}
-	ctx, cancel := withDeadline(context.Background(), start.Add(l.timeout))
-	defer cancel()
+	ctx := newDeadline(context.Background(), start.Add(l.timeout))
+	defer ctx.cancel()
 	res, err := l.call.Do(ctx, params, &call)
 	// A failure after the route's own deadline passed is not the system's (a success is
 	// one whenever it came), as on the general path.
@@ -605,15 +606,52 @@ func (l *lane) forwarded(c *fasthttp.RequestCtx) [][2]string {
 func forwardedFor(c *fasthttp.RequestCtx, peer netip.Addr) string {
 	prior := c.Request.Header.PeekAll("X-Forwarded-For")
 	if len(prior) == 0 {
-		return peer.String()
+		return peerText(peer)
 	}
 	var b strings.Builder
 	for _, v := range prior {
 		b.Write(v)
 		b.WriteString(", ")
 	}
-	b.WriteString(peer.String())
+	b.WriteString(peerText(peer))
 	return b.String()
+}
+
+// peerNames are the texts of peer addresses written before, one per slot by the address's
+// last bytes. A gateway behind a load balancer or a reverse proxy has one or a few peers,
+// and a client sends its requests on a kept connection: writing the same address again on
+// every request would cost an allocation.
+var peerNames [64]atomic.Pointer[peerName]
+
+type peerName struct {
+	addr netip.Addr
+	text string
+}
+
+// lastHost is the Host a request named last: a gateway is called by one or a few names,
+// and the name is passed on (X-Forwarded-Host) on every request.
+var lastHost atomic.Pointer[string]
+
+// hostText is string(host).
+func hostText(host []byte) string {
+	if last := lastHost.Load(); last != nil && *last == string(host) {
+		return *last
+	}
+	text := string(host)
+	lastHost.Store(&text)
+	return text
+}
+
+// peerText is peer.String().
+func peerText(peer netip.Addr) string {
+	b := peer.As16()
+	slot := &peerNames[(b[14]^b[15]^b[13]*7)&63]
+	if last := slot.Load(); last != nil && last.addr == peer {
+		return last.text
+	}
+	text := peer.String()
+	slot.Store(&peerName{addr: peer, text: text})
+	return text
 }
 
 // writeProblem answers a problem as problem.Write does, and returns its status.

@@ -3,6 +3,7 @@ package gateway
 import (
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -178,4 +179,40 @@ func FuzzLaneSegments(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPeerText checks the remembered texts of peer addresses: always the address's own,
+// whichever addresses share a slot and in whatever order they come.
+func TestPeerText(t *testing.T) {
+	var addrs []netip.Addr
+	for i := range 300 {
+		addrs = append(addrs, netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}))
+	}
+	addrs = append(addrs, netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1"),
+		netip.MustParseAddr("fe80::1").WithZone("eth0"), netip.MustParseAddr("fe80::1"))
+	for round := range 3 {
+		for i, a := range addrs {
+			if round == 1 {
+				a = addrs[len(addrs)-1-i]
+			}
+			if got := peerText(a); got != a.String() {
+				t.Fatalf("peerText(%v) = %q", a, got)
+			}
+		}
+	}
+}
+
+// TestHostText checks the remembered Host: always the request's own.
+func TestHostText(t *testing.T) {
+	for _, h := range []string{"api.example.com", "api.example.com", "", "other:8080", "api.example.com", ""} {
+		b := []byte(h)
+		got := hostText(b)
+		// The request's buffer is reused after the request: the text must not share it.
+		if len(b) > 0 {
+			b[0] = '#'
+		}
+		if got != h {
+			t.Fatalf("hostText(%q) = %q", h, got)
+		}
+	}
 }

@@ -35,6 +35,16 @@ func ValidTraceparent(s string) bool {
 // and accepted message makes one, where crypto/rand's system call cost more than the rest
 // of making it.
 func NewTraceparent() string {
+	var out [TraceparentLen]byte
+	return string(AppendTraceparent(out[:0]))
+}
+
+// TraceparentLen is the length of a version 00 traceparent.
+const TraceparentLen = 55
+
+// AppendTraceparent appends a new traceparent, as NewTraceparent makes, to dst: a caller
+// that writes it straight into a request's header makes no string of it.
+func AppendTraceparent(dst []byte) []byte {
 	var b [24]byte
 	for {
 		binary.LittleEndian.PutUint64(b[0:], rand.Uint64())
@@ -45,11 +55,10 @@ func NewTraceparent() string {
 			break
 		}
 	}
-	var out [55]byte
-	copy(out[:], "00-")
+	n := len(dst)
+	dst = append(dst, "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01"...)
+	out := dst[n:]
 	hex.Encode(out[3:35], b[:16])
-	out[35] = '-'
 	hex.Encode(out[36:52], b[16:])
-	copy(out[52:], "-01")
-	return string(out[:])
+	return dst
 }

@@ -22,3 +22,20 @@ func TestNewTraceparent(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendTraceparent checks that a traceparent appended to a buffer is a valid new one
+// after what the buffer held, which stays as it was.
+func TestAppendTraceparent(t *testing.T) {
+	buf := []byte("traceparent: ")
+	out := AppendTraceparent(buf)
+	if string(out[:13]) != "traceparent: " || len(out) != 13+TraceparentLen {
+		t.Fatalf("appended %q", out)
+	}
+	a, b := string(out[13:]), string(AppendTraceparent(nil))
+	if !ValidTraceparent(a) || !ValidTraceparent(b) || a[3:35] == b[3:35] || a[36:52] == b[36:52] {
+		t.Fatalf("traceparents %q and %q", a, b)
+	}
+	if n := testing.AllocsPerRun(100, func() { AppendTraceparent(out[:0]) }); n != 0 {
+		t.Errorf("%v allocations appending to a buffer large enough", n)
+	}
+}

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,4 +50,44 @@ func (m *CallMetrics) Observe(conn, system, op, outcome string, took time.Durati
 	m.counters.Get(k, func() prometheus.Counter { return m.calls.WithLabelValues(conn, system, op, outcome) }).Inc()
 	k.outcome = ""
 	m.timings.Get(k, func() prometheus.Observer { return m.duration.WithLabelValues(conn, system, op) }).Observe(took.Seconds())
+}
+
+// Call is the series of one operation's calls through one connector, for a caller that
+// makes many calls of the same operation: its successful calls are counted without
+// finding the series by their label values each time.
+type Call struct {
+	m                *CallMetrics
+	conn, system, op string
+	ok               atomic.Pointer[callSeries]
+}
+
+type callSeries struct {
+	count  prometheus.Counter
+	timing prometheus.Observer
+}
+
+// Call returns the series of operation op of system through connector conn. They are made
+// as Observe makes them, on the first call: a prepared operation never called shows none.
+func (m *CallMetrics) Call(conn, system, op string) *Call {
+	return &Call{m: m, conn: conn, system: system, op: op}
+}
+
+// Observe is CallMetrics.Observe for the call's operation.
+func (c *Call) Observe(outcome string, took time.Duration) {
+	if outcome == "ok" {
+		if s := c.ok.Load(); s != nil {
+			s.count.Inc()
+			s.timing.Observe(took.Seconds())
+			return
+		}
+	}
+	c.m.Observe(c.conn, c.system, c.op, outcome, took)
+	if outcome == "ok" {
+		// The series exist now: keep them for the next calls.
+		k := callKey{c.conn, c.system, c.op, outcome}
+		s := &callSeries{count: c.m.counters.Get(k, func() prometheus.Counter { return c.m.calls.WithLabelValues(c.conn, c.system, c.op, outcome) })}
+		k.outcome = ""
+		s.timing = c.m.timings.Get(k, func() prometheus.Observer { return c.m.duration.WithLabelValues(c.conn, c.system, c.op) })
+		c.ok.Store(s)
+	}
 }

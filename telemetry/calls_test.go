@@ -25,6 +25,19 @@ func TestCallMetrics(t *testing.T) {
 	}
 	wg.Wait()
 	httpCalls.Observe("http", "erp", "getOrder", "permanent", time.Millisecond)
+	wantCalls(t, reg, map[string]float64{
+		"causeway_connector_calls_total{connector=http,operation=getOrder,outcome=ok,system=erp}":        800,
+		"causeway_connector_calls_total{connector=http,operation=getOrder,outcome=permanent,system=erp}": 1,
+		"causeway_connector_calls_total{connector=sql,operation=save,outcome=transient,system=db}":       800,
+		"causeway_connector_call_duration_seconds{connector=http,operation=getOrder,system=erp}":         801,
+		"causeway_connector_call_duration_seconds{connector=sql,operation=save,system=db}":               800,
+	})
+}
+
+// wantCalls checks that reg holds exactly the series want (by name and labels) with those
+// counts.
+func wantCalls(t *testing.T, reg *prometheus.Registry, want map[string]float64) {
+	t.Helper()
 	got, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -44,13 +57,6 @@ func TestCallMetrics(t *testing.T) {
 			}
 		}
 	}
-	want := map[string]float64{
-		"causeway_connector_calls_total{connector=http,operation=getOrder,outcome=ok,system=erp}":        800,
-		"causeway_connector_calls_total{connector=http,operation=getOrder,outcome=permanent,system=erp}": 1,
-		"causeway_connector_calls_total{connector=sql,operation=save,outcome=transient,system=db}":       800,
-		"causeway_connector_call_duration_seconds{connector=http,operation=getOrder,system=erp}":         801,
-		"causeway_connector_call_duration_seconds{connector=sql,operation=save,system=db}":               800,
-	}
 	if len(series) != len(want) {
 		t.Errorf("series %v, want %v", series, want)
 	}
@@ -59,4 +65,29 @@ func TestCallMetrics(t *testing.T) {
 			t.Errorf("%s = %v, want %v", k, series[k], v)
 		}
 	}
+}
+
+// TestCall checks that an operation's Call counts into the same series as Observe, from
+// many goroutines, and that a Call never used makes no series.
+func TestCall(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m := NewCallMetrics(reg)
+	call := m.Call("http", "erp", "getOrder")
+	m.Call("http", "erp", "unused")
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 100 {
+				call.Observe("ok", time.Millisecond)
+				m.Observe("http", "erp", "getOrder", "ok", time.Millisecond)
+			}
+			call.Observe("transient", time.Millisecond)
+		})
+	}
+	wg.Wait()
+	wantCalls(t, reg, map[string]float64{
+		"causeway_connector_calls_total{connector=http,operation=getOrder,outcome=ok,system=erp}":        1600,
+		"causeway_connector_calls_total{connector=http,operation=getOrder,outcome=transient,system=erp}": 8,
+		"causeway_connector_call_duration_seconds{connector=http,operation=getOrder,system=erp}":         1608,
+	})
 }

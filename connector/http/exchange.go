@@ -12,6 +12,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/causeway/causeway/message"
 	"github.com/causeway/causeway/system"
 )
 
@@ -54,6 +55,8 @@ type exchange struct {
 	limit     int64
 	// deadline ends the exchange, when it is not zero.
 	deadline time.Time
+	// newTrace sends a new trace's traceparent (call.Traceparent is empty).
+	newTrace bool
 }
 
 // answer is what came back.
@@ -111,12 +114,16 @@ func (c *Client) fastExchange(ctx context.Context, name string, sc *sysClient, x
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	// The path was built with every parameter escaped as one segment; normalizing it
-	// again would undo that.
-	req.URI().DisablePathNormalizing = true
+	// The path was built with every parameter escaped as one segment; the lean client
+	// leaves it as it is (DisablePathNormalizing).
 	req.SetRequestURI(x.url)
 	req.Header.SetMethod(x.method)
 	x.headers(req.Header.Add, req.Header.Set, func(k string) string { return string(req.Header.Peek(k)) })
+	if x.newTrace {
+		// Where headers sets call.Traceparent: last.
+		var tp [message.TraceparentLen]byte
+		req.Header.SetBytesV("traceparent", message.AppendTraceparent(tp[:0]))
+	}
 	if x.body != nil {
 		req.SetBodyRaw(x.body)
 	}
@@ -146,14 +153,14 @@ func (c *Client) fastExchange(ctx context.Context, name string, sc *sysClient, x
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	err := sc.tr.fast.DoDeadline(req, resp, deadline)
+	err := sc.tr.doDeadline(x.url, req, resp, deadline)
 	if err == nil && resp.StatusCode() == http.StatusUnauthorized && x.sys.Auth != nil && x.sys.Auth.OAuth2 != nil {
 		// The token may have been revoked before it expired: fetch a new one, once.
 		if aerr := auth(true); aerr != nil {
 			return nil, &Error{Transient: transientStatus(statusOf(aerr)), Err: aerr}
 		}
 		resp.Reset()
-		err = sc.tr.fast.DoDeadline(req, resp, deadline)
+		err = sc.tr.doDeadline(x.url, req, resp, deadline)
 	}
 	if err != nil {
 		return nil, failFast(x.method, x.url, err)
@@ -161,12 +168,20 @@ func (c *Client) fastExchange(ctx context.Context, name string, sc *sysClient, x
 	ans := &answer{status: resp.StatusCode(), body: bytes.Clone(resp.Body())}
 	if (x.call.Raw || x.call.NoHeaders) && x.op.ResponseMapping() == nil {
 		// A caller that passes the answer on, or says it reads no header, looks at no
-		// header but these.
+		// header but these; it never changes them (Result.Headers), so the usual JSON
+		// answer shares one.
+		ct, ra := resp.Header.ContentType(), resp.Header.Peek("Retry-After")
+		if len(ra) == 0 {
+			if h := sharedHeader(ct); h != nil {
+				ans.header = h
+				return ans, nil
+			}
+		}
 		ans.header = make(http.Header, 2)
-		if ct := resp.Header.ContentType(); len(ct) > 0 {
+		if len(ct) > 0 {
 			ans.header["Content-Type"] = contentType(ct)
 		}
-		if ra := resp.Header.Peek("Retry-After"); len(ra) > 0 {
+		if len(ra) > 0 {
 			ans.header["Retry-After"] = []string{string(ra)}
 		}
 		return ans, nil
@@ -185,6 +200,23 @@ var (
 	jsonContentType     = []string{"application/json"}
 	jsonUTF8ContentType = []string{"application/json; charset=utf-8"}
 )
+
+// The headers of answers that carry only the usual Content-Type, shared read-only.
+var (
+	jsonHeader     = http.Header{"Content-Type": jsonContentType}
+	jsonUTF8Header = http.Header{"Content-Type": jsonUTF8ContentType}
+)
+
+// sharedHeader is the shared header of an answer with only Content-Type ct, or nil.
+func sharedHeader(ct []byte) http.Header {
+	switch string(ct) {
+	case "application/json":
+		return jsonHeader
+	case "application/json; charset=utf-8":
+		return jsonUTF8Header
+	}
+	return nil
+}
 
 // contentType is the value of an answer's Content-Type field.
 func contentType(ct []byte) []string {

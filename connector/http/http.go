@@ -53,11 +53,12 @@ type Call struct {
 	Forward http.Header
 	// Raw asks for a JSON answer as it came (Result.Raw) rather than decoded, for a
 	// caller that passes it on; an operation with a response mapping decodes it anyway.
-	// The result's headers are then Content-Type and Retry-After only.
+	// The result's headers are then Content-Type and Retry-After only, and may be
+	// shared with other results: read them, never change them.
 	Raw bool
 	// NoHeaders says the caller reads no header of the result: unless the operation's
 	// response mapping reads them, the result's headers are Content-Type and Retry-After
-	// only.
+	// only, as with Raw (shared: read them, never change them).
 	NoHeaders bool
 }
 
@@ -145,7 +146,7 @@ func (c *Client) client(name string, h *system.HTTP) *sysClient {
 	if limit <= 0 {
 		limit = MaxResponseBytes
 	}
-	tr := newTransport(h.TLSConfig(), limit)
+	tr := newTransport(h.TLSConfig(), limit, h.BaseURL)
 	hc := &http.Client{Transport: tr, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 		// A redirect to another host would carry the system's credentials there; and an
 		// operation is declared with its path, so by default a redirect is the answer.
@@ -169,22 +170,26 @@ func (c *Client) Do(ctx context.Context, sysName string, sys *system.Spec, opNam
 
 // observe counts a call in the metrics and notes its duration in its result.
 func (c *Client) observe(sysName, opName string, start time.Time, res *Result, err error) {
-	outcome := "ok"
+	took := time.Since(start)
+	c.metrics.Observe("http", sysName, opName, outcomeOf(err), took)
+	if res != nil {
+		res.Duration = took
+	}
+}
+
+// outcomeOf is the outcome label of a call that ended with err.
+func outcomeOf(err error) string {
 	if err != nil {
 		// Only here: errors.As's target would be made on the heap for every call.
 		var ce *Error
 		if errors.As(err, &ce) {
-			outcome = "permanent"
 			if ce.Transient {
-				outcome = "transient"
+				return "transient"
 			}
+			return "permanent"
 		}
 	}
-	took := time.Since(start)
-	c.metrics.Observe("http", sysName, opName, outcome, took)
-	if res != nil {
-		res.Duration = took
-	}
+	return "ok"
 }
 
 func (c *Client) do(ctx context.Context, sysName string, sys *system.Spec, opName string, call Call) (*Result, error) {
@@ -232,9 +237,15 @@ func callDeadline(ctx context.Context, sys *system.HTTP, h *system.HTTPOperation
 		timeout = h.Timeout
 	}
 	deadline, hasDeadline = ctx.Deadline()
-	if timeout > 0 {
-		if d := time.Now().Add(timeout); !hasDeadline || d.Before(deadline) {
-			deadline, hasDeadline = d, true
+	switch {
+	case timeout <= 0:
+	case !hasDeadline:
+		deadline, hasDeadline = time.Now().Add(timeout), true
+	default:
+		// now + timeout, if sooner, worked out from the deadline: time.Until reads only the
+		// monotonic clock, half of what time.Now costs, on every call.
+		if left := time.Until(deadline); left > timeout {
+			deadline = deadline.Add(timeout - left)
 		}
 	}
 	return timeout, deadline, hasDeadline

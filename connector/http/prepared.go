@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/system"
+	"github.com/causeway/causeway/telemetry"
 )
 
 // Prepared is an operation made ready once for a caller on a hot path (the gateway's fast
@@ -28,6 +29,8 @@ type Prepared struct {
 	base   string
 	pieces []piece
 	params []string
+	// calls are the operation's call metrics.
+	calls *telemetry.Call
 }
 
 // piece is literal path text, or a placeholder (param ≥ 0: the index of its value).
@@ -55,6 +58,9 @@ type PreparedCall struct {
 	Body []byte
 	// IdempotencyKey and Traceparent are sent as in Call.
 	IdempotencyKey, Traceparent string
+	// NewTrace, with no Traceparent, sends a new trace's traceparent (as
+	// message.NewTraceparent makes it), written straight into the request.
+	NewTrace bool
 	// Raw and NoHeaders ask for the answer as in Call.
 	Raw, NoHeaders bool
 }
@@ -79,7 +85,8 @@ func (c *Client) Prepare(name string, sys *system.Spec, opName string) (*Prepare
 	if !sc.fast {
 		return nil, errors.New("the system follows redirects or is reached through a proxy")
 	}
-	p := &Prepared{c: c, name: name, opName: opName, sys: sys.HTTP, op: h, sc: sc, base: strings.TrimSuffix(sys.HTTP.BaseURL, "/")}
+	p := &Prepared{c: c, name: name, opName: opName, sys: sys.HTTP, op: h, sc: sc, base: strings.TrimSuffix(sys.HTTP.BaseURL, "/"),
+		calls: c.metrics.Call("http", name, opName)}
 	// The same scan as buildURL's, once.
 	rest := h.Path
 	for {
@@ -113,7 +120,11 @@ func (p *Prepared) Params() []string { return p.params }
 func (p *Prepared) Do(ctx context.Context, params []string, call *PreparedCall) (*Result, error) {
 	start := time.Now()
 	res, err := p.do(ctx, params, call)
-	p.c.observe(p.name, p.opName, start, res, err)
+	took := time.Since(start)
+	p.calls.Observe(outcomeOf(err), took)
+	if res != nil {
+		res.Duration = took
+	}
 	return res, err
 }
 
@@ -145,7 +156,8 @@ func (p *Prepared) do(ctx context.Context, params []string, pc *PreparedCall) (*
 	}
 	timeout, deadline, _ := callDeadline(ctx, p.sys, p.op)
 	call := Call{IdempotencyKey: pc.IdempotencyKey, Traceparent: pc.Traceparent, Raw: pc.Raw, NoHeaders: pc.NoHeaders}
-	x := exchange{method: p.op.Method, url: b.String(), body: pc.Body, call: call, fwd: pc.Forwarded, forwarded: true, fwdMore: pc.Forward, sys: p.sys, op: p.op, limit: responseLimit(p.sys), deadline: deadline}
+	x := exchange{method: p.op.Method, url: b.String(), body: pc.Body, call: call, fwd: pc.Forwarded, forwarded: true, fwdMore: pc.Forward, sys: p.sys, op: p.op, limit: responseLimit(p.sys), deadline: deadline,
+		newTrace: pc.NewTrace && pc.Traceparent == ""}
 	ans, err := p.c.fastExchange(ctx, p.name, p.sc, &x)
 	if err != nil {
 		return nil, exchangeError(ctx, p.name, p.opName, timeout, x.limit, err)

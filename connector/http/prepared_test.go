@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/causeway/causeway/system"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -147,5 +148,39 @@ func drain(got chan seen) []string {
 		return out
 	case <-time.After(time.Second):
 		return nil
+	}
+}
+
+// TestCallDeadline checks when a call ends: the caller's deadline or the operation's
+// timeout from now, whichever comes first, worked out without reading the wall clock.
+func TestCallDeadline(t *testing.T) {
+	sys := &system.HTTP{Timeout: 10 * time.Second}
+	op := &system.HTTPOperation{}
+	near := func(got, want time.Time) bool { d := got.Sub(want); return d > -time.Second && d < time.Second }
+
+	timeout, d, ok := callDeadline(context.Background(), sys, op)
+	if !ok || timeout != 10*time.Second || !near(d, time.Now().Add(10*time.Second)) {
+		t.Errorf("no caller deadline: %v %v %v, want now + 10s", timeout, d, ok)
+	}
+	far, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	if _, d, ok := callDeadline(far, sys, op); !ok || !near(d, time.Now().Add(10*time.Second)) {
+		t.Errorf("caller's deadline in an hour: %v %v, want now + 10s", d, ok)
+	}
+	soon, cancel2 := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel2()
+	want, _ := soon.Deadline()
+	if _, d, ok := callDeadline(soon, sys, op); !ok || !d.Equal(want) {
+		t.Errorf("caller's deadline in 2s: %v %v, want %v", d, ok, want)
+	}
+	op.Timeout = time.Second
+	if timeout, d, ok := callDeadline(soon, sys, op); !ok || timeout != time.Second || !near(d, time.Now().Add(time.Second)) || !d.Before(want) {
+		t.Errorf("operation timeout 1s: %v %v %v, want now + 1s", timeout, d, ok)
+	}
+	if _, _, ok := callDeadline(context.Background(), &system.HTTP{}, &system.HTTPOperation{}); ok {
+		t.Error("no timeout and no caller deadline, yet a deadline")
+	}
+	if _, d, ok := callDeadline(soon, &system.HTTP{}, &system.HTTPOperation{}); !ok || !d.Equal(want) {
+		t.Errorf("no timeout: %v %v, want the caller's %v", d, ok, want)
 	}
 }

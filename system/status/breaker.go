@@ -40,25 +40,27 @@ func newBreaker(p system.Breaker) *breaker { return &breaker{policy: p} }
 // Observe takes in a call's outcome for a system's breaker. It never blocks on the bus: a
 // change it causes is recorded by the registry's loop, which it nudges.
 func (r *Registry) Observe(name string, err error) {
-	r.mu.RLock()
+	// breakers is written by Open only, before any call: it is read without the lock.
 	b := r.breakers[name]
-	cur := r.current[name]
-	r.mu.RUnlock()
 	if b == nil {
 		return
 	}
-	if b.observe(connector.Transient(err), err, cur, time.Now()) {
+	cur, _ := r.Get(name)
+	if b.observe(connector.Transient(err), err, cur, time.Now) {
 		r.nudge()
 	}
 }
 
-// observe records an outcome and reports whether the status may have to change.
-func (b *breaker) observe(failed bool, err error, cur Status, now time.Time) bool {
+// observe records an outcome and reports whether the status may have to change. now is
+// read only by the rate rule, which keeps outcomes by their time: without it, a call costs
+// no clock read.
+func (b *breaker) observe(failed bool, err error, cur Status, now func() time.Time) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	halfOpen := cur.Cause == CauseBreaker && cur.Status == Degraded
 	if b.policy.FailureRate > 0 {
 		// Only the rate rule looks back; without it nothing is kept per call.
+		now := now()
 		b.recent.prune(now, b.policy.Window)
 		b.recent.push(outcome{at: now, failed: failed})
 	}

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -104,8 +105,13 @@ type Registry struct {
 	log  *slog.Logger
 	kv   jetstream.KeyValue
 
-	mu       sync.RWMutex
-	current  map[string]Status
+	mu      sync.RWMutex
+	current map[string]Status
+	// view is a copy of current that Get reads without a lock: every gateway request and
+	// connector call asks for its system's status, and on two cores even a read lock's
+	// shared counter makes the processors take turns. It is replaced, never changed, by
+	// publishLocked after every change of current.
+	view     atomic.Pointer[map[string]Status]
 	revs     map[string]uint64
 	switches map[string]Switch
 	breakers map[string]*breaker
@@ -156,6 +162,9 @@ func Open(ctx context.Context, opts Options) (*Registry, error) {
 			r.probes[name] = &probeState{}
 		}
 	}
+	r.mu.Lock()
+	r.publishLocked()
+	r.mu.Unlock()
 	for name := range opts.Systems {
 		if err := r.load(ctx, name); err != nil {
 			return nil, err
@@ -174,6 +183,7 @@ func (r *Registry) load(ctx context.Context, name string) error {
 		if json.Unmarshal(e.Value(), &s) == nil {
 			r.mu.Lock()
 			r.current[name], r.revs[name] = s, e.Revision()
+			r.publishLocked()
 			r.mu.Unlock()
 		}
 	case !errors.Is(err, jetstream.ErrKeyNotFound):
@@ -270,6 +280,7 @@ func (r *Registry) apply(e jetstream.KeyValueEntry) {
 		var s Status
 		if e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &s) == nil && e.Revision() > r.revs[name] {
 			r.current[name], r.revs[name] = s, e.Revision()
+			r.publishLocked()
 			r.setGauge(s)
 		}
 	case "manual":
@@ -295,10 +306,18 @@ func (r *Registry) nudge() {
 
 // Get returns a system's status.
 func (r *Registry) Get(name string) (Status, bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	s, ok := r.current[name]
+	s, ok := (*r.view.Load())[name]
 	return s, ok
+}
+
+// publishLocked makes the statuses as they are now the ones Get returns; the caller holds
+// mu for writing.
+func (r *Registry) publishLocked() {
+	view := make(map[string]Status, len(r.current))
+	for name, s := range r.current {
+		view[name] = s
+	}
+	r.view.Store(&view)
 }
 
 // Switch returns the operator's switch of a system, if any.
@@ -445,6 +464,7 @@ func (r *Registry) record(ctx context.Context, from, to Status, rev uint64) {
 	r.mu.Lock()
 	if newRev > r.revs[to.System] {
 		r.current[to.System], r.revs[to.System] = to, newRev
+		r.publishLocked()
 		r.setGauge(to)
 	}
 	r.mu.Unlock()

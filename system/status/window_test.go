@@ -71,14 +71,15 @@ func TestWindowMatchesRecount(t *testing.T) {
 // maxRecent calls count, so failures that scrolled out no longer open the breaker.
 func TestBreakerRateOverLatest(t *testing.T) {
 	b := newBreaker(system.Breaker{FailureRate: 0.5, MinCalls: 10, Window: time.Hour, OpenFor: time.Minute})
-	now := time.Unix(1_700_000_000, 0)
+	at := time.Unix(1_700_000_000, 0)
+	now := func() time.Time { return at }
 	for range maxRecent / 2 {
 		b.observe(true, errTest, Status{}, now)
 	}
 	if b.tripped == "" {
 		t.Fatal("half the calls failed and the breaker did not trip")
 	}
-	b.state(Status{}, now) // records the trip and starts over
+	b.state(Status{}, at) // records the trip and starts over
 	for range maxRecent {
 		b.observe(false, nil, Status{}, now)
 	}
@@ -98,9 +99,13 @@ func TestBreakerRateOverLatest(t *testing.T) {
 // outcomes: it would only cost memory and time on every call.
 func TestBreakerWithoutRateKeepsNothing(t *testing.T) {
 	b := newBreaker(system.DefaultBreaker)
-	now := time.Unix(1_700_000_000, 0)
+	read := 0
+	now := func() time.Time { read++; return time.Unix(1_700_000_000, 0) }
 	for range 1000 {
 		b.observe(false, nil, Status{}, now)
+	}
+	if read != 0 {
+		t.Errorf("read the clock %d times", read)
 	}
 	if b.recent.n != 0 || len(b.recent.ring) != 0 {
 		t.Fatalf("kept %d outcomes in a ring of %d", b.recent.n, len(b.recent.ring))
