@@ -457,12 +457,12 @@ func (l *lane) serve(c *fasthttp.RequestCtx, path []byte, segs [][]byte) bool {
 			break
 		}
 		var an *answer
-		status, an = l.proxy(c, path, segs, peer, body, start)
+		status, an = l.proxy(c, path, segs, peer, body, start, true)
 		if an != nil && an.status == http.StatusOK {
 			rc.put(key, an, time.Now())
 		}
 	default:
-		status, _ = l.proxy(c, path, segs, peer, body, start)
+		status, _ = l.proxy(c, path, segs, peer, body, start, false)
 	}
 	consumer := "-"
 	if who.consumer != nil {
@@ -490,9 +490,9 @@ func allowed(a *api, rt *Route, who *caller) bool {
 }
 
 // proxy makes the route's call and answers with its mapped answer, or the problem the
-// general path would answer; it returns the status, and the answer when it was not a
-// problem.
-func (l *lane) proxy(c *fasthttp.RequestCtx, path []byte, segs [][]byte, peer netip.Addr, body []byte, start time.Time) (int, *answer) {
+// general path would answer; it returns the status, and, when keep is set, the answer when
+// it was not a problem.
+func (l *lane) proxy(c *fasthttp.RequestCtx, path []byte, segs [][]byte, peer netip.Addr, body []byte, start time.Time, keep bool) (int, *answer) {
 	a, rt := l.a, l.rt
 	var buf [8]string
 	params := buf[:0]
@@ -521,6 +521,12 @@ func (l *lane) proxy(c *fasthttp.RequestCtx, path []byte, segs [][]byte, peer ne
 	// one whenever it came), as on the general path.
 	if observe := a.g.opts.Observe; observe != nil && (err == nil || ctx.Err() == nil) {
 		observe(rt.Proxy.system, err)
+	}
+	if err == nil && res.Raw != nil && rt.Proxy.passesRaw() && !keep {
+		// mapAnswer's usual proxy answer, without making one that nobody keeps.
+		an := answer{status: http.StatusOK, header: rawJSONHeader, body: res.Raw}
+		an.writeFast(c)
+		return an.status, nil
 	}
 	var an *answer
 	if err == nil {

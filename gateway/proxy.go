@@ -157,11 +157,17 @@ func (a *api) callAndMap(ctx context.Context, rt *Route, with map[string]any, in
 	return mapAnswer(ctx, rt, out)
 }
 
+// passesRaw reports whether a raw JSON answer of the backend is the route's answer as it
+// is: the route sets no status and no header of its own.
+func (p *Proxy) passesRaw() bool {
+	return p.Response == nil || (p.Response.Status == 0 && len(p.Response.Headers) == 0)
+}
+
 // mapAnswer turns a proxy route's backend answer into the route's answer, as its response
 // mapping says. Its error wraps errResponseMapping.
 func mapAnswer(ctx context.Context, rt *Route, out *connector.Outcome) (*answer, error) {
 	p := rt.Proxy
-	if out.Raw != nil && (p.Response == nil || (p.Response.Status == 0 && len(p.Response.Headers) == 0)) {
+	if out.Raw != nil && p.passesRaw() {
 		// The backend's JSON as it came, with nothing of the route's own: the usual proxy
 		// answer, whose header is shared.
 		return &answer{status: http.StatusOK, header: rawJSONHeader, body: out.Raw}, nil

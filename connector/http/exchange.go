@@ -109,7 +109,8 @@ func (x *exchange) headers(add, set func(k, v string), get func(k string) string
 // fastExchange sends the request with the lean client, without the standard library's
 // request, client and answer types in between: on this path they cost as much as the
 // exchange itself (ADR 0010).
-func (c *Client) fastExchange(ctx context.Context, name string, sc *sysClient, x *exchange) (*answer, error) {
+// The answer is returned by value: it is read once, by finish, and needs no allocation.
+func (c *Client) fastExchange(ctx context.Context, name string, sc *sysClient, x *exchange) (answer, error) {
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
@@ -141,7 +142,7 @@ func (c *Client) fastExchange(ctx context.Context, name string, sc *sysClient, x
 		return nil
 	}
 	if err := auth(false); err != nil {
-		return nil, &Error{Transient: transientStatus(statusOf(err)), Err: err}
+		return answer{}, &Error{Transient: transientStatus(statusOf(err)), Err: err}
 	}
 	deadline := x.deadline
 	if deadline.IsZero() {
@@ -151,21 +152,21 @@ func (c *Client) fastExchange(ctx context.Context, name string, sc *sysClient, x
 	// the deadline only; checking the context first at least spares a request nobody
 	// waits for.
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return answer{}, err
 	}
 	err := sc.tr.doDeadline(x.url, req, resp, deadline)
 	if err == nil && resp.StatusCode() == http.StatusUnauthorized && x.sys.Auth != nil && x.sys.Auth.OAuth2 != nil {
 		// The token may have been revoked before it expired: fetch a new one, once.
 		if aerr := auth(true); aerr != nil {
-			return nil, &Error{Transient: transientStatus(statusOf(aerr)), Err: aerr}
+			return answer{}, &Error{Transient: transientStatus(statusOf(aerr)), Err: aerr}
 		}
 		resp.Reset()
 		err = sc.tr.doDeadline(x.url, req, resp, deadline)
 	}
 	if err != nil {
-		return nil, failFast(x.method, x.url, err)
+		return answer{}, failFast(x.method, x.url, err)
 	}
-	ans := &answer{status: resp.StatusCode(), body: bytes.Clone(resp.Body())}
+	ans := answer{status: resp.StatusCode(), body: bytes.Clone(resp.Body())}
 	if (x.call.Raw || x.call.NoHeaders) && x.op.ResponseMapping() == nil {
 		// A caller that passes the answer on, or says it reads no header, looks at no
 		// header but these; it never changes them (Result.Headers), so the usual JSON
@@ -252,39 +253,39 @@ func failFast(method, target string, err error) error {
 
 // stdExchange sends the request through the standard client, for systems that follow
 // redirects or are reached through a proxy.
-func (c *Client) stdExchange(ctx context.Context, name string, sc *sysClient, x *exchange) (*answer, error) {
+func (c *Client) stdExchange(ctx context.Context, name string, sc *sysClient, x *exchange) (answer, error) {
 	var body io.Reader
 	if x.body != nil {
 		body = bytes.NewReader(x.body)
 	}
 	req, err := http.NewRequestWithContext(ctx, x.method, x.url, body)
 	if err != nil {
-		return nil, &Error{Err: err}
+		return answer{}, &Error{Err: err}
 	}
 	x.headers(req.Header.Add, req.Header.Set, req.Header.Get)
 	if err := c.authenticate(ctx, name, req, x.sys.Auth, false); err != nil {
-		return nil, &Error{Transient: transientStatus(statusOf(err)), Err: err}
+		return answer{}, &Error{Transient: transientStatus(statusOf(err)), Err: err}
 	}
 	resp, err := sc.hc.Do(req)
 	if err == nil && resp.StatusCode == http.StatusUnauthorized && x.sys.Auth != nil && x.sys.Auth.OAuth2 != nil {
 		resp.Body.Close()
 		if aerr := c.authenticate(ctx, name, req, x.sys.Auth, true); aerr != nil {
-			return nil, &Error{Transient: transientStatus(statusOf(aerr)), Err: aerr}
+			return answer{}, &Error{Transient: transientStatus(statusOf(aerr)), Err: aerr}
 		}
 		if req.GetBody != nil {
 			if req.Body, err = req.GetBody(); err != nil {
-				return nil, &Error{Err: err}
+				return answer{}, &Error{Err: err}
 			}
 		}
 		resp, err = sc.hc.Do(req)
 	}
 	if err != nil {
-		return nil, err
+		return answer{}, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, x.limit+1))
 	if err != nil {
-		return nil, &Error{Status: resp.StatusCode, Transient: true, Err: fmt.Errorf("reading the answer: %w", scrub(err))}
+		return answer{}, &Error{Status: resp.StatusCode, Transient: true, Err: fmt.Errorf("reading the answer: %w", scrub(err))}
 	}
-	return &answer{status: resp.StatusCode, header: resp.Header, body: data}, nil
+	return answer{status: resp.StatusCode, header: resp.Header, body: data}, nil
 }

@@ -211,7 +211,7 @@ func (c *Client) do(ctx context.Context, sysName string, sys *system.Spec, opNam
 	timeout, deadline, hasDeadline := callDeadline(ctx, sys.HTTP, h)
 	sc := c.client(sysName, sys.HTTP)
 	x := exchange{method: h.Method, url: target, body: body, call: call, sys: sys.HTTP, op: h, limit: responseLimit(sys.HTTP), deadline: deadline}
-	var ans *answer
+	var ans answer
 	if sc.fast {
 		// The lean client takes the deadline itself: no timer, no context of our own.
 		ans, err = c.fastExchange(ctx, sysName, sc, &x)
@@ -226,7 +226,7 @@ func (c *Client) do(ctx context.Context, sysName string, sys *system.Spec, opNam
 	if err != nil {
 		return nil, exchangeError(ctx, sysName, opName, timeout, x.limit, err)
 	}
-	return finish(ctx, sysName, opName, &x, ans)
+	return finish(ctx, sysName, opName, &x, &ans)
 }
 
 // callDeadline is when a call ends: at the caller's deadline or after the operation's (or

@@ -162,5 +162,5 @@ func (p *Prepared) do(ctx context.Context, params []string, pc *PreparedCall) (*
 	if err != nil {
 		return nil, exchangeError(ctx, p.name, p.opName, timeout, x.limit, err)
 	}
-	return finish(ctx, p.name, p.opName, &x, ans)
+	return finish(ctx, p.name, p.opName, &x, &ans)
 }
