@@ -113,8 +113,9 @@ func httpNoop(ctx context.Context, dir string, d time.Duration, clients, batch i
 	return drive(url, d, clients, batch)
 }
 
-// nodeProfile, when set, makes each server process write a CPU profile next to it.
-var nodeProfile string
+// nodeProfile and nodeAllocs, when set, make each server process write a CPU profile and
+// an allocation profile next to them.
+var nodeProfile, nodeAllocs string
 
 // startChild runs this program again in the given role and returns the ingestion URL and
 // the admin URL it reports, and a function that stops it with SIGTERM.
@@ -122,6 +123,9 @@ func startChild(ctx context.Context, role, dir string, policy bus.Sync) (string,
 	args := []string{"-role", role, "-dir", dir}
 	if nodeProfile != "" {
 		args = append(args, "-cpuprofile", nodeProfile+"."+filepath.Base(dir))
+	}
+	if nodeAllocs != "" {
+		args = append(args, "-memprofile", nodeAllocs+"."+filepath.Base(dir))
 	}
 	if role == "node" {
 		args = append(args, "-sync", policy.String())

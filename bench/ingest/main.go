@@ -43,15 +43,24 @@ func main() {
 	flag.StringVar(&c.only, "only", "", "comma-separated scenario names to run (default all)")
 	flag.StringVar(&c.dir, "dir", "", "scratch directory (default: a new temporary one)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the load to this file, and of each server process to FILE.<scenario dir>")
+	memProfile := flag.String("memprofile", "", "have each server process write a profile of its allocations to FILE.<scenario dir> when it stops")
 	role := flag.String("role", "", "internal: run as the node or no-op server process of a scenario")
 	syncPolicy := flag.String("sync", "always", "internal: the node process's sync policy")
 	flag.Parse()
-	nodeProfile = *cpuProfile
+	nodeProfile, nodeAllocs = *cpuProfile, *memProfile
 	if *role != "" {
 		if *cpuProfile != "" {
 			if f, err := os.Create(*cpuProfile); err == nil && pprof.StartCPUProfile(f) == nil {
 				defer pprof.StopCPUProfile()
 			}
+		}
+		if *memProfile != "" {
+			defer func() {
+				if f, err := os.Create(*memProfile); err == nil {
+					_ = pprof.Lookup("allocs").WriteTo(f, 0)
+					_ = f.Close()
+				}
+			}()
 		}
 		if err := serveChild(*role, c.dir, *syncPolicy); err != nil {
 			fmt.Fprintln(os.Stderr, "bench "+*role+":", err)
