@@ -40,7 +40,8 @@ const (
 )
 
 // HeaderHandler receives one message of a header consumer: its stream sequence, the time
-// the stream stored it, and its header block (the handler may keep it). Messages come one
+// the stream stored it, and its header block (the handler may keep it, never change it:
+// the blocks of several messages share memory). Messages come one
 // at a time, in order, on a goroutine of the consumer's own; the handler may block, which
 // holds back further pulls (never the connection).
 type HeaderHandler func(seq uint64, stored time.Time, header []byte)
@@ -64,7 +65,13 @@ type HeaderConsumer struct {
 	consumer    string
 	dseq, sseq  uint64 // last consumer and stream sequences received
 	outstanding int    // messages asked for and not yet received or expired
-	seen        time.Time
+	// heard counts what the server sent; watch notes when it last moved (seen), so that
+	// a delivery costs no clock read.
+	heard, heardAtSeen uint64
+	seen               time.Time
+	// chunk is where delivered header blocks are kept until the handler has them: one
+	// allocation for many of them rather than one each.
+	chunk []byte
 	// queue holds what has been received and not yet handed to the handler. The read
 	// goroutine never waits for the handler: a connection whose reader stalls would be
 	// dropped by the server as a slow consumer. Pulls ask for more only while the queue
@@ -253,6 +260,9 @@ func (hc *HeaderConsumer) watch() {
 		case <-hc.reset:
 		case <-tick.C:
 			hc.mu.Lock()
+			if hc.heard != hc.heardAtSeen {
+				hc.heardAtSeen, hc.seen = hc.heard, time.Now()
+			}
 			silent := hc.outstanding > 0 && time.Since(hc.seen) > 3*hc.heartbeat
 			hc.mu.Unlock()
 			if !silent && failures == 0 {
@@ -318,7 +328,7 @@ func (hc *HeaderConsumer) deliver(m *natswire.Msg) {
 	if status := statusOf(m.Header); status != "" && len(m.Reply) == 0 {
 		gen, ok := natswire.Decimal(m.Subject[bytes.LastIndexByte(m.Subject, '.')+1:])
 		if ok && gen == hc.gen {
-			hc.seen = time.Now()
+			hc.heard++
 			hc.status(status, m.Header)
 		}
 		return
@@ -327,19 +337,37 @@ func (hc *HeaderConsumer) deliver(m *natswire.Msg) {
 	if !ok || string(consumer) != hc.consumer {
 		return // a delivery to a consumer that has been replaced
 	}
-	hc.seen = time.Now()
+	hc.heard++
 	if dseq != hc.dseq+1 {
 		hc.askReset()
 		return
 	}
 	hc.dseq, hc.sseq = dseq, sseq
 	hc.outstanding--
-	hc.queue = append(hc.queue, queued{seq: sseq, stored: stored, header: bytes.Clone(m.Header)})
+	hc.queue = append(hc.queue, queued{seq: sseq, stored: stored, header: hc.keep(m.Header)})
 	select {
 	case hc.wake <- struct{}{}:
 	default:
 	}
 	hc.refillLocked()
+}
+
+// headerChunk is the size of the buffers delivered header blocks are kept in.
+const headerChunk = 64 << 10
+
+// keep copies a delivered header block, which the connection's read buffer holds only
+// until deliver returns; hc.mu is held. A kept block is never written again, and its
+// chunk lives as long as any block in it (the handler copies what it keeps).
+func (hc *HeaderConsumer) keep(h []byte) []byte {
+	if len(h) > cap(hc.chunk)-len(hc.chunk) {
+		if len(h) > headerChunk/8 {
+			return bytes.Clone(h)
+		}
+		hc.chunk = make([]byte, 0, headerChunk)
+	}
+	n := len(hc.chunk)
+	hc.chunk = append(hc.chunk, h...)
+	return hc.chunk[n:len(hc.chunk):len(hc.chunk)]
 }
 
 // status handles a status message of the server; hc.mu is held.
