@@ -514,12 +514,13 @@ func (l *lane) proxy(c *fasthttp.RequestCtx, path []byte, segs [][]byte, peer ne
 	} else {
 		call.NewTrace = true
 	}
-	ctx := newDeadline(context.Background(), start.Add(l.timeout))
-	defer ctx.cancel()
-	res, err := l.call.Do(ctx, params, &call)
+	// The call takes the route's deadline itself; a context with it is made only for what
+	// reads one (the route's response mapping, the failure's classification).
+	call.Deadline = start.Add(l.timeout)
+	res, err := l.call.Do(context.Background(), params, &call)
 	// A failure after the route's own deadline passed is not the system's (a success is
 	// one whenever it came), as on the general path.
-	if observe := a.g.opts.Observe; observe != nil && (err == nil || ctx.Err() == nil) {
+	if observe := a.g.opts.Observe; observe != nil && (err == nil || time.Until(call.Deadline) > 0) {
 		observe(rt.Proxy.system, err)
 	}
 	if err == nil && res.Raw != nil && rt.Proxy.passesRaw() && !keep {
@@ -528,6 +529,8 @@ func (l *lane) proxy(c *fasthttp.RequestCtx, path []byte, segs [][]byte, peer ne
 		an.writeFast(c)
 		return an.status, nil
 	}
+	ctx := newDeadline(context.Background(), call.Deadline)
+	defer ctx.cancel()
 	var an *answer
 	if err == nil {
 		an, err = mapAnswer(ctx, rt, &connector.Outcome{Status: res.Status, Headers: res.Headers, Body: res.Body, Raw: res.Raw})

@@ -208,7 +208,7 @@ func (c *Client) do(ctx context.Context, sysName string, sys *system.Spec, opNam
 			return nil, &Error{System: sysName, Operation: opName, Err: fmt.Errorf("body: %w", err)}
 		}
 	}
-	timeout, deadline, hasDeadline := callDeadline(ctx, sys.HTTP, h)
+	timeout, deadline, hasDeadline := callDeadline(ctx, time.Time{}, sys.HTTP, h)
 	sc := c.client(sysName, sys.HTTP)
 	x := exchange{method: h.Method, url: target, body: body, call: call, sys: sys.HTTP, op: h, limit: responseLimit(sys.HTTP), deadline: deadline}
 	var ans answer
@@ -229,14 +229,18 @@ func (c *Client) do(ctx context.Context, sysName string, sys *system.Spec, opNam
 	return finish(ctx, sysName, opName, &x, &ans)
 }
 
-// callDeadline is when a call ends: at the caller's deadline or after the operation's (or
-// else the system's) timeout, whichever comes first. hasDeadline is false when neither is set.
-func callDeadline(ctx context.Context, sys *system.HTTP, h *system.HTTPOperation) (timeout time.Duration, deadline time.Time, hasDeadline bool) {
+// callDeadline is when a call ends: at the caller's deadline (its context's, or until when
+// it is not zero, whichever is sooner) or after the operation's (or else the system's)
+// timeout, whichever comes first. hasDeadline is false when none is set.
+func callDeadline(ctx context.Context, until time.Time, sys *system.HTTP, h *system.HTTPOperation) (timeout time.Duration, deadline time.Time, hasDeadline bool) {
 	timeout = sys.Timeout
 	if h.Timeout > 0 {
 		timeout = h.Timeout
 	}
 	deadline, hasDeadline = ctx.Deadline()
+	if !until.IsZero() && (!hasDeadline || until.Before(deadline)) {
+		deadline, hasDeadline = until, true
+	}
 	switch {
 	case timeout <= 0:
 	case !hasDeadline:

@@ -61,6 +61,10 @@ type PreparedCall struct {
 	// NewTrace, with no Traceparent, sends a new trace's traceparent (as
 	// message.NewTraceparent makes it), written straight into the request.
 	NewTrace bool
+	// Deadline, when not zero, ends the call as a deadline of its context would (the
+	// sooner of the two counts): a caller whose deadline is its only reason for a context
+	// spares making one.
+	Deadline time.Time
 	// Raw and NoHeaders ask for the answer as in Call.
 	Raw, NoHeaders bool
 }
@@ -154,7 +158,16 @@ func (p *Prepared) do(ctx context.Context, params []string, pc *PreparedCall) (*
 		}
 		b.WriteString(url.PathEscape(v))
 	}
-	timeout, deadline, _ := callDeadline(ctx, p.sys, p.op)
+	if !pc.Deadline.IsZero() && (p.sys.Auth != nil || p.op.ResponseMapping() != nil) {
+		// Fetching credentials and the operation's response mapping end with the
+		// context: it gets the deadline.
+		if d, ok := ctx.Deadline(); !ok || pc.Deadline.Before(d) {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, pc.Deadline)
+			defer cancel()
+		}
+	}
+	timeout, deadline, _ := callDeadline(ctx, pc.Deadline, p.sys, p.op)
 	call := Call{IdempotencyKey: pc.IdempotencyKey, Traceparent: pc.Traceparent, Raw: pc.Raw, NoHeaders: pc.NoHeaders}
 	x := exchange{method: p.op.Method, url: b.String(), body: pc.Body, call: call, fwd: pc.Forwarded, forwarded: true, fwdMore: pc.Forward, sys: p.sys, op: p.op, limit: responseLimit(p.sys), deadline: deadline,
 		newTrace: pc.NewTrace && pc.Traceparent == ""}

@@ -158,29 +158,40 @@ func TestCallDeadline(t *testing.T) {
 	op := &system.HTTPOperation{}
 	near := func(got, want time.Time) bool { d := got.Sub(want); return d > -time.Second && d < time.Second }
 
-	timeout, d, ok := callDeadline(context.Background(), sys, op)
+	timeout, d, ok := callDeadline(context.Background(), time.Time{}, sys, op)
 	if !ok || timeout != 10*time.Second || !near(d, time.Now().Add(10*time.Second)) {
 		t.Errorf("no caller deadline: %v %v %v, want now + 10s", timeout, d, ok)
 	}
 	far, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
-	if _, d, ok := callDeadline(far, sys, op); !ok || !near(d, time.Now().Add(10*time.Second)) {
+	if _, d, ok := callDeadline(far, time.Time{}, sys, op); !ok || !near(d, time.Now().Add(10*time.Second)) {
 		t.Errorf("caller's deadline in an hour: %v %v, want now + 10s", d, ok)
 	}
 	soon, cancel2 := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel2()
 	want, _ := soon.Deadline()
-	if _, d, ok := callDeadline(soon, sys, op); !ok || !d.Equal(want) {
+	if _, d, ok := callDeadline(soon, time.Time{}, sys, op); !ok || !d.Equal(want) {
 		t.Errorf("caller's deadline in 2s: %v %v, want %v", d, ok, want)
 	}
 	op.Timeout = time.Second
-	if timeout, d, ok := callDeadline(soon, sys, op); !ok || timeout != time.Second || !near(d, time.Now().Add(time.Second)) || !d.Before(want) {
+	if timeout, d, ok := callDeadline(soon, time.Time{}, sys, op); !ok || timeout != time.Second || !near(d, time.Now().Add(time.Second)) || !d.Before(want) {
 		t.Errorf("operation timeout 1s: %v %v %v, want now + 1s", timeout, d, ok)
 	}
-	if _, _, ok := callDeadline(context.Background(), &system.HTTP{}, &system.HTTPOperation{}); ok {
+	if _, _, ok := callDeadline(context.Background(), time.Time{}, &system.HTTP{}, &system.HTTPOperation{}); ok {
 		t.Error("no timeout and no caller deadline, yet a deadline")
 	}
-	if _, d, ok := callDeadline(soon, &system.HTTP{}, &system.HTTPOperation{}); !ok || !d.Equal(want) {
+	if _, d, ok := callDeadline(soon, time.Time{}, &system.HTTP{}, &system.HTTPOperation{}); !ok || !d.Equal(want) {
 		t.Errorf("no timeout: %v %v, want the caller's %v", d, ok, want)
+	}
+	// A deadline of the call's own counts as the context's would: the sooner one.
+	until := time.Now().Add(500 * time.Millisecond)
+	if _, d, ok := callDeadline(soon, until, &system.HTTP{}, &system.HTTPOperation{}); !ok || !d.Equal(until) {
+		t.Errorf("call's deadline sooner than the context's: %v %v, want %v", d, ok, until)
+	}
+	if _, d, ok := callDeadline(soon, time.Now().Add(time.Hour), &system.HTTP{}, &system.HTTPOperation{}); !ok || !d.Equal(want) {
+		t.Errorf("call's deadline later than the context's: %v %v, want %v", d, ok, want)
+	}
+	if _, d, ok := callDeadline(context.Background(), until, sys, &system.HTTPOperation{}); !ok || !d.Equal(until) {
+		t.Errorf("call's deadline sooner than the timeout: %v %v, want %v", d, ok, until)
 	}
 }
