@@ -321,12 +321,16 @@ func TestGatewayPolicies(t *testing.T) {
 			{"garbage", "not.a.token", 401},
 			{"other tenant", testissuer.Sign(t, is.Key, with("tenant", "globex")), 403},
 		} {
-			resp, body := call(t, "GET", base+"/api/partners/items/1", map[string]string{"Authorization": "Bearer " + c.token}, "")
-			if resp.StatusCode != c.status {
-				t.Errorf("%s token: %d %s", c.name, resp.StatusCode, body)
-			}
-			if strings.Contains(body, c.token) {
-				t.Errorf("%s token: the answer repeats the token", c.name)
+			// Sent twice: a refused token's second request is refused from the refused-token
+			// cache, with the same answer.
+			for range 2 {
+				resp, body := call(t, "GET", base+"/api/partners/items/1", map[string]string{"Authorization": "Bearer " + c.token}, "")
+				if resp.StatusCode != c.status {
+					t.Errorf("%s token: %d %s", c.name, resp.StatusCode, body)
+				}
+				if strings.Contains(body, c.token) {
+					t.Errorf("%s token: the answer repeats the token", c.name)
+				}
 			}
 		}
 		ok := testissuer.Sign(t, is.Key, good)
@@ -340,12 +344,15 @@ func TestGatewayPolicies(t *testing.T) {
 		}
 		// The good token's signature was checked once; its next three requests were
 		// answered from the verified-token cache, which also holds the other tenant's
-		// valid token (refused by the route's claims, not by its signature) and none of
-		// the refused ones.
+		// valid token (refused by the route's claims, not by its signature: its second
+		// request is a hit too) and none of the refused ones, whose second requests were
+		// answered from the refused-token cache.
 		_, metrics := call(t, "GET", "http://"+n.admin+"/metrics", nil, "")
 		for _, want := range []string{
-			`causeway_gateway_jwt_cache_hits_total{issuer="https://login.test/"} 3`,
+			`causeway_gateway_jwt_cache_hits_total{issuer="https://login.test/"} 4`,
 			`causeway_gateway_jwt_cached_tokens{issuer="https://login.test/"} 2`,
+			`causeway_gateway_jwt_refused_cache_hits_total{issuer="https://login.test/"} 5`,
+			`causeway_gateway_jwt_refused_tokens{issuer="https://login.test/"} 5`,
 			`causeway_gateway_jwks_fetch_errors_total{issuer="https://login.test/"} 0`,
 		} {
 			if !strings.Contains(metrics, want) {

@@ -67,7 +67,7 @@ type JWTAuth struct {
 	// Claims are required claim values.
 	Claims map[string]string `yaml:"claims" doc:"Claims the token must carry with these values (strings, or arrays holding the value)."`
 	// CacheSize bounds the verified-token cache.
-	CacheSize int `yaml:"cacheSize" default:"10000" doc:"How many verified tokens are kept, so that a client's next request with the same token skips the signature check (tens of microseconds); a kept token is still refused once it expires or its key leaves the issuer's key set. 0 turns the cache off."`
+	CacheSize int `yaml:"cacheSize" default:"10000" doc:"How many verified tokens are kept, so that a client's next request with the same token skips the signature check (tens of microseconds); a kept token is still refused once it expires or its key leaves the issuer's key set. A quarter as many refusals are kept apart, so that a token sent again after it was refused for good (malformed, expired, wrong issuer or audience, a signature the keys in use refuse) is refused without a check. 0 turns both caches off."`
 	// ConsumerClaim names the caller.
 	ConsumerClaim string `yaml:"consumerClaim" default:"sub" doc:"The claim that names the caller, for rate limits and quotas; a Consumer listing that value in its subjects is that consumer."`
 }

@@ -125,6 +125,7 @@ func tokenCaller(g *Gateway, pol *JWTAuth, claims *jwt.Claims, c *caller) string
 type tokenStats struct {
 	g                                         *Gateway
 	hits, misses, cached, fetches, fetchFails *prometheus.Desc
+	refusedHits, refused                      *prometheus.Desc
 }
 
 func newTokenStats(g *Gateway) *tokenStats {
@@ -132,17 +133,19 @@ func newTokenStats(g *Gateway) *tokenStats {
 		return prometheus.NewDesc(name, help, []string{"issuer"}, nil)
 	}
 	return &tokenStats{g: g,
-		hits:       d("causeway_gateway_jwt_cache_hits_total", "Bearer tokens answered from the verified-token cache, without a signature check, by issuer."),
-		misses:     d("causeway_gateway_jwt_cache_misses_total", "Bearer tokens checked in full with the cache on (first seen, forgotten, expired, or their key left the key set), by issuer."),
-		cached:     d("causeway_gateway_jwt_cached_tokens", "Verified tokens the cache holds, by issuer."),
-		fetches:    d("causeway_gateway_jwks_fetches_total", "Fetches of an issuer's key set (JWKS), successful or not."),
-		fetchFails: d("causeway_gateway_jwks_fetch_errors_total", "Failed fetches of an issuer's key set: network errors, other statuses than 200, bodies that are not a usable key set. The last keys fetched stay in use meanwhile."),
+		hits:        d("causeway_gateway_jwt_cache_hits_total", "Bearer tokens answered from the verified-token cache, without a signature check, by issuer."),
+		misses:      d("causeway_gateway_jwt_cache_misses_total", "Bearer tokens checked in full with the cache on (first seen, forgotten, expired, or their key left the key set), by issuer."),
+		cached:      d("causeway_gateway_jwt_cached_tokens", "Verified tokens the cache holds, by issuer."),
+		fetches:     d("causeway_gateway_jwks_fetches_total", "Fetches of an issuer's key set (JWKS), successful or not."),
+		fetchFails:  d("causeway_gateway_jwks_fetch_errors_total", "Failed fetches of an issuer's key set: network errors, other statuses than 200, bodies that are not a usable key set. The last keys fetched stay in use meanwhile."),
+		refusedHits: d("causeway_gateway_jwt_refused_cache_hits_total", "Bearer tokens refused again without a check, from the refused-token cache (malformed, expired, wrong issuer or audience, or a signature the key set in use refused), by issuer."),
+		refused:     d("causeway_gateway_jwt_refused_tokens", "Refusals the refused-token cache holds, by issuer."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (s *tokenStats) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{s.hits, s.misses, s.cached, s.fetches, s.fetchFails} {
+	for _, d := range []*prometheus.Desc{s.hits, s.misses, s.cached, s.fetches, s.fetchFails, s.refusedHits, s.refused} {
 		ch <- d
 	}
 }
@@ -162,6 +165,8 @@ func (s *tokenStats) Collect(ch chan<- prometheus.Metric) {
 		sum.CachedTokens += st.CachedTokens
 		sum.Fetches += st.Fetches
 		sum.FetchErrors += st.FetchErrors
+		sum.RefusedHits += st.RefusedHits
+		sum.RefusedTokens += st.RefusedTokens
 	}
 	for iss, st := range sums {
 		ch <- prometheus.MustNewConstMetric(s.hits, prometheus.CounterValue, float64(st.CacheHits), iss)
@@ -169,5 +174,7 @@ func (s *tokenStats) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(s.cached, prometheus.GaugeValue, float64(st.CachedTokens), iss)
 		ch <- prometheus.MustNewConstMetric(s.fetches, prometheus.CounterValue, float64(st.Fetches), iss)
 		ch <- prometheus.MustNewConstMetric(s.fetchFails, prometheus.CounterValue, float64(st.FetchErrors), iss)
+		ch <- prometheus.MustNewConstMetric(s.refusedHits, prometheus.CounterValue, float64(st.RefusedHits), iss)
+		ch <- prometheus.MustNewConstMetric(s.refused, prometheus.GaugeValue, float64(st.RefusedTokens), iss)
 	}
 }

@@ -31,8 +31,9 @@ const maxCachedTokenLen = 8 << 10
 //     that checked it must still be in the new set under the same kid, or the token is
 //     checked again in full (and refused when its key was rotated out).
 //
-// Failures are not kept: a refused token is checked again each time, so that nothing an
-// unauthenticated client sends can take room from valid tokens.
+// Failures are not kept here, so that nothing an unauthenticated client sends can take
+// room from valid tokens: the refusals a token's text decides are kept apart
+// (refusedCache).
 type tokenCache struct {
 	mu  sync.RWMutex
 	m   map[string]*cachedToken
@@ -72,25 +73,32 @@ func (c *tokenCache) get(token string) *cachedToken {
 	return e
 }
 
-// put keeps a verified token. When the cache is full, an eighth of it goes first, chosen
-// by the map's random order: expired entries would be found only by a scan of the whole
-// map, which a client sending many distinct valid tokens could make every request pay.
+// put keeps a verified token. When the cache is full, an eighth of it goes first
+// (makeRoom).
 func (c *tokenCache) put(token string, e *cachedToken) {
 	if c == nil || len(token) > maxCachedTokenLen {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.m) >= c.max {
-		drop := max(c.max/8, 1)
-		for k := range c.m {
-			delete(c.m, k)
-			if drop--; drop == 0 {
-				break
-			}
+	makeRoom(c.m, c.max)
+	c.m[token] = e
+}
+
+// makeRoom drops an eighth of m when it holds size entries or more, chosen by the map's
+// random order: expired entries would be found only by a scan of the whole map, which a
+// client sending many distinct tokens could make every request pay.
+func makeRoom[V any](m map[string]V, size int) {
+	if len(m) < size {
+		return
+	}
+	drop := max(size/8, 1)
+	for k := range m {
+		delete(m, k)
+		if drop--; drop == 0 {
+			break
 		}
 	}
-	c.m[token] = e
 }
 
 // remove forgets a token, if e is still its entry.

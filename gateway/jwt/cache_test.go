@@ -51,10 +51,12 @@ func TestCacheAnswersKnownToken(t *testing.T) {
 	forged := token[:len(token)-2] + flip(token[len(token)-2]) + token[len(token)-1:]
 	_, err = verify(t, v, forged)
 	wantErr(t, err, ErrSignature)
-	// A refused token is not kept: sent again, it is checked again.
+	// A refused token is not kept among the verified ones; sent again, it is refused
+	// again from the refused tokens (refused_test.go).
 	_, err = verify(t, v, forged)
 	wantErr(t, err, ErrSignature)
-	wantCache(t, v, 1, 3, 1)
+	wantCache(t, v, 1, 2, 1)
+	wantRefused(t, v, 1, 1)
 	wantHits(t, srv, 1)
 }
 

@@ -53,6 +53,10 @@ type Stats struct {
 	// CachedTokens is how many tokens the cache holds now.
 	CacheHits, CacheMisses uint64
 	CachedTokens           int
+	// RefusedHits counts tokens refused again from the refused-token cache,
+	// without a check; RefusedTokens is how many refusals it holds now.
+	RefusedHits   uint64
+	RefusedTokens int
 	// Keys is the number of usable keys in the cached set.
 	Keys int
 	// SkippedKeys is the number of keys in the last fetched set that were
@@ -68,6 +72,9 @@ func (v *Verifier) Stats() Stats {
 	v.mu.Unlock()
 	if c := v.cache; c != nil {
 		s.CacheHits, s.CacheMisses, s.CachedTokens = c.hits.Load(), c.misses.Load(), c.size()
+	}
+	if c := v.refusals; c != nil {
+		s.RefusedHits, s.RefusedTokens = c.hits.Load(), c.size()
 	}
 	return s
 }

@@ -160,6 +160,8 @@ type Verifier struct {
 
 	// cache keeps verified tokens; nil when Config.CacheSize turns it off.
 	cache *tokenCache
+	// refusals keeps refusals the token's text decides; nil with the cache off.
+	refusals *refusedCache
 }
 
 // New checks cfg, fills in the defaults and returns a Verifier. It does not
@@ -213,7 +215,7 @@ func New(cfg Config) (*Verifier, error) {
 	if cfg.CacheSize == 0 {
 		cfg.CacheSize = DefaultCacheSize
 	}
-	v := &Verifier{cfg: cfg, allowed: allowed, cache: newTokenCache(cfg.CacheSize)}
+	v := &Verifier{cfg: cfg, allowed: allowed, cache: newTokenCache(cfg.CacheSize), refusals: newRefusedCache(cfg.CacheSize)}
 	v.parser = gojwt.NewParser(
 		gojwt.WithValidMethods(allowed),
 		gojwt.WithLeeway(cfg.ClockSkew),
@@ -354,6 +356,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if c, ok := v.cached(ctx, token); ok {
 		return c, nil
 	}
+	if err, ok := v.refused(token); ok {
+		return nil, err
+	}
 	if v.cache != nil {
 		v.cache.misses.Add(1)
 	}
@@ -371,10 +376,13 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 		return used.pub, nil
 	})
 	if err != nil {
-		return nil, v.mapError(tok, mc, err)
+		err = v.mapError(tok, mc, err)
+		v.refuse(token, err, set, mc)
+		return nil, err
 	}
 	c, err := newClaims(mc)
 	if err != nil {
+		v.refuse(token, err, set, mc)
 		return nil, err
 	}
 	kid, _ := tok.Header["kid"].(string)
