@@ -195,3 +195,34 @@ func TestCallDeadline(t *testing.T) {
 		t.Errorf("call's deadline sooner than the timeout: %v %v, want %v", d, ok, until)
 	}
 }
+
+// TestTransportBaseOrigin checks which targets go to the client of the system's own
+// origin: only those whose scheme and authority are the base URL's, whole.
+func TestTransportBaseOrigin(t *testing.T) {
+	tr := newTransport(nil, MaxResponseBytes, "http://127.0.0.1:8080/api/")
+	for target, want := range map[string]bool{
+		"http://127.0.0.1:8080/api/items/1": true,
+		"http://127.0.0.1:8080/other":       true,
+		"http://127.0.0.1:8080":             true,
+		"http://127.0.0.1:8080?x=1":         true,
+		"http://127.0.0.1:80801/api":        false,
+		"http://127.0.0.1:8080.evil.test/":  false,
+		"https://127.0.0.1:8080/api/":       false,
+		"http://127.0.0.2:8080/api/":        false,
+	} {
+		if got := tr.atBase(target); got != want {
+			t.Errorf("atBase(%q) = %v, want %v", target, got, want)
+		}
+	}
+	if tr.base.Addr != "127.0.0.1:8080" || tr.base.IsTLS {
+		t.Errorf("base client for %s (TLS %v)", tr.base.Addr, tr.base.IsTLS)
+	}
+	if tls := newTransport(nil, MaxResponseBytes, "https://erp.example.com"); tls.base.Addr != "erp.example.com:443" || !tls.base.IsTLS || !tls.atBase("https://erp.example.com/x") {
+		t.Errorf("https base: %s TLS %v", tls.base.Addr, tls.base.IsTLS)
+	}
+	for _, bad := range []string{"ftp://h/", "http://user:pw@h/", "not a url"} {
+		if tr := newTransport(nil, MaxResponseBytes, bad); tr.base != nil || tr.atBase(bad) {
+			t.Errorf("base client made for %q", bad)
+		}
+	}
+}

@@ -100,12 +100,20 @@ func newTransport(cfg *tls.Config, maxBody int64, baseURL string) *transport {
 // doDeadline sends req, whose URL is target, and reads the answer into resp, through the
 // base origin's client when target is there.
 func (t *transport) doDeadline(target string, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
-	if t.base != nil && len(target) >= len(t.origin) && target[:len(t.origin)] == t.origin {
-		if rest := target[len(t.origin):]; rest == "" || rest[0] == '/' || rest[0] == '?' {
-			return t.base.DoDeadline(req, resp, deadline)
-		}
+	if t.atBase(target) {
+		return t.base.DoDeadline(req, resp, deadline)
 	}
 	return t.fast.DoDeadline(req, resp, deadline)
+}
+
+// atBase reports whether target is at the base origin: its scheme and authority are the
+// origin's, whole (http://h:1 is not the origin of http://h:10/).
+func (t *transport) atBase(target string) bool {
+	if t.base == nil || len(target) < len(t.origin) || target[:len(t.origin)] != t.origin {
+		return false
+	}
+	rest := target[len(t.origin):]
+	return rest == "" || rest[0] == '/' || rest[0] == '?'
 }
 
 // RoundTrip carries out one exchange.
