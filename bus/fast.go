@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/causeway/causeway/internal/natswire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
@@ -84,6 +85,8 @@ type fastCall struct {
 	n    int
 	once sync.Once
 	done chan error
+	// conn is the lean publisher's connection the batch went out on; nil on nats.go's.
+	conn *natswire.Conn
 }
 
 func (c *fastCall) finish(err error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -54,10 +55,11 @@ type leanPublisher struct {
 	wg        sync.WaitGroup
 }
 
-// pending is one single publish waiting for its acknowledgement.
+// pending is one single publish waiting for its acknowledgement on conn.
 type pending struct {
 	call *call
 	id   string
+	conn *natswire.Conn
 }
 
 // outMsg is one message rendered for the wire.
@@ -130,6 +132,7 @@ func (p *leanPublisher) watch() {
 			return
 		case <-c.Done():
 		}
+		p.abandon(c)
 		select {
 		case <-p.closing:
 			return
@@ -197,9 +200,17 @@ func (p *leanPublisher) each(ctx context.Context, msgs []outMsg) error {
 			break
 		}
 		p.mu.Lock()
+		if ended(conn) {
+			// abandon has failed, or is about to fail, what waits on conn: this one would
+			// not be among them.
+			p.mu.Unlock()
+			<-p.slots
+			c.settle(fmt.Errorf("bus: publish %s: %w", m.id, connErr(conn)))
+			continue
+		}
 		p.next++
 		tok := p.next
-		p.singles[tok] = pending{call: c, id: m.id}
+		p.singles[tok] = pending{call: c, id: m.id, conn: conn}
 		p.mu.Unlock()
 		tokens = append(tokens, tok)
 		if err := conn.Publish(m.subject, p.prefix+singleToken+strconv.FormatUint(tok, 10), m.header, m.data); err != nil {
@@ -208,6 +219,9 @@ func (p *leanPublisher) each(ctx context.Context, msgs []outMsg) error {
 			}
 		}
 	}
+	// The connection's end is not waited for here: every waiting publish would lock its
+	// channel, which all of them share (on two cores, 8% of the node's CPU went to such
+	// locks with single messages); abandon settles what waits on a connection that ends.
 	select {
 	case <-c.done:
 		c.mu.Lock()
@@ -216,9 +230,52 @@ func (p *leanPublisher) each(ctx context.Context, msgs []outMsg) error {
 	case <-ctx.Done():
 		p.forget(tokens...)
 		return fmt.Errorf("bus: publish not acknowledged: %w", ctx.Err())
+	}
+}
+
+// ended reports whether conn has ended, without waiting.
+func ended(conn *natswire.Conn) bool {
+	select {
 	case <-conn.Done():
-		p.forget(tokens...)
-		return fmt.Errorf("bus: publish not acknowledged: %w", conn.Err())
+		return true
+	default:
+		return false
+	}
+}
+
+// connErr is the error of publishes on conn, which has ended.
+func connErr(conn *natswire.Conn) error {
+	if err := conn.Err(); err != nil {
+		return fmt.Errorf("not acknowledged, the connection ended: %w", err)
+	}
+	return errors.New("not acknowledged, the connection ended")
+}
+
+// abandon fails every publish and fast batch still waiting for an answer on conn, which
+// has ended: the answer will not come. A publish registers under p.mu only while conn has
+// not ended, so none is left waiting.
+func (p *leanPublisher) abandon(conn *natswire.Conn) {
+	var singles []pending
+	var batches []*fastCall
+	p.mu.Lock()
+	for tok, pd := range p.singles {
+		if pd.conn == conn {
+			delete(p.singles, tok)
+			<-p.slots
+			singles = append(singles, pd)
+		}
+	}
+	for _, fc := range p.batches {
+		if fc.conn == conn {
+			batches = append(batches, fc)
+		}
+	}
+	p.mu.Unlock()
+	for _, pd := range singles {
+		pd.call.settle(fmt.Errorf("bus: publish %s: %w", pd.id, connErr(conn)))
+	}
+	for _, fc := range batches {
+		fc.finish(fmt.Errorf("bus: fast batch: %w", connErr(conn)))
 	}
 }
 
@@ -268,8 +325,12 @@ func (p *leanPublisher) forget(tokens ...uint64) bool {
 func (p *leanPublisher) fastBatch(ctx context.Context, msgs []outMsg) error {
 	conn := p.c.Load()
 	id := nuid.Next()
-	fc := &fastCall{n: len(msgs), done: make(chan error, 1)}
+	fc := &fastCall{n: len(msgs), done: make(chan error, 1), conn: conn}
 	p.mu.Lock()
+	if ended(conn) {
+		p.mu.Unlock()
+		return fmt.Errorf("bus: fast batch: %w", connErr(conn))
+	}
 	p.batches[id] = fc
 	p.mu.Unlock()
 	defer func() {
@@ -284,13 +345,12 @@ func (p *leanPublisher) fastBatch(ctx context.Context, msgs []outMsg) error {
 			return fmt.Errorf("bus: fast batch: publish %s: %w", m.id, err)
 		}
 	}
+	// As in each, abandon answers a batch whose connection ends.
 	select {
 	case err := <-fc.done:
 		return err
 	case <-ctx.Done():
 		return fmt.Errorf("bus: fast batch not acknowledged: %w", ctx.Err())
-	case <-conn.Done():
-		return fmt.Errorf("bus: fast batch not acknowledged: %w", conn.Err())
 	}
 }
 
@@ -383,6 +443,10 @@ func (p *leanPublisher) close() {
 	p.closeOnce.Do(func() {
 		close(p.closing)
 		p.wg.Wait()
-		p.c.Load().Close()
+		c := p.c.Load()
+		c.Close()
+		// watch has returned: what still waits on the connection is failed here.
+		<-c.Done()
+		p.abandon(c)
 	})
 }

@@ -178,3 +178,44 @@ func TestLeanPublisherReconnects(t *testing.T) {
 		t.Errorf("publisher reconnects = %v, want 1", got)
 	}
 }
+
+// TestLeanPublisherAbandonsWaitingPublishes ends the lean connection while a publish and a
+// fast batch wait for their answers on it: both are failed at once (nothing waits on the
+// connection itself), and the publish's slot is freed.
+func TestLeanPublisherAbandonsWaitingPublishes(t *testing.T) {
+	b := runInterval(t, false)
+	p := b.lean
+	conn := p.c.Load()
+	single := &call{done: make(chan struct{})}
+	single.left.Store(1)
+	p.slots <- struct{}{}
+	batch := &fastCall{n: 2, done: make(chan error, 1), conn: conn}
+	p.mu.Lock()
+	p.next++
+	p.singles[p.next] = pending{call: single, id: "m-waiting", conn: conn}
+	p.batches["batch-waiting"] = batch
+	p.mu.Unlock()
+	conn.Close()
+	select {
+	case <-single.done:
+		if single.err == nil || !strings.Contains(single.err.Error(), "m-waiting") || !strings.Contains(single.err.Error(), "connection ended") {
+			t.Errorf("waiting publish: %v", single.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting publish was not failed when its connection ended")
+	}
+	select {
+	case err := <-batch.done:
+		if err == nil || !strings.Contains(err.Error(), "connection ended") {
+			t.Errorf("waiting fast batch: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting fast batch was not failed when its connection ended")
+	}
+	p.mu.Lock()
+	left, slots := len(p.singles), len(p.slots)
+	p.mu.Unlock()
+	if left != 0 || slots != 0 {
+		t.Errorf("%d publishes still registered, %d slots held", left, slots)
+	}
+}
