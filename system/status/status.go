@@ -280,8 +280,9 @@ func (r *Registry) apply(e jetstream.KeyValueEntry) {
 		var s Status
 		if e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &s) == nil && e.Revision() > r.revs[name] {
 			r.current[name], r.revs[name] = s, e.Revision()
-			r.publishLocked()
+			// The gauge first: it is never behind what Get returns.
 			r.setGauge(s)
+			r.publishLocked()
 		}
 	case "manual":
 		if e.Operation() != jetstream.KeyValuePut {
@@ -464,8 +465,8 @@ func (r *Registry) record(ctx context.Context, from, to Status, rev uint64) {
 	r.mu.Lock()
 	if newRev > r.revs[to.System] {
 		r.current[to.System], r.revs[to.System] = to, newRev
-		r.publishLocked()
 		r.setGauge(to)
+		r.publishLocked()
 	}
 	r.mu.Unlock()
 	r.change.WithLabelValues(to.System, to.Status, to.Cause).Inc()
