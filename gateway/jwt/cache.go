@@ -35,9 +35,7 @@ const maxCachedTokenLen = 8 << 10
 // room from valid tokens: the refusals a token's text decides are kept apart
 // (refusedCache).
 type tokenCache struct {
-	mu  sync.RWMutex
-	m   map[string]*cachedToken
-	max int
+	tokenMap[*cachedToken]
 	// hits and misses count lookups, for Stats.
 	hits, misses atomic.Uint64
 }
@@ -59,30 +57,41 @@ func newTokenCache(size int) *tokenCache {
 	if size <= 0 {
 		return nil
 	}
-	return &tokenCache{m: make(map[string]*cachedToken), max: size}
+	return &tokenCache{tokenMap: newTokenMap[*cachedToken](size)}
 }
 
-// get returns the token's entry, or nil.
-func (c *tokenCache) get(token string) *cachedToken {
-	if c == nil {
-		return nil
-	}
-	c.mu.RLock()
-	e := c.m[token]
-	c.mu.RUnlock()
-	return e
+// tokenMap is what both token caches hold: entries by the exact token text, at most max of
+// them, read under a read lock.
+type tokenMap[V comparable] struct {
+	mu  sync.RWMutex
+	m   map[string]V
+	max int
 }
 
-// put keeps a verified token. When the cache is full, an eighth of it goes first
-// (makeRoom).
-func (c *tokenCache) put(token string, e *cachedToken) {
-	if c == nil || len(token) > maxCachedTokenLen {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	makeRoom(c.m, c.max)
-	c.m[token] = e
+func newTokenMap[V comparable](max int) tokenMap[V] {
+	return tokenMap[V]{m: make(map[string]V), max: max}
+}
+
+// get returns the token's entry, or the zero V.
+func (t *tokenMap[V]) get(token string) V {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.m[token]
+}
+
+// getBytes is get for a token as bytes: indexing with the conversion itself copies nothing.
+func (t *tokenMap[V]) getBytes(token []byte) V {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.m[string(token)]
+}
+
+// put keeps an entry. When the map is full, an eighth of it goes first (makeRoom).
+func (t *tokenMap[V]) put(token string, e V) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	makeRoom(t.m, t.max)
+	t.m[token] = e
 }
 
 // makeRoom drops an eighth of m when it holds size entries or more, chosen by the map's
@@ -102,22 +111,19 @@ func makeRoom[V any](m map[string]V, size int) {
 }
 
 // remove forgets a token, if e is still its entry.
-func (c *tokenCache) remove(token string, e *cachedToken) {
-	c.mu.Lock()
-	if c.m[token] == e {
-		delete(c.m, token)
+func (t *tokenMap[V]) remove(token string, e V) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m[token] == e {
+		delete(t.m, token)
 	}
-	c.mu.Unlock()
 }
 
-// size is the number of tokens kept.
-func (c *tokenCache) size() int {
-	if c == nil {
-		return 0
-	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.m)
+// size is the number of entries.
+func (t *tokenMap[V]) size() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.m)
 }
 
 // Cached returns the claims of a token that passed every check before and still holds
@@ -131,10 +137,7 @@ func (v *Verifier) Cached(ctx context.Context, token []byte) (c *Claims, ok bool
 	if v.cache == nil {
 		return nil, false
 	}
-	// Indexing with the conversion itself copies nothing.
-	v.cache.mu.RLock()
-	e := v.cache.m[string(token)]
-	v.cache.mu.RUnlock()
+	e := v.cache.getBytes(token)
 	if e == nil {
 		return nil, false
 	}
@@ -154,6 +157,9 @@ func (v *Verifier) CountHit() {
 
 // cached is Cached for Verify's token, counting its hits.
 func (v *Verifier) cached(ctx context.Context, token string) (*Claims, bool) {
+	if v.cache == nil {
+		return nil, false
+	}
 	e := v.cache.get(token)
 	if e == nil {
 		return nil, false

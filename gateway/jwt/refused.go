@@ -3,7 +3,6 @@ package jwt
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,9 +28,7 @@ import (
 // go in), so that what unauthenticated clients send can never take room from valid tokens,
 // and made-up tokens, each different, only cycle through it.
 type refusedCache struct {
-	mu  sync.RWMutex
-	m   map[string]*refusal
-	max int
+	tokenMap[*refusal]
 	// hits counts refusals answered from the cache, for Stats.
 	hits atomic.Uint64
 }
@@ -52,7 +49,7 @@ func newRefusedCache(size int) *refusedCache {
 	if size <= 0 {
 		return nil
 	}
-	return &refusedCache{m: make(map[string]*refusal), max: max(size/4, 1)}
+	return &refusedCache{tokenMap: newTokenMap[*refusal](max(size/4, 1))}
 }
 
 // refused returns the kept refusal of a token when it still holds.
@@ -61,9 +58,7 @@ func (v *Verifier) refused(token string) (error, bool) {
 	if c == nil {
 		return nil, false
 	}
-	c.mu.RLock()
-	r := c.m[token]
-	c.mu.RUnlock()
+	r := c.get(token)
 	if r == nil {
 		return nil, false
 	}
@@ -74,11 +69,7 @@ func (v *Verifier) refused(token string) (error, bool) {
 		_, _ = v.keys(context.Background())
 	}
 	if (r.set != nil && v.set.Load() != r.set) || (!r.expired.IsZero() && v.cfg.Now().Before(r.expired)) {
-		c.mu.Lock()
-		if c.m[token] == r {
-			delete(c.m, token)
-		}
-		c.mu.Unlock()
+		c.remove(token, r)
 		return nil, false
 	}
 	c.hits.Add(1)
@@ -109,18 +100,5 @@ func (v *Verifier) refuse(token string, err error, set *keySet, mc gojwt.MapClai
 	default:
 		return
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	makeRoom(c.m, c.max)
-	c.m[token] = r
-}
-
-// size is the number of refusals kept.
-func (c *refusedCache) size() int {
-	if c == nil {
-		return 0
-	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.m)
+	c.put(token, r)
 }
