@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -47,6 +48,21 @@ type flakyERP struct {
 	*erpServer
 	mu    sync.Mutex
 	ships []time.Time
+}
+
+// failsFirst is a flaky ERP's answers: 503 to the first n calls, then its usual answer.
+func failsFirst(n int) func(int) int {
+	return func(call int) int {
+		if call <= n {
+			return http.StatusServiceUnavailable
+		}
+		return 0
+	}
+}
+
+// fixedRetry is a step's retry policy: maxRetries retries, delay apart, without jitter.
+func fixedRetry(maxRetries int, delay string) string {
+	return fmt.Sprintf("{retry: {maxRetries: %d, backoff: fixed, initialDelay: %s, jitter: 0}}", maxRetries, delay)
 }
 
 func startFlakyERP(t *testing.T, fail func(n int) int) *flakyERP {
@@ -155,15 +171,10 @@ func openTestBus(t *testing.T, dir string) *bus.Bus {
 }
 
 func TestTransientFailuresBecomeRetryMessages(t *testing.T) {
-	erp := startFlakyERP(t, func(n int) int {
-		if n <= 2 {
-			return http.StatusServiceUnavailable
-		}
-		return 0
-	})
+	erp := startFlakyERP(t, failsFirst(2))
 	b := openTestBus(t, t.TempDir())
 	t.Cleanup(b.Close)
-	f := startEngineWith(t, b, erp.URL, "{retry: {maxRetries: 3, backoff: fixed, initialDelay: 1s, jitter: 0}}", retryFlow)
+	f := startEngineWith(t, b, erp.URL, fixedRetry(3, "1s"), retryFlow)
 	id := f.send(t, "order.paid", `{"orderId":"A-1"}`)
 	run := f.waitRun(t, "ship", id, flow.StatusSucceeded, flow.StatusFailed)
 	if run.Status != flow.StatusSucceeded {
@@ -270,15 +281,10 @@ func TestPermanentFailureGoesToTheErrorsQueueAtOnce(t *testing.T) {
 }
 
 func TestScheduledRetrySurvivesARestart(t *testing.T) {
-	erp := startFlakyERP(t, func(n int) int {
-		if n == 1 {
-			return http.StatusServiceUnavailable
-		}
-		return 0
-	})
+	erp := startFlakyERP(t, failsFirst(1))
 	dir := t.TempDir()
 	b := openTestBus(t, dir)
-	f := startEngineWith(t, b, erp.URL, "{retry: {maxRetries: 3, backoff: fixed, initialDelay: 3s, jitter: 0}}", retryFlow)
+	f := startEngineWith(t, b, erp.URL, fixedRetry(3, "3s"), retryFlow)
 	id := f.send(t, "order.paid", `{"orderId":"A-4"}`)
 	run := f.waitRun(t, "ship", id, flow.StatusRetrying)
 	f.engine.Stop(time.Second)
@@ -286,7 +292,7 @@ func TestScheduledRetrySurvivesARestart(t *testing.T) {
 
 	b = openTestBus(t, dir)
 	t.Cleanup(b.Close)
-	f = startEngineWith(t, b, erp.URL, "{retry: {maxRetries: 3, backoff: fixed, initialDelay: 3s, jitter: 0}}", retryFlow)
+	f = startEngineWith(t, b, erp.URL, fixedRetry(3, "3s"), retryFlow)
 	done := f.waitRun(t, "ship", id, flow.StatusSucceeded, flow.StatusFailed)
 	if done.Status != flow.StatusSucceeded || done.Retries != 1 {
 		t.Fatalf("run %s after %d retries", done.Status, done.Retries)
@@ -315,13 +321,8 @@ func TestRetryByRedeliveryWithoutSchedules(t *testing.T) {
 	if b.Schedules() {
 		t.Skip("the machine's NATS server schedules messages: the retry messages of the other tests cover it")
 	}
-	erp := startFlakyERP(t, func(n int) int {
-		if n <= 2 {
-			return http.StatusServiceUnavailable
-		}
-		return 0
-	})
-	f := startEngineWith(t, b, erp.URL, "{retry: {maxRetries: 3, backoff: fixed, initialDelay: 1s, jitter: 0}}", retryFlow)
+	erp := startFlakyERP(t, failsFirst(2))
+	f := startEngineWith(t, b, erp.URL, fixedRetry(3, "1s"), retryFlow)
 	id := f.send(t, "order.paid", `{"orderId":"A-5"}`)
 	run := f.waitRun(t, "ship", id, flow.StatusSucceeded, flow.StatusFailed)
 	if run.Status != flow.StatusSucceeded || run.Retries != 2 {
@@ -345,15 +346,10 @@ func TestRetryByRedeliveryWithoutSchedules(t *testing.T) {
 // run's record (a crash took the record's last write, not the scheduled message) continues
 // the run instead of being dropped as stale; the older retry is then the stale one.
 func TestRetryNewerThanTheJournalIsTaken(t *testing.T) {
-	erp := startFlakyERP(t, func(n int) int {
-		if n == 1 {
-			return http.StatusServiceUnavailable
-		}
-		return 0
-	})
+	erp := startFlakyERP(t, failsFirst(1))
 	b := openTestBus(t, t.TempDir())
 	t.Cleanup(b.Close)
-	f := startEngineWith(t, b, erp.URL, "{retry: {maxRetries: 5, backoff: fixed, initialDelay: 3s, jitter: 0}}", retryFlow)
+	f := startEngineWith(t, b, erp.URL, fixedRetry(5, "3s"), retryFlow)
 	id := f.send(t, "order.paid", `{"orderId":"A-6"}`)
 	run := f.waitRun(t, "ship", id, flow.StatusRetrying)
 	orig := messagesOf(t, b, "order.paid")[0]
@@ -382,15 +378,10 @@ func TestRetryNewerThanTheJournalIsTaken(t *testing.T) {
 // the message just delivered would be dropped by the bus as a duplicate, and the run
 // would wait for a retry that never comes.
 func TestRetryWithoutItsRecordIsTaken(t *testing.T) {
-	erp := startFlakyERP(t, func(n int) int {
-		if n <= 2 {
-			return http.StatusServiceUnavailable
-		}
-		return 0
-	})
+	erp := startFlakyERP(t, failsFirst(2))
 	b := openTestBus(t, t.TempDir())
 	t.Cleanup(b.Close)
-	f := startEngineWith(t, b, erp.URL, "{retry: {maxRetries: 5, backoff: fixed, initialDelay: 1s, jitter: 0}}", retryFlow)
+	f := startEngineWith(t, b, erp.URL, fixedRetry(5, "1s"), retryFlow)
 	const orig = "A-7-lost"
 	runID := flow.RunID("ship", orig)
 	retry := &message.Event{SpecVersion: "1.0", ID: "retry-" + runID + "-1", Source: "test", Type: "order.paid",
