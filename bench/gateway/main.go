@@ -54,15 +54,16 @@ func main() {
 	flag.IntVar(&c.connections, "connections", 64, "wrk connections")
 	flag.StringVar(&c.only, "only", "", "comma-separated scenario names to run (default all): "+strings.Join(scenarioNames, ", "))
 	flag.StringVar(&c.dir, "dir", "", "scratch directory, kept afterwards (default: a new temporary one, removed)")
-	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "have each Causeway server write a CPU profile to FILE.<scenario>, if its serve command has --cpuprofile")
+	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "have each Causeway server (if its serve command has --cpuprofile) and each Go proxy write a CPU profile to FILE.<scenario>")
 	flag.BoolVar(&c.install, "install", true, "install wrk and nginx with apt-get when they are missing and this runs as root")
 	flag.StringVar(&c.caddyVersion, "caddy-version", "v2.11.9", "the Caddy version to go install")
 	flag.StringVar(&c.causeway, "causeway", "", "a causeway binary to measure instead of one built from this module")
 	role := flag.String("role", "", "internal: run as the backend or proxy process of a scenario")
 	target := flag.String("target", "", "internal: the URL the proxy process forwards to")
+	roleProfile := flag.String("role-cpuprofile", "", "internal: the file the proxy process writes its CPU profile to")
 	flag.Parse()
 	if *role != "" {
-		if err := serveRole(*role, *target); err != nil {
+		if err := serveRole(*role, *target, *roleProfile); err != nil {
 			fmt.Fprintln(os.Stderr, "bench "+*role+":", err)
 			os.Exit(1)
 		}
@@ -275,7 +276,7 @@ func run(ctx context.Context, c benchConfig, out io.Writer) error {
 			return plain("http://"+backendAddr+itemPath, wantItem), nil
 		}},
 		{name: "nethttp-proxy", what: "net/http/httputil.ReverseProxy", start: func(ctx context.Context, _ string) (*target, error) {
-			p, addr, err := cs.startRole(ctx, "proxy", "-target", "http://"+backendAddr)
+			p, addr, err := cs.startRole(ctx, "proxy", "-target", "http://"+backendAddr, "-role-cpuprofile", profileFile(c.cpuProfile, "nethttp-proxy"))
 			if err != nil {
 				return nil, err
 			}
@@ -284,7 +285,7 @@ func run(ctx context.Context, c benchConfig, out io.Writer) error {
 			return tg, nil
 		}},
 		{name: "fasthttp-proxy", what: "bare fasthttp server and client passing requests through", start: func(ctx context.Context, _ string) (*target, error) {
-			p, addr, err := cs.startRole(ctx, "fastproxy", "-target", "http://"+backendAddr)
+			p, addr, err := cs.startRole(ctx, "fastproxy", "-target", "http://"+backendAddr, "-role-cpuprofile", profileFile(c.cpuProfile, "fasthttp-proxy"))
 			if err != nil {
 				return nil, err
 			}
@@ -293,7 +294,7 @@ func run(ctx context.Context, c benchConfig, out io.Writer) error {
 			return tg, nil
 		}},
 		{name: "fasthttp-guarded", what: "the same with per-request timeouts and the X-Forwarded-* and traceparent headers", start: func(ctx context.Context, _ string) (*target, error) {
-			p, addr, err := cs.startRole(ctx, "fastproxy-guarded", "-target", "http://"+backendAddr)
+			p, addr, err := cs.startRole(ctx, "fastproxy-guarded", "-target", "http://"+backendAddr, "-role-cpuprofile", profileFile(c.cpuProfile, "fasthttp-guarded"))
 			if err != nil {
 				return nil, err
 			}

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -35,9 +36,20 @@ var (
 // serveRole is the child side of children.startRole: it serves until SIGTERM. The backend
 // answers GET /items/{id} with a small JSON object; the proxy is net/http/httputil's
 // ReverseProxy in front of target, the plainest Go gateway there is.
-func serveRole(role, target string) error {
+func serveRole(role, target, profile string) error {
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer cancel()
+	if profile != "" && role != "backend" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var h http.Handler
 	switch role {
 	case "backend":
