@@ -43,6 +43,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/causeway/causeway/bench/internal/proccpu"
 )
 
 func main() {
@@ -134,6 +136,9 @@ type target struct {
 	// rejectWithout says that a request without the headers must be refused.
 	rejectWithout bool
 	stop          func()
+	// proc is the server whose process group's CPU time is measured: the proxy, or the
+	// backend for the direct row.
+	proc *child
 }
 
 // outcome is the result of one scenario: its load figures, or why there are none.
@@ -143,6 +148,9 @@ type outcome struct {
 	failed  string
 	// rounds are the throughputs of every round, when there were several.
 	rounds []float64
+	// cpu is the CPU time per request of the scenario's server, when cpuOK.
+	cpu   proccpu.Times
+	cpuOK bool
 }
 
 // median is the outcome of the round with the median throughput, carrying every round's
@@ -273,7 +281,9 @@ func run(ctx context.Context, c benchConfig, out io.Writer) error {
 	itemPath := "/items/" + itemID
 	scenarios := []scenario{
 		{name: "direct", what: "the backend itself, no proxy (reference)", start: func(context.Context, string) (*target, error) {
-			return plain("http://"+backendAddr+itemPath, wantItem), nil
+			tg := plain("http://"+backendAddr+itemPath, wantItem)
+			tg.proc = backend
+			return tg, nil
 		}},
 		{name: "nethttp-proxy", what: "net/http/httputil.ReverseProxy", start: func(ctx context.Context, _ string) (*target, error) {
 			p, addr, err := cs.startRole(ctx, "proxy", "-target", "http://"+backendAddr, "-role-cpuprofile", profileFile(c.cpuProfile, "nethttp-proxy"))
@@ -281,7 +291,7 @@ func run(ctx context.Context, c benchConfig, out io.Writer) error {
 				return nil, err
 			}
 			tg := plain("http://"+addr+itemPath, wantItem)
-			tg.stop = func() { cs.stop(p) }
+			tg.stop, tg.proc = func() { cs.stop(p) }, p
 			return tg, nil
 		}},
 		{name: "fasthttp-proxy", what: "bare fasthttp server and client passing requests through", start: func(ctx context.Context, _ string) (*target, error) {
@@ -290,7 +300,7 @@ func run(ctx context.Context, c benchConfig, out io.Writer) error {
 				return nil, err
 			}
 			tg := plain("http://"+addr+itemPath, wantItem)
-			tg.stop = func() { cs.stop(p) }
+			tg.stop, tg.proc = func() { cs.stop(p) }, p
 			return tg, nil
 		}},
 		{name: "fasthttp-guarded", what: "the same with per-request timeouts and the X-Forwarded-* and traceparent headers", start: func(ctx context.Context, _ string) (*target, error) {
@@ -299,7 +309,7 @@ func run(ctx context.Context, c benchConfig, out io.Writer) error {
 				return nil, err
 			}
 			tg := plain("http://"+addr+itemPath, wantItem)
-			tg.stop = func() { cs.stop(p) }
+			tg.stop, tg.proc = func() { cs.stop(p) }, p
 			return tg, nil
 		}},
 		{name: "nginx", what: "nginx reverse proxy, keep-alive upstream", start: func(ctx context.Context, dir string) (*target, error) {
@@ -308,7 +318,7 @@ func run(ctx context.Context, c benchConfig, out io.Writer) error {
 				return nil, err
 			}
 			tg := plain(base+itemPath, wantItem)
-			tg.stop = func() { cs.stop(p) }
+			tg.stop, tg.proc = func() { cs.stop(p) }, p
 			return tg, nil
 		}},
 		{name: "caddy", what: "Caddy reverse_proxy", start: func(ctx context.Context, dir string) (*target, error) {
@@ -317,7 +327,7 @@ func run(ctx context.Context, c benchConfig, out io.Writer) error {
 				return nil, err
 			}
 			tg := plain(base+itemPath, wantItem)
-			tg.stop = func() { cs.stop(p) }
+			tg.stop, tg.proc = func() { cs.stop(p) }, p
 			return tg, nil
 		}},
 		{name: "causeway-plain", what: "Causeway API proxying to a System operation, no policies", start: func(ctx context.Context, dir string) (*target, error) {
@@ -326,7 +336,7 @@ func run(ctx context.Context, c benchConfig, out io.Writer) error {
 				return nil, err
 			}
 			tg := plain(base+"/plain"+itemPath, wantItem)
-			tg.stop = func() { cs.stop(p) }
+			tg.stop, tg.proc = func() { cs.stop(p) }, p
 			return tg, nil
 		}},
 		{name: "causeway-policies", what: "Causeway API with API key, rate limit and response mapping", start: func(ctx context.Context, dir string) (*target, error) {
@@ -335,7 +345,7 @@ func run(ctx context.Context, c benchConfig, out io.Writer) error {
 				return nil, err
 			}
 			return &target{url: base + "/guarded" + itemPath, headers: map[string]string{"X-Api-Key": apiKey},
-				want: wantMapped, rejectWithout: true, stop: func() { cs.stop(p) }}, nil
+				want: wantMapped, rejectWithout: true, stop: func() { cs.stop(p) }, proc: p}, nil
 		}},
 		{name: "causeway-jwt", what: "Causeway API with a JWT bearer token (ES256) and a scope, rate limit and response mapping", start: func(ctx context.Context, dir string) (*target, error) {
 			p, base, err := startCauseway(ctx, cs, cw, dir, profileFile(c.cpuProfile, "causeway-jwt"))
@@ -343,7 +353,7 @@ func run(ctx context.Context, c benchConfig, out io.Writer) error {
 				return nil, err
 			}
 			return &target{url: base + "/tokens" + itemPath, headers: map[string]string{"Authorization": "Bearer " + iss.token},
-				want: wantMapped, rejectWithout: true, stop: func() { cs.stop(p) }}, nil
+				want: wantMapped, rejectWithout: true, stop: func() { cs.stop(p) }, proc: p}, nil
 		}},
 	}
 
@@ -416,11 +426,24 @@ func measure(ctx context.Context, c benchConfig, wrk string, s scenario, dir str
 			return fail(fmt.Errorf("warm-up: %w", err))
 		}
 	}
+	// Every server leads a process group of its own (children.start): nginx's workers
+	// are counted with their master.
+	var before proccpu.Times
+	cpuOK := tg.proc != nil
+	if cpuOK {
+		before, cpuOK = proccpu.Group(tg.proc.cmd.Process.Pid)
+	}
 	l, err := runWrk(ctx, wrk, c.threads, c.connections, c.duration, tg.url, tg.headers)
 	if err != nil {
 		return fail(err)
 	}
 	o := &outcome{load: l}
+	if cpuOK {
+		if after, ok := proccpu.Group(tg.proc.cmd.Process.Pid); ok {
+			o.cpu = after.Sub(before).Per(l.requests)
+			o.cpuOK = true
+		}
+	}
 	if l.non2xx > 0 {
 		o.failed = fmt.Sprintf("%d of %d responses under load were not 2xx or 3xx", l.non2xx, l.requests)
 	}

@@ -42,18 +42,18 @@ func report(out io.Writer, c benchConfig, t *tools, order []scenario, results ma
 	}
 	fmt.Fprintf(out, "Tools: %s\n\n", strings.Join(versions, "; "))
 	var rounds []string
-	fmt.Fprintln(out, "| scenario | req/s | p50 | p99 | vs direct | vs nginx | vs caddy |")
-	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(out, "| scenario | req/s | p50 | p99 | CPU µs/request (user + system) | vs direct | vs nginx | vs caddy |")
+	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|")
 	for _, s := range order {
 		o := results[s.name]
 		name := s.name + ": " + s.what
 		switch {
 		case o.skipped != "":
-			fmt.Fprintf(out, "| %s | skipped | | | | | |\n", name)
+			fmt.Fprintf(out, "| %s | skipped | | | | | | |\n", name)
 			notes = append(notes, fmt.Sprintf("%s skipped: %s", s.name, o.skipped))
 			continue
 		case o.load == nil:
-			fmt.Fprintf(out, "| %s **FAILED** | — | — | — | — | — | — |\n", name)
+			fmt.Fprintf(out, "| %s **FAILED** | — | — | — | — | — | — | — |\n", name)
 			notes = append(notes, fmt.Sprintf("%s FAILED: %s", s.name, o.failed))
 			continue
 		case o.failed != "":
@@ -63,7 +63,11 @@ func report(out io.Writer, c benchConfig, t *tools, order []scenario, results ma
 		if o.load.socketErrors != "" {
 			notes = append(notes, fmt.Sprintf("%s: wrk reported socket errors: %s.", s.name, o.load.socketErrors))
 		}
-		fmt.Fprintf(out, "| %s | %.0f | %s | %s | %s | %s | %s |\n", name, o.load.rps, fmtDur(o.load.p50), fmtDur(o.load.p99),
+		cpu := "—"
+		if o.cpuOK {
+			cpu = o.cpu.String()
+		}
+		fmt.Fprintf(out, "| %s | %.0f | %s | %s | %s | %s | %s | %s |\n", name, o.load.rps, fmtDur(o.load.p50), fmtDur(o.load.p99), cpu,
 			vs(s.name, "direct", results), vs(s.name, "nginx", results), vs(s.name, "caddy", results))
 		if len(o.rounds) > 1 {
 			var rs []string

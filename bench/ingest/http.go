@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/causeway/causeway/bench/internal/proccpu"
 	"github.com/causeway/causeway/bus"
 	"github.com/causeway/causeway/kinds"
 	"github.com/causeway/causeway/platform"
@@ -64,12 +65,12 @@ spec:
 // single structured events). The node runs apart from the load, as it does for real
 // producers, so that the Go scheduler of one process does not mix the two.
 func httpIngest(ctx context.Context, dir string, policy bus.Sync, d time.Duration, clients, batch int) (*result, error) {
-	url, admin, stop, err := startChild(ctx, "node", dir, policy)
+	url, admin, pid, stop, err := startChild(ctx, "node", dir, policy)
 	if err != nil {
 		return nil, err
 	}
 	defer stop()
-	r, err := drive(url, d, clients, batch)
+	r, err := driveCounted(pid, url, d, clients, batch)
 	if err != nil {
 		return nil, err
 	}
@@ -105,12 +106,26 @@ func waitIndexed(admin string, limit time.Duration) (time.Duration, error) {
 // 202 with an id, doing nothing else. What the same clients reach against it is the most
 // any HTTP ingestion could reach on this machine.
 func httpNoop(ctx context.Context, dir string, d time.Duration, clients, batch int) (*result, error) {
-	url, _, stop, err := startChild(ctx, "noop", dir, bus.Sync{})
+	url, _, pid, stop, err := startChild(ctx, "noop", dir, bus.Sync{})
 	if err != nil {
 		return nil, err
 	}
 	defer stop()
-	return drive(url, d, clients, batch)
+	return driveCounted(pid, url, d, clients, batch)
+}
+
+// driveCounted is drive, with the CPU time the server process pid spent per message
+// meanwhile.
+func driveCounted(pid int, url string, d time.Duration, clients, batch int) (*result, error) {
+	before, ok := proccpu.Process(pid)
+	r, err := drive(url, d, clients, batch)
+	if err != nil {
+		return nil, err
+	}
+	if after, ok2 := proccpu.Process(pid); ok && ok2 {
+		r.cpu, r.cpuOK = after.Sub(before).Per(int64(r.messages)), true
+	}
+	return r, nil
 }
 
 // nodeProfile and nodeAllocs, when set, make each server process write a CPU profile and
@@ -118,8 +133,8 @@ func httpNoop(ctx context.Context, dir string, d time.Duration, clients, batch i
 var nodeProfile, nodeAllocs string
 
 // startChild runs this program again in the given role and returns the ingestion URL and
-// the admin URL it reports, and a function that stops it with SIGTERM.
-func startChild(ctx context.Context, role, dir string, policy bus.Sync) (string, string, func(), error) {
+// the admin URL it reports, its process id, and a function that stops it with SIGTERM.
+func startChild(ctx context.Context, role, dir string, policy bus.Sync) (string, string, int, func(), error) {
 	args := []string{"-role", role, "-dir", dir}
 	if nodeProfile != "" {
 		args = append(args, "-cpuprofile", nodeProfile+"."+filepath.Base(dir))
@@ -134,10 +149,10 @@ func startChild(ctx context.Context, role, dir string, policy bus.Sync) (string,
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return "", "", nil, err
+		return "", "", 0, nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return "", "", nil, err
+		return "", "", 0, nil, err
 	}
 	stop := func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -146,14 +161,14 @@ func startChild(ctx context.Context, role, dir string, policy bus.Sync) (string,
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
 		stop()
-		return "", "", nil, fmt.Errorf("%s process: %w", role, err)
+		return "", "", 0, nil, fmt.Errorf("%s process: %w", role, err)
 	}
 	fields := strings.Fields(line)
 	if len(fields) != 3 || fields[0] != "READY" {
 		stop()
-		return "", "", nil, fmt.Errorf("%s process said %q", role, line)
+		return "", "", 0, nil, fmt.Errorf("%s process said %q", role, line)
 	}
-	return fields[1], fields[2], stop, nil
+	return fields[1], fields[2], cmd.Process.Pid, stop, nil
 }
 
 // serveChild is the child side of startChild: it serves until SIGTERM.

@@ -199,8 +199,8 @@ func run(c benchConfig, out io.Writer) error {
 	for name, rs := range rounds {
 		results[name] = median(rs)
 	}
-	fmt.Fprintln(out, "| scenario | msg/s | p50 | p99 | vs bus reference | vs HTTP reference | index caught up |")
-	fmt.Fprintln(out, "|---|---:|---:|---:|---|---|---:|")
+	fmt.Fprintln(out, "| scenario | msg/s | p50 | p99 | server CPU µs/message (user + system) | vs bus reference | vs HTTP reference | index caught up |")
+	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---|---|---:|")
 	for _, s := range scenarios {
 		r := results[s.name]
 		if r == nil {
@@ -222,7 +222,11 @@ func run(c benchConfig, out io.Writer) error {
 		if strings.HasPrefix(s.name, "http-") && !strings.HasPrefix(s.name, "http-noop") {
 			caughtUp = fmtDur(r.indexCatchUp) + " after"
 		}
-		fmt.Fprintf(out, "| %s: %s | %.0f | %s | %s | %s | %s | %s |\n", s.name, s.what, r.rate(), fmtDur(r.percentile(50)), fmtDur(r.percentile(99)), vs, vsHTTP, caughtUp)
+		cpu := ""
+		if r.cpuOK {
+			cpu = r.cpu.String()
+		}
+		fmt.Fprintf(out, "| %s: %s | %.0f | %s | %s | %s | %s | %s | %s |\n", s.name, s.what, r.rate(), fmtDur(r.percentile(50)), fmtDur(r.percentile(99)), cpu, vs, vsHTTP, caughtUp)
 	}
 	if c.rounds > 1 {
 		fmt.Fprint(out, "\nmsg/s of each round:")

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/causeway/causeway/bench/internal/proccpu"
 )
 
 // result is what one scenario measured: how many messages were acknowledged in how long,
@@ -15,6 +17,10 @@ type result struct {
 	latencies []time.Duration
 	// indexCatchUp is how long after the load the tracking index had every message.
 	indexCatchUp time.Duration
+	// cpu is the CPU time the server process spent per message, when cpuOK (the HTTP
+	// scenarios, whose server runs apart from the load).
+	cpu   proccpu.Times
+	cpuOK bool
 }
 
 func (r *result) rate() float64 {
