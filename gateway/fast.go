@@ -434,9 +434,12 @@ func (l *lane) serve(c *fasthttp.RequestCtx, path []byte, segs [][]byte) bool {
 	status := 0
 	o := a.checkLimits(context.Background(), rt, who)
 	if o.rate != nil {
-		h.Set("Ratelimit-Limit", strconv.FormatInt(o.rate.limit, 10))
-		h.Set("Ratelimit-Remaining", strconv.FormatInt(max(o.rate.remaining, 0), 10))
-		h.Set("Ratelimit-Reset", seconds(o.rate.reset))
+		// As the general path writes them (rateHeaders), in a buffer on the stack: the
+		// names are already canonical, and the numbers need no string of their own.
+		var num [20]byte
+		h.SetCanonical(ratelimitLimit, strconv.AppendInt(num[:0], o.rate.limit, 10))
+		h.SetCanonical(ratelimitRemaining, strconv.AppendInt(num[:0], max(o.rate.remaining, 0), 10))
+		h.SetCanonical(ratelimitReset, appendSeconds(num[:0], o.rate.reset))
 	}
 	var rc *responseCache
 	if rt.cache != nil && string(c.Method()) == http.MethodGet {
@@ -474,6 +477,13 @@ func (l *lane) serve(c *fasthttp.RequestCtx, path []byte, segs [][]byte) bool {
 	m.latency.Observe(time.Since(start).Seconds())
 	return true
 }
+
+// The rate limit's header names, canonical.
+var (
+	ratelimitLimit     = []byte("Ratelimit-Limit")
+	ratelimitRemaining = []byte("Ratelimit-Remaining")
+	ratelimitReset     = []byte("Ratelimit-Reset")
+)
 
 // allowed reports whether the caller may call the route, as far as its Consumer's APIs
 // and the route's scopes say.

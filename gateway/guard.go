@@ -274,11 +274,14 @@ func setRateHeaders(h http.Header, d decision) {
 }
 
 // seconds rounds a duration up to whole seconds, at least 1 when it is positive.
-func seconds(d time.Duration) string {
+func seconds(d time.Duration) string { return string(appendSeconds(nil, d)) }
+
+// appendSeconds appends seconds(d) to b.
+func appendSeconds(b []byte, d time.Duration) []byte {
 	if d <= 0 {
-		return "0"
+		return append(b, '0')
 	}
-	return strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10)
+	return strconv.AppendInt(b, int64((d+time.Second-1)/time.Second), 10)
 }
 
 // limitFailed records a limit that could not be checked.

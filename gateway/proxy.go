@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/causeway/causeway/connector"
@@ -172,57 +173,83 @@ func mapAnswer(ctx context.Context, rt *Route, out *connector.Outcome) (*answer,
 		// answer, whose header is shared.
 		return &answer{status: http.StatusOK, header: rawJSONHeader, body: out.Raw}, nil
 	}
-	an := &answer{status: http.StatusOK, header: http.Header{}}
+	an := &answer{status: http.StatusOK}
+	m := p.Response
+	if m != nil && m.Status != 0 {
+		an.status = m.Status
+	}
 	if out.Raw != nil {
-		if m := p.Response; m != nil {
-			if m.Status != 0 {
-				an.status = m.Status
-			}
-			for k, v := range m.Headers {
-				an.header.Set(k, v)
-			}
-		}
-		an.header["Content-Type"] = jsonType
-		an.body = out.Raw
+		an.header, an.body = m.header(true), out.Raw
 		return an, nil
 	}
 	body := out.Body
-	if m := p.Response; m != nil {
-		if m.body != nil {
-			var headers map[string]any
-			if m.readsHeaders {
-				headers = make(map[string]any, len(out.Headers))
-				for k, vs := range out.Headers {
-					headers[strings.ToLower(k)] = strings.Join(vs, ", ")
-				}
-			} else {
-				// The mapping does not read them: an empty object is all it can see.
-				headers = map[string]any{}
+	if m != nil && m.body != nil {
+		// The mapping's input is made anew for every answer only in what differs: the
+		// document's map is reused (an expression never changes its input: jq copies what
+		// it updates, and the direct evaluator builds new values), and a mapping that
+		// reads no header sees the one empty object.
+		doc := mappingDocs.Get().(map[string]any)
+		defer func() {
+			clear(doc)
+			mappingDocs.Put(doc)
+		}()
+		headers := noHeaders
+		if m.readsHeaders {
+			h := make(map[string]any, len(out.Headers))
+			for k, vs := range out.Headers {
+				h[strings.ToLower(k)] = strings.Join(vs, ", ")
 			}
-			v, err := m.body.Eval(ctx, map[string]any{"status": out.Status, "headers": headers, "body": out.Body})
-			if err != nil {
-				return nil, fmt.Errorf("%w: %w", errResponseMapping, err)
-			}
-			body = v
+			headers = h
 		}
-		if m.Status != 0 {
-			an.status = m.Status
+		doc["status"], doc["headers"], doc["body"] = out.Status, headers, out.Body
+		v, err := m.body.Eval(ctx, doc)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errResponseMapping, err)
 		}
-		for k, v := range m.Headers {
-			an.header.Set(k, v)
-		}
+		body = v
 	}
 	if body == nil {
-		an.status = http.StatusNoContent
+		an.status, an.header = http.StatusNoContent, m.header(false)
 		return an, nil
 	}
+	// The answer is encoded before the document goes back to be reused: the mapping's
+	// value may hold parts of it.
 	data, err := expr.MarshalJSON(body)
 	if err != nil {
 		return nil, fmt.Errorf("%w: encoding the answer: %w", errResponseMapping, err)
 	}
-	an.header["Content-Type"] = jsonType
-	an.body = data
+	an.header, an.body = m.header(true), data
 	return an, nil
+}
+
+// mappingDocs are the input documents of response mappings, reused.
+var mappingDocs = sync.Pool{New: func() any { return make(map[string]any, 3) }}
+
+// noHeaders is the headers a response mapping that reads none sees: an empty object,
+// shared, because an expression never changes its input.
+var noHeaders = map[string]any{}
+
+// noHeader is the header of an answer with neither body nor headers of the route's own,
+// shared read-only as rawJSONHeader is.
+var noHeader = http.Header{}
+
+// header is the header of a mapped answer: the route's own headers, and the JSON content
+// type when the answer has a body. Without headers of the route's own it is shared.
+func (m *Response) header(withBody bool) http.Header {
+	if m == nil || len(m.Headers) == 0 {
+		if withBody {
+			return rawJSONHeader
+		}
+		return noHeader
+	}
+	h := make(http.Header, len(m.Headers)+1)
+	for k, v := range m.Headers {
+		h.Set(k, v)
+	}
+	if withBody {
+		h["Content-Type"] = jsonType
+	}
+	return h
 }
 
 // failure is a failed call as the client is told of it.
