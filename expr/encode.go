@@ -52,7 +52,12 @@ func appendJSON(b []byte, v any) ([]byte, bool) {
 		if v == nil {
 			return append(b, "null"...), true
 		}
-		keys := make([]string, 0, len(v))
+		// The keys of a usual object are sorted on the stack.
+		var small [16]string
+		keys := small[:0]
+		if len(v) > len(small) {
+			keys = make([]string, 0, len(v))
+		}
 		for k := range v {
 			keys = append(keys, k)
 		}

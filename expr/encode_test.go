@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 )
 
@@ -47,6 +48,12 @@ func TestEncodeAgreesWithEncodingJSON(t *testing.T) {
 			m := map[string]any{}
 			for range rng.IntN(4) {
 				m[strs[rng.IntN(len(strs))]] = value(depth - 1)
+			}
+			if rng.IntN(8) == 0 {
+				// More keys than the encoder sorts on the stack.
+				for i := range 14 + rng.IntN(6) {
+					m[strs[rng.IntN(len(strs))]+strconv.Itoa(i)] = value(0)
+				}
 			}
 			return m
 		}
