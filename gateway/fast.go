@@ -433,7 +433,7 @@ func (l *lane) serve(c *fasthttp.RequestCtx, path []byte, segs [][]byte) bool {
 	h := &c.Response.Header
 	status := 0
 	o := a.checkLimits(context.Background(), rt, who)
-	if o.rate != nil {
+	if o.hasRate {
 		// As the general path writes them (rateHeaders), in a buffer on the stack: the
 		// names are already canonical, and the numbers need no string of their own.
 		var num [20]byte

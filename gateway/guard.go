@@ -191,8 +191,8 @@ func (g *Gateway) lookupKey(key string) *keyEntry {
 // false when one refuses it.
 func (a *api) limit(w http.ResponseWriter, r *http.Request, rt *Route, c *caller) bool {
 	o := a.checkLimits(r.Context(), rt, c)
-	if o.rate != nil {
-		setRateHeaders(w.Header(), *o.rate)
+	if o.hasRate {
+		setRateHeaders(w.Header(), o.rate)
 	}
 	if o.refusal != nil {
 		w.Header().Set("Retry-After", o.retryAfter)
@@ -204,8 +204,10 @@ func (a *api) limit(w http.ResponseWriter, r *http.Request, rt *Route, c *caller
 
 // limitOutcome is what the rate limit and the quota decided about a request.
 type limitOutcome struct {
-	// rate is the decision the RateLimit header fields tell of, if any.
-	rate *decision
+	// rate is the decision the RateLimit header fields tell of, when hasRate. It is held
+	// by value: the outcome is made for every request of a limited route.
+	rate    decision
+	hasRate bool
 	// refusal, when set, is the answer to a request a limit refused, with Retry-After.
 	refusal    *problem.Details
 	retryAfter string
@@ -237,7 +239,7 @@ func (a *api) checkLimits(ctx context.Context, rt *Route, c *caller) limitOutcom
 		if err != nil {
 			a.g.limitFailed(a, rt, err)
 		} else {
-			o.rate = &d
+			o.rate, o.hasRate = d, true
 			if !d.ok {
 				a.g.refused(a, rt, "rate-limit")
 				o.retryAfter = seconds(d.retryAfter)
@@ -260,7 +262,7 @@ func (a *api) checkLimits(ctx context.Context, rt *Route, c *caller) limitOutcom
 			return o
 		}
 		if rl == nil {
-			o.rate = &d
+			o.rate, o.hasRate = d, true
 		}
 	}
 	return o

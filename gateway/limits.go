@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/causeway/causeway/telemetry"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -72,7 +73,7 @@ type limiter struct {
 	counters sync.Map // key → *counter
 	// keys caches the bucket keys of Consumers, a set the definitions bound: hashing the
 	// caller's name for every request costs more than the rest of the limit.
-	keys sync.Map // keyOf → string
+	keys telemetry.Series[keyOf, string]
 }
 
 // keyOf names a Consumer's bucket before it is hashed.
@@ -84,13 +85,7 @@ func (l *limiter) key(kind, scope string, c *caller) string {
 	if c.consumer == nil {
 		return bucketKey(kind, scope, c.name)
 	}
-	k := keyOf{kind, scope, c.consumer.name}
-	if v, ok := l.keys.Load(k); ok {
-		return v.(string)
-	}
-	v := bucketKey(kind, scope, c.name)
-	l.keys.Store(k, v)
-	return v
+	return l.keys.Get(keyOf{kind, scope, c.consumer.name}, func() string { return bucketKey(kind, scope, c.name) })
 }
 
 // bucketKey names a caller's bucket in the store; the caller's name is hashed so that any
