@@ -190,36 +190,45 @@ func (p *Program) Bool(ctx context.Context, input any) (bool, error) {
 // fits reports whether v, written as JSON, would take at most limit bytes. It counts
 // without encoding and stops as soon as the limit is passed.
 func fits(v any, limit int) bool {
-	n := 0
-	var walk func(v any) bool
-	walk = func(v any) bool {
-		switch v := v.(type) {
-		case string:
-			n += len(v) + 2
-		case map[string]any:
-			n += 2
-			for k, e := range v {
-				n += len(k) + 4
-				if n > limit || !walk(e) {
-					return false
-				}
+	_, ok := grow(0, v, limit)
+	return ok
+}
+
+// grow adds to n the size fits counts for v, and reports whether the sum stayed within
+// limit; it stops as soon as it does not.
+func grow(n int, v any, limit int) (int, bool) {
+	var ok bool
+	switch v := v.(type) {
+	case string:
+		n += len(v) + 2
+	case map[string]any:
+		n += 2
+		for k, e := range v {
+			n += len(k) + 4
+			if n > limit {
+				return n, false
 			}
-		case []any:
-			n += 2
-			for _, e := range v {
-				n++
-				if n > limit || !walk(e) {
-					return false
-				}
+			if n, ok = grow(n, e, limit); !ok {
+				return n, false
 			}
-		case *big.Int:
-			n += len(v.String())
-		default:
-			n += 8
 		}
-		return n <= limit
+	case []any:
+		n += 2
+		for _, e := range v {
+			n++
+			if n > limit {
+				return n, false
+			}
+			if n, ok = grow(n, e, limit); !ok {
+				return n, false
+			}
+		}
+	case *big.Int:
+		n += len(v.String())
+	default:
+		n += 8
 	}
-	return walk(v)
+	return n, n <= limit
 }
 
 // TypeName names the JSON type of a value, for messages.

@@ -82,7 +82,7 @@ func TestFastAgreesWithJq(t *testing.T) {
 			return "{" + strings.Join(parts, ", ") + "}"
 		}
 	}
-	fastRuns := 0
+	fastRuns, encoded := 0, 0
 	for range 3000 {
 		src := program(3)
 		p, err := Compile(src)
@@ -112,8 +112,19 @@ func TestFastAgreesWithJq(t *testing.T) {
 			if string(gj) != string(wj) {
 				t.Fatalf("%s on %v: encodes as %s, jq's as %s", src, in, gj, wj)
 			}
+			// The object written directly is what Eval and MarshalJSON make of it.
+			if data, ok := p.EncodeObject(in); ok {
+				encoded++
+				if werr != nil || string(data) != string(wj) {
+					t.Fatalf("%s on %v: written directly as %s, jq's %s (error %v)", src, in, data, wj, werr)
+				}
+			}
 		}
 	}
+	if encoded < 1000 {
+		t.Fatalf("EncodeObject wrote only %d of 15000 results", encoded)
+	}
+	t.Logf("EncodeObject wrote %d of 15000 results", encoded)
 	// The generator must exercise the direct evaluator, not only the fallback.
 	if fastRuns < 3000 {
 		t.Fatalf("the direct evaluator ran only %d times of 15000", fastRuns)
@@ -143,5 +154,47 @@ func TestFastMapping(t *testing.T) {
 	bad, _ := DecodeJSON([]byte(`{"body":{"price_cents":"lots"}}`))
 	if _, err := p.Eval(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "cannot divide") {
 		t.Fatalf("division of a string: %v", err)
+	}
+}
+
+// TestEncodeObjectLeavesTheUnusual checks that EncodeObject declines what it must leave to
+// Eval: a repeated key (jq keeps the last value), a program that is not an object, a
+// result over the size limit (Eval's error), a value only jq computes, and a string the
+// direct encoder does not write.
+func TestEncodeObjectLeavesTheUnusual(t *testing.T) {
+	in := map[string]any{"a": json.Number("1"), "s": "x", "q": "needs \"escaping\"", "long": strings.Repeat("x", 100)}
+	for _, c := range []struct {
+		src    string
+		limits *Limits
+	}{
+		{src: `{a: .a, a: 2}`},
+		{src: `.a`},
+		{src: `[.a]`},
+		{src: `{a: .long}`, limits: &Limits{MaxBytes: 64}},
+		{src: `{a: (.s + 1)}`},
+		{src: `{a: .q}`},
+	} {
+		p, err := Compile(c.src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.limits != nil {
+			p = p.WithLimits(*c.limits)
+		}
+		if data, ok := p.EncodeObject(in); ok {
+			t.Errorf("%s: written directly as %s", c.src, data)
+		}
+	}
+	// Within the limit, and with keys out of order, it writes what MarshalJSON writes.
+	p, err := Compile(`{z: .a, long: .long, b: {y: .s, x: (.a * 100)}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = p.WithLimits(Limits{MaxBytes: 200})
+	data, ok := p.EncodeObject(in)
+	v, _ := p.Eval(context.Background(), in)
+	want, _ := MarshalJSON(v)
+	if !ok || string(data) != string(want) {
+		t.Errorf("written %s (%v), want %s", data, ok, want)
 	}
 }

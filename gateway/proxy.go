@@ -202,6 +202,11 @@ func mapAnswer(ctx context.Context, rt *Route, out *connector.Outcome) (*answer,
 			headers = h
 		}
 		doc["status"], doc["headers"], doc["body"] = out.Status, headers, out.Body
+		if data, ok := m.body.EncodeObject(doc); ok {
+			// The usual mapping, an object of the answer's fields, written directly.
+			an.header, an.body = m.header(true), data
+			return an, nil
+		}
 		v, err := m.body.Eval(ctx, doc)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", errResponseMapping, err)
