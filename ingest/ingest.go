@@ -17,6 +17,7 @@ import (
 
 	"github.com/causeway/causeway/bus"
 	"github.com/causeway/causeway/internal/httpbody"
+	"github.com/causeway/causeway/internal/waitctx"
 	"github.com/causeway/causeway/message"
 	"github.com/causeway/causeway/problem"
 )
@@ -69,6 +70,9 @@ type Handler struct {
 	log     *slog.Logger
 	metrics *Metrics
 	now     func() time.Time
+	// acks gives the waits for the bus's acknowledgement their context when nothing else
+	// can end them (the lean listener's requests): shared per tick, not one per request.
+	acks *waitctx.Timeout
 }
 
 // New returns the ingestion handler.
@@ -91,7 +95,8 @@ func New(c Catalog, p Publisher, opts Options, log *slog.Logger, m *Metrics) *Ha
 	if m == nil {
 		m = NewMetrics(nil)
 	}
-	return &Handler{catalog: c, bus: p, opts: opts, log: log.With("component", "ingest"), metrics: m, now: time.Now}
+	return &Handler{catalog: c, bus: p, opts: opts, log: log.With("component", "ingest"), metrics: m, now: time.Now,
+		acks: waitctx.New(opts.AckTimeout, 0)}
 }
 
 // mode is the content mode of a request.
@@ -285,8 +290,17 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request, events []*mess
 	for i, ev := range events {
 		ids[i] = ev.ID
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.opts.AckTimeout)
-	defer cancel()
+	var ctx context.Context
+	if parent := r.Context(); parent == context.Background() {
+		// Nothing but the timeout ends the wait, and the request's context carries
+		// nothing (a request on the lean listener has no context of its own): the wait
+		// shares its tick's context, which ends up to AckTimeout/100 after AckTimeout.
+		ctx = h.acks.Context(start)
+	} else {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(parent, h.opts.AckTimeout)
+		defer cancel()
+	}
 	failed := h.bus.PublishAll(ctx, events, h.opts.Node)
 	h.metrics.publishDuration.WithLabelValues(bus.StreamMessages).Observe(time.Since(start).Seconds())
 	if failed != nil {
