@@ -37,12 +37,12 @@ func New(d, tick time.Duration) *Timeout {
 // time the wait starts (the caller has read the clock already).
 func (t *Timeout) Context(now time.Time) context.Context {
 	want := now.Add(t.d)
-	if s := t.cur.Load(); s != nil && !s.deadline.Before(want) && s.deadline.Sub(want) <= t.tick {
+	if s := t.cur.Load(); t.covers(s, want) {
 		return s
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if s := t.cur.Load(); s != nil && !s.deadline.Before(want) && s.deadline.Sub(want) <= t.tick {
+	if s := t.cur.Load(); t.covers(s, want) {
 		return s
 	}
 	s := &shared{deadline: want.Add(t.tick), done: make(chan struct{})}
@@ -50,6 +50,11 @@ func (t *Timeout) Context(now time.Time) context.Context {
 	time.AfterFunc(s.deadline.Sub(now), s.expire)
 	t.cur.Store(s)
 	return s
+}
+
+// covers reports whether s ends no earlier than want and at most a tick after it.
+func (t *Timeout) covers(s *shared, want time.Time) bool {
+	return s != nil && !s.deadline.Before(want) && s.deadline.Sub(want) <= t.tick
 }
 
 // shared is the context of the waits that started within one tick.
