@@ -100,12 +100,18 @@ func TestRefusedSignatureFollowsKeySet(t *testing.T) {
 	wantRefused(t, v, 1, 1)
 	err := publishKeys(t, srv, v, clk, token, func() bool { return srv.hits.Load() == 2 && v.set.Load().expires.After(clk.Now()) },
 		rsaJWK("rsa-a", &k.rsaB.PublicKey))
-	// The kept refusal that found the set stale started the fetch, and was answered from
-	// the set then in use.
-	wantErr(t, err, ErrSignature)
+	// The kept refusal that found the set stale started the fetch (the server's second
+	// hit), and was answered from the set then in use; or, when the fetch on loopback was
+	// done before the refusal was looked at again, checked in full against the new set.
+	hits := uint64(2)
+	if err == nil {
+		hits = 1
+	} else {
+		wantErr(t, err, ErrSignature)
+	}
 	_, err = verify(t, v, token)
 	wantErr(t, err, nil)
-	wantRefused(t, v, 2, 0)
+	wantRefused(t, v, hits, 0)
 }
 
 // TestRefusedBounded fills the refused tokens with made-up tokens: they hold at most a
