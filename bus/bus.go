@@ -95,7 +95,7 @@ func Open(ctx context.Context, opts Options, log *slog.Logger) (_ *Bus, err erro
 	}
 	switch {
 	case b.srv != nil && b.group == nil && !opts.natsGoOnly:
-		if b.lean, err = newLeanPublisher(b.srv, StreamMessages, opts.NodeName, b.log); err != nil {
+		if b.lean, err = newLeanPublisher(b.srv, StreamMessages, opts.NodeName, !opts.noCoalesce, b.log); err != nil {
 			return nil, err
 		}
 	case b.fastBatching():

@@ -19,6 +19,8 @@ type Collector struct {
 	fallback *prometheus.Desc
 	fast     *prometheus.Desc
 	fastBack *prometheus.Desc
+	coal     *prometheus.Desc
+	coalMsgs *prometheus.Desc
 	lean     *prometheus.Desc
 }
 
@@ -34,6 +36,8 @@ func NewCollector(b *Bus) *Collector {
 		fallback: prometheus.NewDesc("causeway_bus_group_commit_fallbacks_total", "Batches the server did not commit whose messages were then published one by one (a resent id, usually).", []string{"stream"}, nil),
 		fast:     prometheus.NewDesc("causeway_bus_fast_batches_total", "Batches of messages sent as one fast batch, answered once instead of once per message.", []string{"stream"}, nil),
 		fastBack: prometheus.NewDesc("causeway_bus_fast_batch_fallbacks_total", "Fast batches the server did not take whole whose messages were then published one by one (a resent batch, usually).", []string{"stream"}, nil),
+		coal:     prometheus.NewDesc("causeway_bus_coalesced_batches_total", "Fast batches gathered from the single messages of concurrent callers (ADR 0015); they count among the fast batches too.", []string{"stream"}, nil),
+		coalMsgs: prometheus.NewDesc("causeway_bus_coalesced_messages_total", "Messages in those batches; divided by the batches, the mean batch size.", []string{"stream"}, nil),
 		lean: prometheus.NewDesc("causeway_bus_lean_recoveries_total", "Times a lean in-process connection (ADR 0012) was replaced after it ended, or a header consumer was recreated on the server (a gap, a deleted consumer, silence); steady growth means trouble.",
 			[]string{"connection", "event"}, nil),
 	}
@@ -49,6 +53,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.fallback
 	ch <- c.fast
 	ch <- c.fastBack
+	ch <- c.coal
+	ch <- c.coalMsgs
 	ch <- c.lean
 }
 
@@ -67,6 +73,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.b.lean != nil {
 		ch <- prometheus.MustNewConstMetric(c.lean, prometheus.CounterValue, float64(c.b.lean.reconnects.Load()), "publisher", "reconnect")
+		if q := c.b.lean.coalesce; q != nil {
+			ch <- prometheus.MustNewConstMetric(c.coal, prometheus.CounterValue, float64(q.batches.Load()), StreamMessages)
+			ch <- prometheus.MustNewConstMetric(c.coalMsgs, prometheus.CounterValue, float64(q.messages.Load()), StreamMessages)
+		}
 	}
 	if c.b.srv != nil {
 		ch <- prometheus.MustNewConstMetric(c.lean, prometheus.CounterValue, float64(c.b.headerReconnects.Load()), "header-consumer", "reconnect")

@@ -70,6 +70,21 @@ func (c *call) settle(err error) {
 	}
 }
 
+// wait returns c's first error once every message is settled, or, when ctx ends first,
+// calls giveUp (when set) and returns an error saying so. The error is read without the
+// lock: every settle's write happens before the close of done that wait sees.
+func (c *call) wait(ctx context.Context, giveUp func()) error {
+	select {
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+		if giveUp != nil {
+			giveUp()
+		}
+		return fmt.Errorf("bus: publish not acknowledged: %w", ctx.Err())
+	}
+}
+
 // entry is one message waiting to be committed.
 type entry struct {
 	msg  *nats.Msg
@@ -153,12 +168,7 @@ func (g *groupCommitter) abandon(c *call, n int, err error) {
 }
 
 func (g *groupCommitter) wait(ctx context.Context, c *call) error {
-	select {
-	case <-c.done:
-		return c.err
-	case <-ctx.Done():
-		return fmt.Errorf("bus: publish not acknowledged: %w", ctx.Err())
-	}
+	return c.wait(ctx, nil)
 }
 
 // loop forms batches from the queue. While a batch is being committed, messages wait and

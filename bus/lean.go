@@ -50,6 +50,13 @@ type leanPublisher struct {
 	// Counters for the metrics and tests, as fastBatcher's, and connections replaced.
 	fastBatches, fastFallbacks, reconnects atomic.Int64
 
+	// coalesce, when set, gathers single publishes into fast batches (coalesce.go).
+	coalesce *coalescer
+
+	// stop ends when the publisher closes: the coalescer's publishes wait under it.
+	stop     context.Context
+	stopWait context.CancelFunc
+
 	closing   chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -72,7 +79,7 @@ type outMsg struct {
 // their id (a NUID, never this short).
 const singleToken = "s."
 
-func newLeanPublisher(srv *server.Server, stream, node string, log *slog.Logger) (*leanPublisher, error) {
+func newLeanPublisher(srv *server.Server, stream, node string, coalesce bool, log *slog.Logger) (*leanPublisher, error) {
 	p := &leanPublisher{
 		srv: srv, node: node, log: log, stream: stream, prefix: "_INBOX." + nuid.Next() + ".",
 		slots:   make(chan struct{}, maxPending),
@@ -80,11 +87,18 @@ func newLeanPublisher(srv *server.Server, stream, node string, log *slog.Logger)
 		batches: map[string]*fastCall{},
 		closing: make(chan struct{}),
 	}
+	p.stop, p.stopWait = context.WithCancel(context.Background())
 	if err := p.connect(); err != nil {
+		p.stopWait()
 		return nil, err
 	}
 	p.wg.Add(1)
 	go p.watch()
+	if coalesce {
+		p.coalesce = newCoalescer(p)
+		p.wg.Add(1)
+		go p.coalesce.loop()
+	}
 	return p, nil
 }
 
@@ -170,6 +184,9 @@ func (p *leanPublisher) publishAll(ctx context.Context, events []*message.Event,
 	if cap(buf) <= 1<<20 {
 		*bp = buf
 	}
+	if len(events) == 1 && p.coalesce != nil {
+		return p.coalesce.publish(ctx, events[0], buf)
+	}
 	msgs := make([]outMsg, len(events))
 	start := 0
 	for i, ev := range events {
@@ -188,9 +205,9 @@ func (p *leanPublisher) publishAll(ctx context.Context, events []*message.Event,
 
 // each publishes msgs one by one, pipelined, and waits for every acknowledgement.
 func (p *leanPublisher) each(ctx context.Context, msgs []outMsg) error {
-	conn := p.c.Load()
 	c := &call{done: make(chan struct{})}
 	c.left.Store(int32(len(msgs)))
+	conn := p.c.Load()
 	tokens := make([]uint64, 0, len(msgs))
 	for i, m := range msgs {
 		if err := p.acquire(ctx, conn); err != nil {
@@ -199,38 +216,51 @@ func (p *leanPublisher) each(ctx context.Context, msgs []outMsg) error {
 			}
 			break
 		}
-		p.mu.Lock()
-		if ended(conn) {
-			// abandon has failed, or is about to fail, what waits on conn: this one would
-			// not be among them.
-			p.mu.Unlock()
-			<-p.slots
-			c.settle(fmt.Errorf("bus: publish %s: %w", m.id, connErr(conn)))
-			continue
-		}
-		p.next++
-		tok := p.next
-		p.singles[tok] = pending{call: c, id: m.id, conn: conn}
-		p.mu.Unlock()
-		tokens = append(tokens, tok)
-		if err := conn.Publish(m.subject, p.prefix+singleToken+strconv.FormatUint(tok, 10), m.header, m.data); err != nil {
-			if p.forget(tok) {
-				c.settle(fmt.Errorf("bus: publish %s: %w", m.id, err))
-			}
+		if tok, ok := p.send(conn, m, c); ok {
+			tokens = append(tokens, tok)
 		}
 	}
 	// The connection's end is not waited for here: every waiting publish would lock its
 	// channel, which all of them share (on two cores, 8% of the node's CPU went to such
 	// locks with single messages); abandon settles what waits on a connection that ends.
-	select {
-	case <-c.done:
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.err
-	case <-ctx.Done():
-		p.forget(tokens...)
-		return fmt.Errorf("bus: publish not acknowledged: %w", ctx.Err())
+	return c.wait(ctx, func() { p.forget(tokens...) })
+}
+
+// publishOne publishes m as a single message whose acknowledgement settles c, and returns
+// the token its answer will carry. When m cannot be published, c is settled with the
+// error at once and ok is false.
+func (p *leanPublisher) publishOne(ctx context.Context, m outMsg, c *call) (tok uint64, ok bool) {
+	conn := p.c.Load()
+	if err := p.acquire(ctx, conn); err != nil {
+		c.settle(fmt.Errorf("bus: publish %s: %w", m.id, err))
+		return 0, false
 	}
+	return p.send(conn, m, c)
+}
+
+// send publishes m on conn, for which a slot has been acquired, as a single message whose
+// acknowledgement settles c.
+func (p *leanPublisher) send(conn *natswire.Conn, m outMsg, c *call) (tok uint64, ok bool) {
+	p.mu.Lock()
+	if ended(conn) {
+		// abandon has failed, or is about to fail, what waits on conn: this one would
+		// not be among them.
+		p.mu.Unlock()
+		<-p.slots
+		c.settle(fmt.Errorf("bus: publish %s: %w", m.id, connErr(conn)))
+		return 0, false
+	}
+	p.next++
+	tok = p.next
+	p.singles[tok] = pending{call: c, id: m.id, conn: conn}
+	p.mu.Unlock()
+	if err := conn.Publish(m.subject, p.prefix+singleToken+strconv.FormatUint(tok, 10), m.header, m.data); err != nil {
+		if p.forget(tok) {
+			c.settle(fmt.Errorf("bus: publish %s: %w", m.id, err))
+		}
+		return 0, false
+	}
+	return tok, true
 }
 
 // ended reports whether conn has ended, without waiting.
@@ -442,6 +472,7 @@ func statusOf(header []byte) string {
 func (p *leanPublisher) close() {
 	p.closeOnce.Do(func() {
 		close(p.closing)
+		p.stopWait()
 		p.wg.Wait()
 		c := p.c.Load()
 		c.Close()

@@ -150,6 +150,9 @@ type Options struct {
 	// natsGoOnly makes the bus publish through nats.go even on the embedded server, where
 	// it otherwise uses its lean connection: tests run both paths.
 	natsGoOnly bool
+	// noCoalesce makes the lean connection publish each single message alone instead of
+	// gathering concurrent ones into fast batches (coalesce.go): tests run both paths.
+	noCoalesce bool
 }
 
 func (o *Options) setDefaults() {
