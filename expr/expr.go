@@ -144,7 +144,7 @@ var (
 // map[string]any, as DecodeJSON returns them.
 func (p *Program) Eval(ctx context.Context, input any) (any, error) {
 	if p.fast != nil {
-		if v, ok := p.fast.eval(input); ok {
+		if v, ok := p.fast.eval(input, nil); ok {
 			if p.limits.MaxBytes > 0 && !fits(v, p.limits.MaxBytes) {
 				return nil, &EvalError{Src: p.src, Err: fmt.Errorf("%w of %d bytes", ErrTooLarge, p.limits.MaxBytes)}
 			}

@@ -6,7 +6,9 @@ import (
 	"math/big"
 	"slices"
 	"strings"
+	"sync"
 
+	"github.com/causeway/causeway/internal/jsonscan"
 	"github.com/itchyny/gojq"
 )
 
@@ -23,7 +25,9 @@ import (
 
 // fastNode is a part of a program the direct evaluator can run; ok false means jq must.
 type fastNode interface {
-	eval(in any) (v any, ok bool)
+	// eval runs the node on in. ix, when not nil, holds the members of a RawJSON object of
+	// in that paths read (see rawIndex); nil reads the text each time.
+	eval(in any, ix *rawIndex) (v any, ok bool)
 }
 
 // compileFast returns the direct evaluator of q, or nil when q is not in its reach.
@@ -128,24 +132,264 @@ func fastTerm(t *gojq.Term) fastNode {
 // pathNode is .a.b.c: a missing key or null gives null, anything but an object gives up.
 type pathNode []string
 
-func (p pathNode) eval(v any) (any, bool) {
-	for _, k := range p {
+func (p pathNode) eval(v any, ix *rawIndex) (any, bool) {
+	v, raw, isRaw, ok := p.walk(v, ix)
+	switch {
+	case !ok:
+		return nil, false
+	case isRaw:
+		// The path ends inside JSON text: only the value it names is decoded.
+		return decodeRaw(raw)
+	}
+	return v, true
+}
+
+// text returns the JSON text the path leads to inside a RawJSON of in when writing that
+// text as it is gives what decoding it and encoding the value (appendJSON) would: a
+// number, true, false, null, a missing member (null), or a string appendString writes
+// unchanged. ok is false for anything else, which eval then takes.
+func (p pathNode) text(in any, ix *rawIndex) (_ []byte, ok bool) {
+	_, raw, isRaw, ok := p.walk(in, ix)
+	if !ok || !isRaw {
+		return nil, false
+	}
+	return verbatim(raw)
+}
+
+// walk follows the path from v. It ends with the value, or, once the path enters a
+// RawJSON, with the text of the value there (isRaw; nil for a missing one). ok is false
+// where the evaluator gives up.
+func (p pathNode) walk(v any, ix *rawIndex) (_ any, raw []byte, isRaw, ok bool) {
+	for i, k := range p {
 		switch o := v.(type) {
 		case nil:
-			return nil, true
+			return nil, nil, false, true
 		case map[string]any:
 			v = o[k]
+		case RawJSON:
+			raw, ok := o.follow(p[i:], ix)
+			return nil, raw, true, ok
 		default:
+			return nil, nil, false, false
+		}
+	}
+	if r, ok := v.(RawJSON); ok {
+		return nil, r, true, true
+	}
+	return v, nil, false, true
+}
+
+var jsonNull = []byte("null")
+
+// verbatim returns raw, a checked JSON value (nil for a missing one), when it is written as
+// it is; see pathNode.text.
+func verbatim(raw []byte) ([]byte, bool) {
+	if raw == nil {
+		return jsonNull, true
+	}
+	switch raw[0] {
+	case 't', 'f', 'n':
+		return raw, true
+	case '"':
+		for _, c := range raw[1 : len(raw)-1] {
+			if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+				return nil, false
+			}
+		}
+		return raw, true
+	case '{', '[':
+		return nil, false
+	}
+	return raw, true // a number, which appendJSON writes as its text
+}
+
+// decodeRaw decodes a checked JSON value (nil for a missing one) as DecodeJSON does,
+// allocating nothing for the literals.
+func decodeRaw(raw []byte) (any, bool) {
+	if raw == nil {
+		return nil, true
+	}
+	switch raw[0] {
+	case 't':
+		return true, true
+	case 'f':
+		return false, true
+	case 'n':
+		return nil, true
+	case '"':
+		return jsonscan.Unquote(raw[1 : len(raw)-1]), true
+	case '{', '[':
+		v, err := DecodeJSON(raw)
+		return v, err == nil
+	}
+	return json.Number(raw), true
+}
+
+// RawJSON is a JSON text in a program's input that has been checked but not decoded, for
+// EncodeObject only: the direct evaluator decodes just the values its key paths name,
+// where decoding a backend's whole answer into maps to read four of its fields cost more
+// than the mapping itself. Eval does not take it: a caller whose EncodeObject gives up
+// decodes the text (DecodeJSON) and evaluates that.
+type RawJSON []byte
+
+// follow returns the text of the value that keys lead to in r: nil when a member is
+// missing or a value on the way is null. ok is false when a value on the way is neither an
+// object nor null, or is not valid JSON, where the evaluator gives up. The first key is
+// looked up in ix when ix holds, or can be made to hold, r's members.
+func (r RawJSON) follow(keys []string, ix *rawIndex) (_ []byte, ok bool) {
+	v := []byte(r)
+	for i, k := range keys {
+		if v == nil {
+			return nil, true
+		}
+		if i == 0 && ix != nil {
+			if v, ok = ix.member(r, k); !ok {
+				return nil, false
+			}
+			continue
+		}
+		if v, ok = member(v, k); !ok {
 			return nil, false
 		}
 	}
 	return v, true
 }
 
+// rawIndex holds the members of one RawJSON object, read once, for the paths of one
+// EncodeObject: a mapping's paths mostly start in the same object (.body.id, .body.name,
+// ...), and reading the text again for each made a mapping of ten fields twice as slow as
+// decoding the text. The members of nested objects are read by scanning (member).
+type rawIndex struct {
+	of       []byte // the text indexed, nil before the first
+	failed   bool   // of is not an object or null, or not valid JSON
+	members  []rawMember
+	scratch  [32]rawMember
+	isObject bool
+}
+
+// rawMember is one member of an indexed object.
+type rawMember struct {
+	key   []byte // between the quotes, escapes and all
+	plain bool   // key is the name itself
+	val   []byte
+}
+
+// rawIndexes recycles indexes: one would escape to the heap through the fastNode
+// interface on every EncodeObject.
+var rawIndexes = sync.Pool{New: func() any { return new(rawIndex) }}
+
+// member looks key up in r, indexing r if nothing is indexed yet; a text other than the
+// indexed one is scanned. Its results are member's.
+func (ix *rawIndex) member(r RawJSON, key string) ([]byte, bool) {
+	switch {
+	case ix.of == nil:
+		ix.build(r)
+	case len(ix.of) != len(r) || len(r) == 0 || &ix.of[0] != &r[0]:
+		return member(r, key)
+	}
+	if ix.failed {
+		return nil, false
+	}
+	if !ix.isObject {
+		return nil, true // null
+	}
+	// The last member of the name, as decoding keeps the last.
+	for i := len(ix.members) - 1; i >= 0; i-- {
+		m := &ix.members[i]
+		if m.plain && string(m.key) == key || !m.plain && jsonscan.Unquote(m.key) == key {
+			return m.val, true
+		}
+	}
+	return nil, true
+}
+
+func (ix *rawIndex) build(r []byte) {
+	ix.of, ix.members = r, ix.scratch[:0]
+	s := jsonscan.NewScanner(r)
+	k, err := s.Peek()
+	switch {
+	case err != nil || (k != jsonscan.Null && k != jsonscan.Object):
+		ix.failed = true
+		return
+	case k == jsonscan.Null:
+		return
+	}
+	ix.isObject = true
+	if s.EnterObject() != nil {
+		ix.failed = true
+		return
+	}
+	for {
+		name, more, err := s.NextMember()
+		if err != nil {
+			ix.failed = true
+			return
+		}
+		if !more {
+			break
+		}
+		v, err := s.Skip()
+		if err != nil {
+			ix.failed = true
+			return
+		}
+		ix.members = append(ix.members, rawMember{key: name.Raw, plain: name.Plain, val: v})
+	}
+	ix.failed = s.End() != nil
+}
+
+// reset empties ix for the next EncodeObject, dropping what it points to. An object of
+// more than 32 members grew members on the heap; that is left to the collector.
+func (ix *rawIndex) reset() {
+	clear(ix.members)
+	clear(ix.scratch[:])
+	ix.of, ix.failed, ix.isObject, ix.members = nil, false, false, nil
+}
+
+// member returns the text of the member named key of the JSON text r, the last one when
+// the name repeats (as decoding into a map keeps the last); nil when r is null or has no
+// such member. ok is false when r is neither an object nor null, or is not valid JSON.
+func member(r []byte, key string) (_ []byte, ok bool) {
+	s := jsonscan.NewScanner(r)
+	k, err := s.Peek()
+	switch {
+	case err != nil:
+		return nil, false
+	case k == jsonscan.Null:
+		return nil, true
+	case k != jsonscan.Object:
+		return nil, false
+	}
+	if s.EnterObject() != nil {
+		return nil, false
+	}
+	var found []byte
+	for {
+		name, more, err := s.NextMember()
+		if err != nil {
+			return nil, false
+		}
+		if !more {
+			break
+		}
+		v, err := s.Skip()
+		if err != nil {
+			return nil, false
+		}
+		if name.Plain && string(name.Raw) == key || !name.Plain && name.String() == key {
+			found = v
+		}
+	}
+	if s.End() != nil {
+		return nil, false
+	}
+	return found, true
+}
+
 // constNode is a literal.
 type constNode struct{ v any }
 
-func (c constNode) eval(any) (any, bool) { return c.v, true }
+func (c constNode) eval(any, *rawIndex) (any, bool) { return c.v, true }
 
 // objectNode is {key: value, ...} with literal keys.
 type objectNode struct {
@@ -156,10 +400,10 @@ type objectNode struct {
 	order []int
 }
 
-func (o *objectNode) eval(in any) (any, bool) {
+func (o *objectNode) eval(in any, ix *rawIndex) (any, bool) {
 	out := make(map[string]any, len(o.keys))
 	for i, k := range o.keys {
-		v, ok := o.vals[i].eval(in)
+		v, ok := o.vals[i].eval(in, ix)
 		if !ok {
 			return nil, false
 		}
@@ -174,12 +418,12 @@ type arithNode struct {
 	l, r fastNode
 }
 
-func (a *arithNode) eval(in any) (any, bool) {
-	lv, ok := a.l.eval(in)
+func (a *arithNode) eval(in any, ix *rawIndex) (any, bool) {
+	lv, ok := a.l.eval(in, ix)
 	if !ok {
 		return nil, false
 	}
-	rv, ok := a.r.eval(in)
+	rv, ok := a.r.eval(in, ix)
 	if !ok {
 		return nil, false
 	}
@@ -298,21 +542,45 @@ func (p *Program) EncodeObject(input any) (data []byte, ok bool) {
 	if !isObject || o.order == nil {
 		return nil, false
 	}
+	ix := rawIndexes.Get().(*rawIndex)
+	defer func() {
+		ix.reset()
+		rawIndexes.Put(ix)
+	}()
 	limit := p.limits.MaxBytes
 	n := 2
 	b := make([]byte, 0, 128)
 	b = append(b, '{')
 	for i, j := range o.order {
-		v, ok := o.vals[j].eval(input)
-		if !ok || hasBig(v) {
-			return nil, false
+		// A value is taken as it is from JSON text in the input where it can be (text),
+		// and evaluated otherwise (v).
+		var text []byte
+		var v any
+		raw := false
+		if pn, isPath := o.vals[j].(pathNode); isPath {
+			text, raw = pn.text(input, ix)
+		}
+		if !raw {
+			if v, ok = o.vals[j].eval(input, ix); !ok || hasBig(v) {
+				return nil, false
+			}
 		}
 		if limit > 0 {
-			// As fits counts the object.
+			// As fits counts the object; a text as grow counts its decoded value: a string
+			// by its length, anything else as 8.
 			if n += len(o.keys[j]) + 4; n > limit {
 				return nil, false
 			}
-			if n, ok = grow(n, v, limit); !ok {
+			fits := true
+			switch {
+			case !raw:
+				n, fits = grow(n, v, limit)
+			case text[0] == '"':
+				n += len(text)
+			default:
+				n += 8
+			}
+			if !fits || n > limit {
 				return nil, false
 			}
 		}
@@ -323,7 +591,9 @@ func (p *Program) EncodeObject(input any) (data []byte, ok bool) {
 			return nil, false
 		}
 		b = append(b, ':')
-		if b, ok = appendJSON(b, v); !ok {
+		if raw {
+			b = append(b, text...)
+		} else if b, ok = appendJSON(b, v); !ok {
 			return nil, false
 		}
 	}

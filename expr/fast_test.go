@@ -3,8 +3,10 @@ package expr
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -82,7 +84,7 @@ func TestFastAgreesWithJq(t *testing.T) {
 			return "{" + strings.Join(parts, ", ") + "}"
 		}
 	}
-	fastRuns, encoded := 0, 0
+	fastRuns, encoded, rawEncoded := 0, 0, 0
 	for range 3000 {
 		src := program(3)
 		p, err := Compile(src)
@@ -98,7 +100,7 @@ func TestFastAgreesWithJq(t *testing.T) {
 			in := value(3)
 			got, gerr := p.Eval(context.Background(), in)
 			want, werr := jq.Eval(context.Background(), in)
-			if _, ok := p.fast.eval(in); ok {
+			if _, ok := p.fast.eval(in, nil); ok {
 				fastRuns++
 			}
 			if (gerr == nil) != (werr == nil) || (gerr != nil && gerr.Error() != werr.Error()) {
@@ -113,10 +115,28 @@ func TestFastAgreesWithJq(t *testing.T) {
 				t.Fatalf("%s on %v: encodes as %s, jq's as %s", src, in, gj, wj)
 			}
 			// The object written directly is what Eval and MarshalJSON make of it.
-			if data, ok := p.EncodeObject(in); ok {
+			data, ok := p.EncodeObject(in)
+			if ok {
 				encoded++
 				if werr != nil || string(data) != string(wj) {
 					t.Fatalf("%s on %v: written directly as %s, jq's %s (error %v)", src, in, data, wj, werr)
+				}
+			}
+			// The same input with its objects left as JSON text gives the same, both whole
+			// and as members of a decoded object (as a response mapping's body is).
+			raw := RawJSON(rawText(rng, in))
+			for _, rin := range []any{raw, rawMembers(rng, in)} {
+				rdata, rok := p.EncodeObject(rin)
+				if rok != ok || string(rdata) != string(data) {
+					t.Fatalf("%s on %s: written directly from the text as %s (%v), from the decoded input as %s (%v)", src, raw, rdata, rok, data, ok)
+				}
+				if ok {
+					rawEncoded++
+				}
+				fv, fok := p.fast.eval(in, nil)
+				rv, rok := p.fast.eval(rin, nil)
+				if fok != rok || (fok && !reflect.DeepEqual(fv, rv)) {
+					t.Fatalf("%s on %s: evaluates from the text to %#v (%v), from the decoded input to %#v (%v)", src, raw, rv, rok, fv, fok)
 				}
 			}
 		}
@@ -125,11 +145,87 @@ func TestFastAgreesWithJq(t *testing.T) {
 		t.Fatalf("EncodeObject wrote only %d of 15000 results", encoded)
 	}
 	t.Logf("EncodeObject wrote %d of 15000 results", encoded)
+	if rawEncoded < 2*1000 {
+		t.Fatalf("EncodeObject wrote only %d results from JSON text", rawEncoded)
+	}
 	// The generator must exercise the direct evaluator, not only the fallback.
 	if fastRuns < 3000 {
 		t.Fatalf("the direct evaluator ran only %d times of 15000", fastRuns)
 	}
 	t.Logf("direct evaluator answered %d of 15000 evaluations", fastRuns)
+}
+
+// rawText writes v as JSON text the way a backend might: spaces here and there, numbers as
+// they came, and now and then a member that a later one of the same name overrides.
+func rawText(rng *rand.Rand, v any) string {
+	space := func() string { return []string{"", "", " ", "\n  "}[rng.IntN(4)] }
+	switch v := v.(type) {
+	case map[string]any:
+		var parts []string
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			if rng.IntN(4) == 0 {
+				parts = append(parts, space()+`"`+k+`":"overridden"`)
+			}
+			parts = append(parts, space()+`"`+k+`"`+space()+":"+space()+rawText(rng, v[k]))
+		}
+		return "{" + strings.Join(parts, ",") + space() + "}"
+	case []any:
+		var parts []string
+		for _, e := range v {
+			parts = append(parts, rawText(rng, e))
+		}
+		return "[" + strings.Join(parts, ",") + "]"
+	case json.Number:
+		return string(v)
+	default:
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+}
+
+// rawMembers is v with the members of a top-level object left as JSON text.
+func rawMembers(rng *rand.Rand, v any) any {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return v
+	}
+	out := make(map[string]any, len(m))
+	for k, e := range m {
+		out[k] = RawJSON(rawText(rng, e))
+	}
+	return out
+}
+
+// TestRawJSONMembers reads members from JSON text as decoding it would, scanning the text
+// and through an index of its members.
+func TestRawJSONMembers(t *testing.T) {
+	for _, tc := range []struct {
+		text, key, want string
+		ok              bool
+	}{
+		{`{"a":1,"b":{"c":2}}`, "b", `{"c":2}`, true},
+		{`{"a":1,"a":"last"}`, "a", `"last"`, true},
+		{`{"\u0061":3}`, "a", `3`, true},
+		{`{"a":1}`, "z", ``, true},
+		{`null`, "a", ``, true},
+		{`[1]`, "a", ``, false},
+		{`"a"`, "a", ``, false},
+		{`{"a":1`, "a", ``, false},
+		{`{"a":1} x`, "a", ``, false},
+	} {
+		got, ok := member([]byte(tc.text), tc.key)
+		if ok != tc.ok || string(got) != tc.want {
+			t.Errorf("%s .%s: %q %v, want %q %v", tc.text, tc.key, got, ok, tc.want, tc.ok)
+		}
+		// The same through an index of the text's members, twice: built, then used.
+		var ix rawIndex
+		for range 2 {
+			got, ok = ix.member(RawJSON(tc.text), tc.key)
+			if ok != tc.ok || string(got) != tc.want {
+				t.Errorf("%s .%s indexed: %q %v, want %q %v", tc.text, tc.key, got, ok, tc.want, tc.ok)
+			}
+		}
+	}
 }
 
 // TestFastMapping is the kind of mapping routes and flows use, through the direct
@@ -147,7 +243,7 @@ func TestFastMapping(t *testing.T) {
 	if out, _ := MarshalJSON(v); string(out) != `{"available":true,"id":"42","name":"widget","price":19.99}` {
 		t.Fatalf("mapped: %s", out)
 	}
-	if _, ok := p.fast.eval(in); !ok {
+	if _, ok := p.fast.eval(in, nil); !ok {
 		t.Fatal("the direct evaluator gave up on the plain case")
 	}
 	// A division that jq refuses is jq's error.
@@ -181,8 +277,12 @@ func TestEncodeObjectLeavesTheUnusual(t *testing.T) {
 		if c.limits != nil {
 			p = p.WithLimits(*c.limits)
 		}
-		if data, ok := p.EncodeObject(in); ok {
-			t.Errorf("%s: written directly as %s", c.src, data)
+		// The same input as JSON text, whose strings are taken as they came.
+		raw := RawJSON(`{"a":1,"s":"x","q":"needs \"escaping\"","long":"` + strings.Repeat("x", 100) + `"}`)
+		for _, in := range []any{in, raw} {
+			if data, ok := p.EncodeObject(in); ok {
+				t.Errorf("%s: written directly as %s", c.src, data)
+			}
 		}
 	}
 	// Within the limit, and with keys out of order, it writes what MarshalJSON writes.

@@ -184,7 +184,7 @@ func (a *api) planLane(rt *Route) (*lane, string) {
 	if rt.Timeout > 0 {
 		l.timeout = rt.Timeout
 	}
-	l.raw = p.Response == nil || p.Response.body == nil
+	l.raw = p.wantsRaw()
 	l.noHeaders = !l.raw && !p.Response.readsHeaders
 	l.forward = forwardList(pol)
 	l.passBody = p.with == nil

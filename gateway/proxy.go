@@ -147,8 +147,8 @@ var errResponseMapping = errors.New("the response mapping failed")
 func (a *api) callAndMap(ctx context.Context, rt *Route, with map[string]any, info connector.CallInfo) (*answer, error) {
 	p := rt.Proxy
 	// Without a body mapping the backend's JSON is passed on as it came, not decoded and
-	// encoded again.
-	info.Raw = p.Response == nil || p.Response.body == nil
+	// encoded again; a body mapping reads its fields from it.
+	info.Raw = p.wantsRaw()
 	// A body mapping that does not read the answer's headers sees an empty object.
 	info.NoHeaders = !info.Raw && !p.Response.readsHeaders
 	out, err := a.g.opts.Answer(ctx, p.system, a.g.systems[p.system], p.op, with, info)
@@ -161,7 +161,15 @@ func (a *api) callAndMap(ctx context.Context, rt *Route, with map[string]any, in
 // passesRaw reports whether a raw JSON answer of the backend is the route's answer as it
 // is: the route sets no status and no header of its own.
 func (p *Proxy) passesRaw() bool {
-	return p.Response == nil || (p.Response.Status == 0 && len(p.Response.Headers) == 0)
+	return p.Response == nil || (p.Response.body == nil && p.Response.Status == 0 && len(p.Response.Headers) == 0)
+}
+
+// wantsRaw reports whether a proxy route asks the backend for its JSON answer as it came
+// (connector.CallInfo.Raw): when the route passes it on, and when its body mapping reads
+// no header of the answer (Raw leaves only Content-Type and Retry-After), so that the
+// mapping reads its fields from the text (expr.RawJSON) instead of a decoded copy.
+func (p *Proxy) wantsRaw() bool {
+	return p.Response == nil || p.Response.body == nil || !p.Response.readsHeaders
 }
 
 // mapAnswer turns a proxy route's backend answer into the route's answer, as its response
@@ -178,7 +186,7 @@ func mapAnswer(ctx context.Context, rt *Route, out *connector.Outcome) (*answer,
 	if m != nil && m.Status != 0 {
 		an.status = m.Status
 	}
-	if out.Raw != nil {
+	if out.Raw != nil && (m == nil || m.body == nil) {
 		an.header, an.body = m.header(true), out.Raw
 		return an, nil
 	}
@@ -202,10 +210,21 @@ func mapAnswer(ctx context.Context, rt *Route, out *connector.Outcome) (*answer,
 			headers = h
 		}
 		doc["status"], doc["headers"], doc["body"] = out.Status, headers, out.Body
+		if out.Raw != nil {
+			doc["body"] = expr.RawJSON(out.Raw)
+		}
 		if data, ok := m.body.EncodeObject(doc); ok {
 			// The usual mapping, an object of the answer's fields, written directly.
 			an.header, an.body = m.header(true), data
 			return an, nil
+		}
+		if out.Raw != nil {
+			// Anything else runs on the decoded answer, as Eval takes no JSON text.
+			decoded, err := expr.DecodeJSON(out.Raw)
+			if err != nil {
+				return nil, fmt.Errorf("%w: the answer says it is JSON but is not: %w", errResponseMapping, err)
+			}
+			doc["body"] = decoded
 		}
 		v, err := m.body.Eval(ctx, doc)
 		if err != nil {
