@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/causeway/causeway/bus"
 	"github.com/causeway/causeway/internal/httpbody"
 	"github.com/causeway/causeway/internal/waitctx"
 	"github.com/causeway/causeway/message"
@@ -136,8 +135,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for _, ev := range events {
 		h.metrics.accepted(ev.Type)
 	}
-	writeJSON(w, http.StatusAccepted, accepted{IDs: ids})
-	h.metrics.requestDuration.WithLabelValues(md.String()).Observe(time.Since(start).Seconds())
+	writeAccepted(w, ids)
+	h.metrics.modeDuration[md].Observe(time.Since(start).Seconds())
 }
 
 // mode picks the content mode from the request headers, answering 415 for a media type
@@ -178,10 +177,7 @@ func (h *Handler) mode(w http.ResponseWriter, r *http.Request) (mode, bool) {
 // decode reads the body within its size limit and turns it into checked events, answering
 // 400, 413 or 422 when it cannot.
 func (h *Handler) decode(w http.ResponseWriter, r *http.Request, md mode) ([]*message.Event, bool) {
-	limit, flag := h.opts.MaxMessageBytes, "--max-message-bytes"
-	if md == modeBatch {
-		limit, flag = h.opts.MaxBatchBytes, "--max-batch-bytes"
-	}
+	limit, flag := h.limit(md)
 	if r.ContentLength > limit {
 		h.reject(w, r, http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("body of %d bytes exceeds the limit of %d bytes (%s)", r.ContentLength, limit, flag), "", nil)
 		return nil, false
@@ -196,7 +192,36 @@ func (h *Handler) decode(w http.ResponseWriter, r *http.Request, md mode) ([]*me
 		}
 		return nil, false
 	}
+	events, rej := h.parse(md, body, r.Header, r.Header.Get("Traceparent"), r.Header.Get("Tracestate"))
+	if rej != nil {
+		h.reject(w, r, rej.status, rej.slug, rej.detail, rej.reason, rej.fe)
+		return nil, false
+	}
+	return events, true
+}
+
+// limit is the body size limit of a request in mode md, and the flag that sets it.
+func (h *Handler) limit(md mode) (int64, string) {
+	if md == modeBatch {
+		return h.opts.MaxBatchBytes, "--max-batch-bytes"
+	}
+	return h.opts.MaxMessageBytes, "--max-message-bytes"
+}
+
+// rejection is a refused request: its problem, and the reason the metrics count (the
+// slug when empty).
+type rejection struct {
+	status               int
+	slug, detail, reason string
+	fe                   message.FieldErrors
+}
+
+// parse turns a body read within its limit into checked events, or says why it is refused.
+// header carries the attributes of the binary mode; traceparent and tracestate are the
+// request's trace context, which events without one of their own inherit.
+func (h *Handler) parse(md mode, body []byte, header http.Header, traceparent, tracestate string) ([]*message.Event, *rejection) {
 	var events []*message.Event
+	var err error
 	switch md {
 	case modeStructured:
 		var ev *message.Event
@@ -205,23 +230,21 @@ func (h *Handler) decode(w http.ResponseWriter, r *http.Request, md mode) ([]*me
 	case modeBatch:
 		events, err = message.DecodeBatch(body)
 		if err == nil && len(events) == 0 {
-			h.reject(w, r, http.StatusUnprocessableEntity, "empty-batch", "the batch holds no events", "", nil)
-			return nil, false
+			return nil, &rejection{status: http.StatusUnprocessableEntity, slug: "empty-batch", detail: "the batch holds no events"}
 		}
 		if err == nil && len(events) > h.opts.MaxBatchItems {
-			h.reject(w, r, http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("the batch holds %d events; at most %d are accepted at once (--max-batch-items)", len(events), h.opts.MaxBatchItems), "", nil)
-			return nil, false
+			return nil, &rejection{status: http.StatusRequestEntityTooLarge, slug: "too-large",
+				detail: fmt.Sprintf("the batch holds %d events; at most %d are accepted at once (--max-batch-items)", len(events), h.opts.MaxBatchItems)}
 		}
 	case modeBinary:
 		var ev *message.Event
-		ev, err = message.DecodeHTTPBinary(r.Header, body)
+		ev, err = message.DecodeHTTPBinary(header, body)
 		events = []*message.Event{ev}
 	}
 	if err != nil {
-		h.decodeError(w, r, err)
-		return nil, false
+		return nil, decodeRejection(err)
 	}
-	inheritTrace(events, r.Header)
+	inheritTrace(events, traceparent, tracestate)
 	if problems := h.check(events, md == modeBatch); len(problems) > 0 {
 		reason := "invalid"
 		for _, p := range problems {
@@ -230,22 +253,22 @@ func (h *Handler) decode(w http.ResponseWriter, r *http.Request, md mode) ([]*me
 				break
 			}
 		}
-		h.reject(w, r, http.StatusUnprocessableEntity, "invalid-message", summarize(problems), reason, problems)
-		return nil, false
+		return nil, &rejection{status: http.StatusUnprocessableEntity, slug: "invalid-message", detail: summarize(problems), reason: reason, fe: problems}
 	}
-	return events, true
+	return events, nil
 }
 
-func (h *Handler) decodeError(w http.ResponseWriter, r *http.Request, err error) {
+// decodeRejection is the refusal of a body that does not decode.
+func decodeRejection(err error) *rejection {
 	var se *message.SyntaxError
 	var fe message.FieldErrors
 	switch {
 	case errors.As(err, &se):
-		h.reject(w, r, http.StatusBadRequest, "malformed-json", se.Error(), "malformed", nil)
+		return &rejection{status: http.StatusBadRequest, slug: "malformed-json", detail: se.Error(), reason: "malformed"}
 	case errors.As(err, &fe):
-		h.reject(w, r, http.StatusUnprocessableEntity, "invalid-message", summarize(fe), "invalid", fe)
+		return &rejection{status: http.StatusUnprocessableEntity, slug: "invalid-message", detail: summarize(fe), reason: "invalid", fe: fe}
 	default:
-		h.reject(w, r, http.StatusBadRequest, "bad-request", err.Error(), "malformed", nil)
+		return &rejection{status: http.StatusBadRequest, slug: "bad-request", detail: err.Error(), reason: "malformed"}
 	}
 }
 
@@ -285,13 +308,26 @@ func (h *Handler) check(events []*message.Event, batch bool) message.FieldErrors
 // bus does not confirm them: the body lists the ids, so a client that resends with the same
 // ids cannot create duplicates.
 func (h *Handler) publish(w http.ResponseWriter, r *http.Request, events []*message.Event) ([]string, bool) {
+	ids, p := h.send(r.Context(), events)
+	if p != nil {
+		w.Header().Set("Retry-After", "1")
+		p.Write(w, r)
+		return nil, false
+	}
+	return ids, true
+}
+
+// send publishes events and waits for the bus's acknowledgement of each, within the
+// acknowledgement timeout and the life of parent. It returns their ids, or the problem to
+// answer when the bus did not confirm them all (a 503 listing the ids).
+func (h *Handler) send(parent context.Context, events []*message.Event) ([]string, *problem.Details) {
 	start := time.Now()
 	ids := make([]string, len(events))
 	for i, ev := range events {
 		ids[i] = ev.ID
 	}
 	var ctx context.Context
-	if parent := r.Context(); parent == context.Background() {
+	if parent == context.Background() {
 		// Nothing but the timeout ends the wait, and the request's context carries
 		// nothing (a request on the lean listener has no context of its own): the wait
 		// shares its tick's context, which ends up to AckTimeout/100 after AckTimeout.
@@ -302,20 +338,18 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request, events []*mess
 		defer cancel()
 	}
 	failed := h.bus.PublishAll(ctx, events, h.opts.Node)
-	h.metrics.publishDuration.WithLabelValues(bus.StreamMessages).Observe(time.Since(start).Seconds())
+	h.metrics.publishStream.Observe(time.Since(start).Seconds())
 	if failed != nil {
 		h.log.Error("bus did not acknowledge messages", "count", len(events), "err", failed)
 		p := problem.New(http.StatusServiceUnavailable, "bus-unavailable",
 			"the bus did not acknowledge every message ("+failed.Error()+"); some may be stored: resend the same messages with these ids, and duplicates will be dropped")
 		p.IDs = ids
-		w.Header().Set("Retry-After", "1")
-		p.Write(w, r)
 		for range events {
 			h.metrics.rejected("unavailable")
 		}
-		return nil, false
+		return nil, p
 	}
-	return ids, true
+	return ids, nil
 }
 
 // reject answers a problem and counts the rejection.
@@ -346,15 +380,13 @@ func summarize(fe message.FieldErrors) string {
 // inheritTrace gives events without their own trace context the W3C trace context of the
 // HTTP request that carried them, so that a trace started by the producer continues through
 // the bus to whatever handles the message.
-func inheritTrace(events []*message.Event, h http.Header) {
-	tp := h.Get("Traceparent")
-	if !message.ValidTraceparent(tp) {
+func inheritTrace(events []*message.Event, traceparent, tracestate string) {
+	if !message.ValidTraceparent(traceparent) {
 		return
 	}
-	ts := h.Get("Tracestate")
 	for _, ev := range events {
 		if ev.TraceParent == "" {
-			ev.TraceParent, ev.TraceState = tp, ts
+			ev.TraceParent, ev.TraceState = traceparent, tracestate
 		}
 	}
 }

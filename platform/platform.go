@@ -63,7 +63,7 @@ type Options struct {
 	// HTTPServer is the engine of the http listener: EngineLean (the default) or
 	// EngineStandard.
 	HTTPServer string
-	// NoFastLane serves every gateway request on the general path, also on the lean
+	// NoFastLane serves every gateway and ingestion request on the general path, also on the lean
 	// engine, which otherwise serves simple proxy routes on the fast lane (ADR 0013).
 	NoFastLane bool
 	// FlowAckWait is how long a flow's trigger delivery may go without a sign of life
@@ -226,7 +226,8 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 	case "", EngineLean:
 		var fast func(*fasthttp.RequestCtx) bool
 		if !opts.NoFastLane {
-			fast = p.gateway.ServeFast
+			// Ingestion's own path is one exact method and path, which no API can take.
+			fast = func(c *fasthttp.RequestCtx) bool { return ing.ServeFast(c) || p.gateway.ServeFast(c) }
 		}
 		p.httpSrv = newLeanServer(p.httpRoutes(ing, hooks, p.gateway), fast, p.log, p.maxBody(), readHeaderTimeout)
 	case EngineStandard:

@@ -112,7 +112,7 @@ acknowledgement keeps up with load.`,
 	f.StringVar(&logFormat, "log-format", "auto", "log format: auto, json or text")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.HTTPServer, "http-server", platform.EngineLean, "engine of the http listener: lean (fasthttp's connection handling, the default) or standard (net/http)")
-	f.BoolVar(&o.NoFastLane, "no-fast-lane", false, "serve every gateway request on the general path, also on the lean engine (for comparing; ADR 0013)")
+	f.BoolVar(&o.NoFastLane, "no-fast-lane", false, "serve every gateway and ingestion request on the general path, also on the lean engine (for comparing; ADR 0013, ADR 0016)")
 	f.IntVar(&gcPercent, "gc-percent", platform.DefaultGCPercent, "garbage collection target percentage (as GOGC, which wins when set); higher trades memory for throughput")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the node to this file until it stops (for performance work)")
 	f.StringVar(&memProfile, "memprofile", "", "write a profile of the node's allocations to this file when it stops (for performance work)")
