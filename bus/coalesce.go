@@ -87,6 +87,11 @@ func newCoalescer(p *leanPublisher) *coalescer {
 // publish queues ev, whose header block is rendered in header, and waits until the stream
 // has stored it, or ctx ends.
 func (q *coalescer) publish(ctx context.Context, ev *message.Event, header []byte) error {
+	// A caller that has given up publishes nothing, as on the other paths: otherwise
+	// whether it hears an error would depend on how fast the acknowledgement came back.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("bus: publish %s: %w", ev.ID, err)
+	}
 	c := &call{done: make(chan struct{})}
 	c.left.Store(1)
 	q.mu.Lock()

@@ -83,8 +83,8 @@ func TestSinglePublishesStoreEveryMessageOnce(t *testing.T) {
 	}
 }
 
-// TestLeanPublishGivenUp: a caller whose context ends before the acknowledgement gets an
-// error, and what it was waiting for is let go (no slot held for ever).
+// TestLeanPublishGivenUp: a caller whose context has ended gets an error and publishes
+// nothing, and what it was waiting for is let go (no slot held for ever).
 func TestLeanPublishGivenUp(t *testing.T) {
 	b := runInterval(t, false)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -92,6 +92,17 @@ func TestLeanPublishGivenUp(t *testing.T) {
 	err := b.PublishAll(ctx, newEvents("gone", 1), "n1")
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	// Nothing of it was published, on either lean path.
+	alone := runBusWith(t, Options{DataDir: t.TempDir(), Sync: Sync{Interval: time.Second}, noCoalesce: true})
+	if err := alone.PublishAll(ctx, newEvents("gone", 1), "n1"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("without coalescing: got %v, want context.Canceled", err)
+	}
+	if err := b.PublishAll(context.Background(), newEvents("later", 1), "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := streamCount(t, b, StreamMessages); n != 1 {
+		t.Errorf("stream holds %d messages, want only the later one", n)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for len(b.lean.slots) != 0 {
