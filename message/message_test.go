@@ -3,6 +3,7 @@ package message_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -701,6 +702,35 @@ func TestNATSHeadersKeepEdgeSpacesAndPercent(t *testing.T) {
 		got, err := message.FromNATS(m.Header, m.Data)
 		if err != nil || got.Subject != v || message.Attribute(m.Header, "subject") != v {
 			t.Errorf("subject %q came back as %q (%v)", v, got.Subject, err)
+		}
+	}
+}
+
+// TestDecodedEventsOwnTheirBytes: decoded events point into nothing of the body they came
+// from, which the ingestion fast path leaves in the HTTP server's buffer for the next
+// request to overwrite.
+func TestDecodedEventsOwnTheirBytes(t *testing.T) {
+	const single = `{"specversion":"1.0","id":"e-1","source":"shop","type":"order.created","subject":"s","time":"2026-11-24T10:00:00Z","traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","ext":"x","data":{"orderId":"A-1"}}`
+	decode := map[string]func(body []byte) ([]*message.Event, error){
+		"structured": func(body []byte) ([]*message.Event, error) {
+			ev, err := message.DecodeStructured(body, "")
+			return []*message.Event{ev}, err
+		},
+		"batch": message.DecodeBatch,
+	}
+	bodies := map[string]string{"structured": single, "batch": "[" + single + "," + single + "]"}
+	for name, dec := range decode {
+		body := []byte(bodies[name])
+		evs, err := dec(body)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		before := fmt.Sprintf("%+v %s", *evs[0], evs[0].Data)
+		for i := range body {
+			body[i] = 'x'
+		}
+		if after := fmt.Sprintf("%+v %s", *evs[0], evs[0].Data); after != before {
+			t.Errorf("%s: the event changed with its body:\n%s\n%s", name, before, after)
 		}
 	}
 }
