@@ -14,8 +14,9 @@ const Path = "/v1/messages"
 
 // ServeFast serves, on the lean listener (fasthttp), the ingestion requests that need
 // nothing of net/http's request, before one is built for them: POST /v1/messages with no
-// query, a CloudEvents structured or batch Content-Type without parameters, no
-// Content-Encoding, and messages that are all accepted. It reports whether it served the
+// query, a Content-Type of application/cloudevents+json, application/cloudevents-batch+json
+// or application/json (structured, or the binary mode with ce-* headers) without
+// parameters, no Content-Encoding, and messages that are all accepted. It reports whether it served the
 // request. Anything else, a refusal included, returns false before anything is published,
 // and the general path (ServeHTTP) handles the request from the start, with the same
 // answer it always gives. Building the net/http request (its URL, a copy of every header,
@@ -29,30 +30,39 @@ func (h *Handler) ServeFast(c *fasthttp.RequestCtx) bool {
 	if len(hdr.Peek("Content-Encoding")) > 0 {
 		return false
 	}
+	// The modes as mode picks them, for the media types that need no parsing.
 	var md mode
 	switch string(hdr.ContentType()) {
 	case ContentTypeStructured:
 		md = modeStructured
 	case ContentTypeBatch:
 		md = modeBatch
+	case ContentTypeJSON:
+		md = modeStructured
+		if len(hdr.Peek("Ce-Specversion")) > 0 {
+			md = modeBinary
+		}
 	default:
 		return false
 	}
 	start := time.Now()
-	raw := c.Request.Body()
-	if limit, _ := h.limit(md); int64(len(raw)) > limit || hdr.ContentLength() < 0 {
+	body := c.Request.Body()
+	if limit, _ := h.limit(md); int64(len(body)) > limit || hdr.ContentLength() < 0 {
 		return false
 	}
 	// The request's buffer is the server's, reused for the next request, while a publish
 	// that is given up may still hold its messages: decoding copies every attribute and the
-	// data out of the body (TestDecodedEventsOwnTheirBytes, package message), so nothing
-	// of the messages points into it.
-	body := raw
+	// data out of the body, in every mode (TestDecodedEventsOwnTheirBytes, package
+	// message), so nothing of the messages points into it.
+	var binary http.Header
+	if md == modeBinary {
+		binary = binaryHeader(hdr)
+	}
 	var traceparent, tracestate string
 	if tp := hdr.Peek("Traceparent"); len(tp) > 0 {
 		traceparent, tracestate = string(tp), string(hdr.Peek("Tracestate"))
 	}
-	events, rej := h.parse(md, body, nil, traceparent, tracestate)
+	events, rej := h.parse(md, body, binary, traceparent, tracestate)
 	if rej != nil {
 		return false
 	}
@@ -81,6 +91,20 @@ func (h *Handler) ServeFast(c *fasthttp.RequestCtx) bool {
 	c.Response.SetBodyRaw(answer)
 	h.metrics.modeDuration[md].Observe(time.Since(start).Seconds())
 	return true
+}
+
+// binaryHeader is what the binary mode's decoding reads of a request's headers: its ce-*
+// headers and Content-Type, named as the lean listener's general path names them.
+func binaryHeader(hdr *fasthttp.RequestHeader) http.Header {
+	h := make(http.Header, 8)
+	for k, v := range hdr.All() {
+		if len(k) > 3 && (k[0] == 'c' || k[0] == 'C') && (k[1] == 'e' || k[1] == 'E') && k[2] == '-' {
+			key := string(k)
+			h[key] = append(h[key], string(v))
+		}
+	}
+	h["Content-Type"] = []string{string(hdr.ContentType())}
+	return h
 }
 
 // acceptedBody is the 202 answer {"ids":[...]}, written without reflection, as

@@ -47,7 +47,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.fast = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "causeway_ingest_fast_requests_total",
-		Help: "Ingestion requests served without a net/http request (ServeFast): structured and batch requests whose messages are all accepted, on the lean listener.",
+		Help: "Ingestion requests served without a net/http request (ServeFast) on the lean listener: those whose messages were all accepted, with a media type that needs no parsing.",
 	})
 	if reg != nil {
 		reg.MustRegister(m.messages, m.requestDuration, m.publishDuration, m.fast)

@@ -197,8 +197,9 @@ func DecodeHTTPBinary(h http.Header, body []byte) (*Event, error) {
 		} else if !jsonscan.Valid(body) {
 			return nil, syntaxError(json.Unmarshal(body, new(any)), body)
 		} else if !isJSONNull(trimmed) {
-			// JSON null is no data, as in the structured mode.
-			ev.Data = json.RawMessage(trimmed)
+			// JSON null is no data, as in the structured mode. A copy, as there: the event
+			// must not change with the body, which a server may reuse.
+			ev.Data = append(json.RawMessage(nil), trimmed...)
 		}
 	}
 	if len(problems) > 0 {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -706,9 +707,9 @@ func TestNATSHeadersKeepEdgeSpacesAndPercent(t *testing.T) {
 	}
 }
 
-// TestDecodedEventsOwnTheirBytes: decoded events point into nothing of the body they came
-// from, which the ingestion fast path leaves in the HTTP server's buffer for the next
-// request to overwrite.
+// TestDecodedEventsOwnTheirBytes: decoded events, in every content mode, point into
+// nothing of the body they came from, which the ingestion fast path leaves in the HTTP
+// server's buffer for the next request to overwrite.
 func TestDecodedEventsOwnTheirBytes(t *testing.T) {
 	const single = `{"specversion":"1.0","id":"e-1","source":"shop","type":"order.created","subject":"s","time":"2026-11-24T10:00:00Z","traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","ext":"x","data":{"orderId":"A-1"}}`
 	decode := map[string]func(body []byte) ([]*message.Event, error){
@@ -717,8 +718,13 @@ func TestDecodedEventsOwnTheirBytes(t *testing.T) {
 			return []*message.Event{ev}, err
 		},
 		"batch": message.DecodeBatch,
+		"binary": func(body []byte) ([]*message.Event, error) {
+			h := http.Header{"Ce-Specversion": {"1.0"}, "Ce-Id": {"e-1"}, "Ce-Source": {"shop"}, "Ce-Type": {"order.created"}, "Content-Type": {"application/json"}}
+			ev, err := message.DecodeHTTPBinary(h, body)
+			return []*message.Event{ev}, err
+		},
 	}
-	bodies := map[string]string{"structured": single, "batch": "[" + single + "," + single + "]"}
+	bodies := map[string]string{"structured": single, "batch": "[" + single + "," + single + "]", "binary": ` {"orderId":"A-1"} `}
 	for name, dec := range decode {
 		body := []byte(bodies[name])
 		evs, err := dec(body)
