@@ -41,10 +41,10 @@ const maxCoalesce = 256
 const coalesceAckWait = 10 * time.Second
 
 // coalesceYields is how many times the coalescer lets the other goroutines run before it
-// takes the next batch, when the previous one showed that callers are publishing
-// concurrently. On two cores, the callers whose requests are already being handled then
-// reach the queue: the mean batch with 64 HTTP producers grew from about 2 to about 21
-// messages, without a timer (docs/performance.md).
+// takes each batch. On two cores, the callers whose requests are already being handled
+// then reach the queue: the mean batch with 64 HTTP producers grew from about 2 to about
+// 21 messages, without a timer (docs/performance.md). With nothing else to run, a yield
+// costs a lone producer next to nothing.
 const coalesceYields = 2
 
 // errCoalescerClosed is what a caller hears whose message was still queued when the bus

@@ -3,9 +3,9 @@ package ingest
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"time"
 
+	"github.com/causeway/causeway/problem"
 	"github.com/valyala/fasthttp"
 )
 
@@ -16,8 +16,8 @@ const Path = "/v1/messages"
 // nothing of net/http's request, before one is built for them: POST /v1/messages with no
 // query, a Content-Type of application/cloudevents+json, application/cloudevents-batch+json
 // or application/json (structured, or the binary mode with ce-* headers) without
-// parameters, no Content-Encoding, and messages that are all accepted. It reports whether it served the
-// request. Anything else, a refusal included, returns false before anything is published,
+// parameters, no Content-Encoding, and messages that are all accepted. It reports whether
+// it served the request. Anything else, a refusal included, returns false before anything is published,
 // and the general path (ServeHTTP) handles the request from the start, with the same
 // answer it always gives. Building the net/http request (its URL, a copy of every header,
 // the answer's header map) was about a tenth of a node's CPU per single message
@@ -71,7 +71,7 @@ func (h *Handler) ServeFast(c *fasthttp.RequestCtx) bool {
 	if p != nil {
 		status, problemBody := p.Encode(Path)
 		c.SetStatusCode(status)
-		c.Response.Header.SetContentType("application/problem+json")
+		c.Response.Header.SetContentType(problem.ContentType)
 		c.Response.Header.Set("X-Content-Type-Options", "nosniff")
 		c.Response.Header.Set("Retry-After", "1")
 		c.Response.SetBodyRaw(problemBody)
@@ -142,6 +142,3 @@ func plainJSON(s string) bool {
 	}
 	return true
 }
-
-// contentLength is the Content-Length header's value for a body of n bytes.
-func contentLength(n int) []string { return []string{strconv.Itoa(n)} }

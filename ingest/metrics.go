@@ -3,6 +3,7 @@ package ingest
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 
 	"github.com/causeway/causeway/bus"
 	"github.com/causeway/causeway/telemetry"
@@ -83,6 +84,9 @@ func jsonBody(v any) []byte {
 	body, _ := json.Marshal(v)
 	return body
 }
+
+// contentLength is the Content-Length header's value for a body of n bytes.
+func contentLength(n int) []string { return []string{strconv.Itoa(n)} }
 
 // jsonType is the Content-Type of JSON answers, shared: nothing changes a header's values.
 var jsonType = []string{"application/json"}
