@@ -36,6 +36,8 @@ type Bus struct {
 	// pullTimes, when set by a test, replaces the header consumers' pull expiry and
 	// heartbeat.
 	pullTimes *[2]time.Duration
+	// pullBytes, when set by a test, replaces the header consumers' byte limit per pull.
+	pullBytes int
 }
 
 // headerOverhead is room for the ce-* headers on top of the data payload.

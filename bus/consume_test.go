@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/causeway/causeway/message"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -291,5 +292,78 @@ func TestHeaderConsumerReconnects(t *testing.T) {
 	}
 	if got := labelledValue(t, reg, "causeway_bus_lean_recoveries_total", "header-consumer", "recreate"); got < 1 {
 		t.Errorf("header consumer recreations = %v, want at least 1", got)
+	}
+}
+
+// bigEvents returns n events with ids prefix-0 … whose data is size bytes.
+func bigEvents(prefix string, n, size int) []*message.Event {
+	evs := newEvents(prefix, n)
+	data := append(append([]byte(`"`), bytes.Repeat([]byte("x"), size-2)...), '"')
+	for _, ev := range evs {
+		ev.Data = data
+	}
+	return evs
+}
+
+// TestHeaderConsumerPullsAreBoundedInBytes reads messages several of which fill a pull's
+// byte limit: every pull ends on that limit, and the consumer asks again until it has
+// read them all, with their payloads (never headers only).
+func TestHeaderConsumerPullsAreBoundedInBytes(t *testing.T) {
+	b := runBusWith(t, Options{DataDir: t.TempDir(), Sync: Sync{Interval: time.Second}, MaxMessageBytes: 64 << 10})
+	b.pullBytes = 1 << 20
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 120 // 6 MB: about 20 to a pull
+	for i := 0; i < n; i += 10 {
+		if err := b.PublishAll(ctx, bigEvents(fmt.Sprint("big", i), 10, 50<<10), "n1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var c collector
+	hc := consume(ctx, t, b, c.handle)
+	c.waitFor(t, n)
+	c.checkContiguous(t, 1, n)
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	if hc.headersOnly {
+		t.Error("the consumer reads headers only; want whole messages within the byte limit")
+	}
+	if hc.cut < n/25 {
+		t.Errorf("%d pulls ended on their byte limit; want at least %d", hc.cut, n/25)
+	}
+	if r := b.headerRecreations.Load(); r != 0 {
+		t.Errorf("%d recreations; want none (pulls ending on their byte limit are normal)", r)
+	}
+}
+
+// TestHeaderConsumerReadsAMessageLargerThanAPull stores a message under a larger limit,
+// then reads the stream with a bus whose pulls are smaller than it: the consumer turns to
+// headers only and reads on, instead of waiting for a message no pull can carry.
+func TestHeaderConsumerReadsAMessageLargerThanAPull(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	first, err := Open(ctx, Options{DataDir: dir, Sync: Sync{Interval: time.Second}, NodeName: "test", MaxMessageBytes: 2 << 20}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ev := range [][]*message.Event{newEvents("before", 5), bigEvents("huge", 1, 1536<<10), newEvents("after", 5)} {
+		if err := first.PublishAll(ctx, ev, "n1"); err != nil {
+			first.Close()
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	first.Close()
+
+	b := runBusWith(t, Options{DataDir: dir, Sync: Sync{Interval: time.Second}, MaxMessageBytes: 64 << 10})
+	b.pullBytes = 1 << 20
+	var c collector
+	hc := consume(ctx, t, b, c.handle)
+	c.waitFor(t, 11)
+	c.checkContiguous(t, 1, 11)
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	if !hc.headersOnly {
+		t.Error("the consumer still reads whole messages; want headers only after the message larger than a pull")
 	}
 }
