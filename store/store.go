@@ -63,9 +63,15 @@ const (
 	eventColumns   = "events(message_id,event,at,node,detail,stream,seq)"
 )
 
-const schema = `
+// The messages table keeps its rows in the order they are indexed (a rowid table), and
+// finds them by id through an index of its own. Message ids are the producers': CloudEvents
+// SDKs make random UUIDs, and a table ordered by id takes each of those into a random page
+// of the whole table, which SQLite's write-ahead log writes out whole at every commit (a
+// page per message once the table is larger than a transaction). Rows appended in order
+// fill pages one after another; only the narrow id index still takes random inserts.
+const messagesTable = `
 CREATE TABLE IF NOT EXISTS messages (
-	id TEXT PRIMARY KEY,
+	id TEXT NOT NULL,
 	type TEXT NOT NULL,
 	source TEXT NOT NULL,
 	subject TEXT NOT NULL DEFAULT '',
@@ -74,7 +80,11 @@ CREATE TABLE IF NOT EXISTS messages (
 	seq INTEGER NOT NULL,
 	accepted_at INTEGER NOT NULL,
 	node TEXT NOT NULL DEFAULT ''
-) WITHOUT ROWID;
+);
+`
+
+const schema = messagesTable + `
+CREATE UNIQUE INDEX IF NOT EXISTS messages_id ON messages(id);
 CREATE TABLE IF NOT EXISTS events (
 	message_id TEXT NOT NULL,
 	event TEXT NOT NULL,
@@ -97,14 +107,27 @@ CREATE TABLE IF NOT EXISTS positions (
 
 // OpenSQLite opens (creating if needed) the tracking database at path. WAL mode lets
 // readers answer lookups while the indexer writes.
+//
+// The log is checkpointed into the database every 20,000 pages (about 80 MB) rather than
+// SQLite's 1,000: a page changed by many transactions in between is written to the
+// database once, and the checkpoint's fsync comes twenty times less often. Each
+// connection caches 32 MiB of pages (SQLite's default is 2 MiB), which keeps the id
+// index's pages at hand for inserts in random places. With random message ids, indexing
+// cost 33 µs a message before the two and 14 µs with them and the table in index order
+// (docs/performance.md).
 func OpenSQLite(path string) (*SQLite, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_txlock=immediate"
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)" +
+		"&_pragma=wal_autocheckpoint(20000)&_pragma=cache_size(-32768)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if err := migrate(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: %s: %w", path, err)
 	}
 	if _, err := db.Exec(schema + runsSchema); err != nil {
 		db.Close()

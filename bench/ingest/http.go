@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -226,9 +229,37 @@ func serveChild(role, dir, syncPolicy string) error {
 // clientKind selects the load generator's HTTP client: "raw" (rawClient) or "nethttp".
 var clientKind = "raw"
 
+// idKind selects the events' ids: "producers" (each client counts on its own) or "uuid"
+// (random version 4 UUIDs, what the CloudEvents SDKs make). The order of ids matters to
+// the tracking index, which finds messages by id.
+var idKind = "producers"
+
+// appendUUID appends a random version 4 UUID.
+func appendUUID(b []byte) []byte {
+	var u [16]byte
+	binary.LittleEndian.PutUint64(u[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(u[8:], rand.Uint64())
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	var s [36]byte
+	hex.Encode(s[0:8], u[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], u[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], u[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], u[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], u[10:])
+	return append(b, s[:]...)
+}
+
 // drive posts to url from clients concurrent clients for d, each request carrying batch
 // events (1: a single structured event), and records each request's latency.
 func drive(url string, d time.Duration, clients, batch int) (*result, error) {
+	if idKind != "producers" && idKind != "uuid" {
+		return nil, fmt.Errorf("-ids %q: expected producers or uuid", idKind)
+	}
 	contentType := "application/cloudevents+json"
 	if batch > 1 {
 		contentType = "application/cloudevents-batch+json"
@@ -265,6 +296,7 @@ func drive(url string, d time.Duration, clients, batch int) (*result, error) {
 	return fanOut(d, clients, func(c, n int) (int, error) {
 		body := &bodies[c]
 		body.Reset()
+		var idBuf [36]byte
 		if batch > 1 {
 			body.WriteByte('[')
 		}
@@ -272,12 +304,17 @@ func drive(url string, d time.Duration, clients, batch int) (*result, error) {
 			if i > 0 {
 				body.WriteByte(',')
 			}
-			body.WriteString(`{"specversion":"1.0","id":"c`)
-			body.WriteString(strconv.Itoa(c))
-			body.WriteByte('-')
-			body.WriteString(strconv.Itoa(n))
-			body.WriteByte('-')
-			body.WriteString(strconv.Itoa(i))
+			body.WriteString(`{"specversion":"1.0","id":"`)
+			if idKind == "uuid" {
+				body.Write(appendUUID(idBuf[:0]))
+			} else {
+				body.WriteByte('c')
+				body.WriteString(strconv.Itoa(c))
+				body.WriteByte('-')
+				body.WriteString(strconv.Itoa(n))
+				body.WriteByte('-')
+				body.WriteString(strconv.Itoa(i))
+			}
 			body.WriteString(`","source":"bench","type":"order.created","data":`)
 			body.WriteString(payload)
 			body.WriteByte('}')

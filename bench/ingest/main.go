@@ -40,6 +40,7 @@ func main() {
 	flag.IntVar(&c.window, "window", 256, "in-flight publishes of the pipelined raw reference")
 	flag.IntVar(&c.rounds, "rounds", 1, "rounds: the scenarios take turns this many times, and each row is the scenario's median round")
 	flag.StringVar(&clientKind, "client", "raw", "the load generator's HTTP client: raw (a lean HTTP/1.1 client, like wrk's) or nethttp (Go's net/http)")
+	flag.StringVar(&idKind, "ids", "producers", "the events' ids: producers (each client counts on its own: c<client>-<request>-<item>) or uuid (random version 4 UUIDs, as the CloudEvents SDKs make them)")
 	flag.StringVar(&c.only, "only", "", "comma-separated scenario names to run (default all)")
 	flag.StringVar(&c.dir, "dir", "", "scratch directory (default: a new temporary one)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the load to this file, and of each server process to FILE.<scenario dir>")
@@ -175,7 +176,7 @@ func run(c benchConfig, out io.Writer) error {
 	// every scenario runs once per round, next to its references, and each row is the
 	// scenario's median round.
 	rounds := map[string][]*result{}
-	fmt.Fprintf(out, "Ingestion benchmark, %s, %d CPUs, %s per scenario, %d round(s), %s\n\n", runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU(), c.duration, max(c.rounds, 1), time.Now().UTC().Format(time.RFC3339))
+	fmt.Fprintf(out, "Ingestion benchmark, %s, %d CPUs, %s per scenario, %d round(s), event ids: %s, %s\n\n", runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU(), c.duration, max(c.rounds, 1), idKind, time.Now().UTC().Format(time.RFC3339))
 	for round := range max(c.rounds, 1) {
 		for i, s := range scenarios {
 			if !c.wants(s.name) {
