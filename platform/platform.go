@@ -164,6 +164,9 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if p.store.Migrated > 0 {
+		p.log.Info("tracking index moved to the layout in acceptance order (ADR 0017)", "messages", p.store.Migrated)
+	}
 	p.indexer = tracking.NewIndexer(p.bus.JetStream(), p.store, p.log, tracking.NewMetrics(p.reg)).ReadWith(p.bus)
 	if err := p.indexer.Start(ctx); err != nil {
 		return nil, err

@@ -66,6 +66,9 @@ func TestIndexOfAnEarlierLayoutIsMigrated(t *testing.T) {
 		if c, _ := s.Count(ctx); c != want {
 			t.Fatalf("open %d: %d messages, want %d", round, c, want)
 		}
+		if wantMigrated := []int64{n, 0}[round]; s.Migrated != wantMigrated {
+			t.Fatalf("open %d: Migrated %d, want %d", round, s.Migrated, wantMigrated)
+		}
 		m, _, err := s.Message(ctx, fmt.Sprintf("%08x-old", (17*7919)%100000))
 		if err != nil || m.Sequence != 18 || !m.AcceptedAt.Equal(t0.Add(17*time.Millisecond)) || m.CorrelationID != m.ID {
 			t.Fatalf("open %d: message 18: %+v, %v", round, m, err)

@@ -51,6 +51,10 @@ type Event struct {
 
 // SQLite is the embedded tracking store.
 type SQLite struct {
+	// Migrated is how many message entries opening the database copied from an earlier
+	// layout (ADR 0017); zero when it was in the current one.
+	Migrated int64
+
 	db *sql.DB
 	// fullMessages and fullEvents insert rowsPerInsert rows at once. Prepared once: parsing
 	// a statement with hundreds of parameters costs more than running it.
@@ -125,7 +129,8 @@ func OpenSQLite(path string) (*SQLite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	if err := migrate(db); err != nil {
+	migrated, err := migrate(db)
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: %s: %w", path, err)
 	}
@@ -133,7 +138,7 @@ func OpenSQLite(path string) (*SQLite, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: create schema in %s: %w", path, err)
 	}
-	s := &SQLite{db: db}
+	s := &SQLite{db: db, Migrated: migrated}
 	if s.fullMessages, err = db.Prepare(messageInsertSQL(rowsPerInsert)); err == nil {
 		s.fullEvents, err = db.Prepare(insertSQL(eventColumns, 7, rowsPerInsert))
 	}
