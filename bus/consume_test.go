@@ -367,3 +367,23 @@ func TestHeaderConsumerReadsAMessageLargerThanAPull(t *testing.T) {
 		t.Error("the consumer still reads whole messages; want headers only after the message larger than a pull")
 	}
 }
+
+// TestHeaderConsumerReadsHeadersOnlyForLargeMessages: where the largest message the server
+// takes would not fit a pull four times, the consumer asks for headers only from the start.
+func TestHeaderConsumerReadsHeadersOnlyForLargeMessages(t *testing.T) {
+	b := runBusWith(t, Options{DataDir: t.TempDir(), Sync: Sync{Interval: time.Second}, MaxMessageBytes: 8 << 20})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.PublishAll(ctx, bigEvents("large", 3, 3<<20), "n1"); err != nil {
+		t.Fatal(err)
+	}
+	var c collector
+	hc := consume(ctx, t, b, c.handle)
+	c.waitFor(t, 3)
+	c.checkContiguous(t, 1, 3)
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	if !hc.headersOnly {
+		t.Error("the consumer reads whole messages of up to 8 MiB through pulls of 16 MiB; want headers only")
+	}
+}
