@@ -2,7 +2,9 @@ package ingest
 
 import (
 	"context"
+	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/causeway/causeway/problem"
@@ -15,8 +17,8 @@ const Path = "/v1/messages"
 // ServeFast serves, on the lean listener (fasthttp), the ingestion requests that need
 // nothing of net/http's request, before one is built for them: POST /v1/messages with no
 // query, a Content-Type of application/cloudevents+json, application/cloudevents-batch+json
-// or application/json (structured, or the binary mode with ce-* headers) without
-// parameters, no Content-Encoding, and messages that are all accepted. It reports whether
+// or application/json (structured, or the binary mode with ce-* headers), with or without
+// parameters such as a charset, no Content-Encoding, and messages that are all accepted. It reports whether
 // it served the request. Anything else, a refusal included, returns false before anything is published,
 // and the general path (ServeHTTP) handles the request from the start, with the same
 // answer it always gives. Building the net/http request (its URL, a copy of every header,
@@ -30,9 +32,19 @@ func (h *Handler) ServeFast(c *fasthttp.RequestCtx) bool {
 	if len(hdr.Peek("Content-Encoding")) > 0 {
 		return false
 	}
-	// The modes as mode picks them, for the media types that need no parsing.
+	// The modes as mode picks them. A media type with parameters (the charset many clients
+	// add) is parsed by the general path's parser; one it cannot parse goes back to the
+	// general path, which answers 415.
 	var md mode
-	switch string(hdr.ContentType()) {
+	mt := string(hdr.ContentType())
+	if strings.IndexByte(mt, ';') >= 0 {
+		parsed, _, err := mime.ParseMediaType(mt)
+		if err != nil {
+			return false
+		}
+		mt = parsed
+	}
+	switch mt {
 	case ContentTypeStructured:
 		md = modeStructured
 	case ContentTypeBatch:

@@ -42,7 +42,10 @@ func TestIngestFastPathMatchesGeneral(t *testing.T) {
 		{"empty batch", false, "/v1/messages", batch, `[]`, nil},
 		{"too large", false, "/v1/messages", ce, `{"specversion":"1.0",` + order + `,"x":"` + strings.Repeat("y", 5000) + `"}`, nil},
 		{"plain JSON", true, "/v1/messages", "application/json", `{"specversion":"1.0","id":"j-1",` + order + `}`, nil},
-		{"a parameter in the type", false, "/v1/messages", ce + "; charset=utf-8", `{"specversion":"1.0","id":"c-1",` + order + `}`, nil},
+		{"a parameter in the type", true, "/v1/messages", ce + "; charset=utf-8", `{"specversion":"1.0","id":"c-1",` + order + `}`, nil},
+		{"a parameter in the type, in capitals", true, "/v1/messages", batch + "; Charset=UTF-8", `[{"specversion":"1.0","id":"c-2",` + order + `}]`, nil},
+		{"a parameter that does not parse", false, "/v1/messages", ce + "; charset", `{"specversion":"1.0","id":"c-3",` + order + `}`, nil},
+		{"a media type that is not accepted, with a parameter", false, "/v1/messages", "text/plain; charset=utf-8", `{"specversion":"1.0","id":"c-4",` + order + `}`, nil},
 		{"compressed", false, "/v1/messages", ce, `{"specversion":"1.0","id":"z-1",` + order + `}`, []string{"Content-Encoding", "gzip"}},
 		{"a query", false, "/v1/messages?x=1", ce, `{"specversion":"1.0","id":"q-1",` + order + `}`, nil},
 		{"binary mode", true, "/v1/messages", "application/json", `{"orderId":"A-1","items":[{"sku":"S-1","qty":2}]}`,
@@ -52,8 +55,8 @@ func TestIngestFastPathMatchesGeneral(t *testing.T) {
 			[]string{"ce-specversion", "1.0", "ce-id", "bin-2", "ce-source", "webshop", "ce-type", "order.created"}},
 		{"binary mode, bad attribute", false, "/v1/messages", "application/json", `{"orderId":"A-1","items":[{"sku":"S-1","qty":2}]}`,
 			[]string{"ce-specversion", "1.0", "ce-id", "bin-3", "ce-source", "webshop", "ce-type", "order.created", "ce-time", "yesterday"}},
-		{"binary mode, a parameter in the type", false, "/v1/messages", "application/json; charset=utf-8", `{"orderId":"A-1","items":[{"sku":"S-1","qty":2}]}`,
-			[]string{"ce-specversion", "1.0", "ce-id", "bin-4", "ce-source", "webshop", "ce-type", "order.created"}},
+		{"binary mode, a parameter in the type", true, "/v1/messages", "application/json; charset=utf-8", `{"orderId":"A-1","items":[{"sku":"S-1","qty":2}]}`,
+			[]string{"ce-specversion", "1.0", "ce-id", "bin-4", "ce-source", "webshop", "ce-type", "order.created", "ce-time", "2026-11-24T10:00:00Z"}},
 		{"binary mode, not JSON", false, "/v1/messages", "text/plain", `hello`,
 			[]string{"ce-specversion", "1.0", "ce-id", "bin-5", "ce-source", "webshop", "ce-type", "order.created"}},
 	}
@@ -83,7 +86,7 @@ func TestIngestFastPathMatchesGeneral(t *testing.T) {
 		t.Errorf("with the fast lane off the fast path served %d requests", n)
 	}
 	// What was stored is the same on both nodes.
-	for _, id := range []string{"p-1", "p-trace", "b-1", "b-2", "j-1", "bin-1"} {
+	for _, id := range []string{"p-1", "p-trace", "b-1", "b-2", "j-1", "bin-1", "c-1", "c-2", "bin-4"} {
 		var got, want string
 		for _, node := range []struct {
 			p   *Platform
