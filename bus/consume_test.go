@@ -305,6 +305,20 @@ func bigEvents(prefix string, n, size int) []*message.Event {
 	return evs
 }
 
+// readAll reads MESSAGES from its start through a header consumer until it has sequences
+// 1..n, checks they came in order, and returns whether the consumer ended up asking for
+// headers only and how many of its pulls ended on their byte limit.
+func readAll(ctx context.Context, t *testing.T, b *Bus, n uint64) (headersOnly bool, cut int) {
+	t.Helper()
+	var c collector
+	hc := consume(ctx, t, b, c.handle)
+	c.waitFor(t, n)
+	c.checkContiguous(t, 1, n)
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	return hc.headersOnly, hc.cut
+}
+
 // TestHeaderConsumerPullsAreBoundedInBytes reads messages several of which fill a pull's
 // byte limit: every pull ends on that limit, and the consumer asks again until it has
 // read them all, with their payloads (never headers only).
@@ -319,17 +333,12 @@ func TestHeaderConsumerPullsAreBoundedInBytes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var c collector
-	hc := consume(ctx, t, b, c.handle)
-	c.waitFor(t, n)
-	c.checkContiguous(t, 1, n)
-	hc.mu.Lock()
-	defer hc.mu.Unlock()
-	if hc.headersOnly {
+	headersOnly, cut := readAll(ctx, t, b, n)
+	if headersOnly {
 		t.Error("the consumer reads headers only; want whole messages within the byte limit")
 	}
-	if hc.cut < n/25 {
-		t.Errorf("%d pulls ended on their byte limit; want at least %d", hc.cut, n/25)
+	if cut < n/25 {
+		t.Errorf("%d pulls ended on their byte limit; want at least %d", cut, n/25)
 	}
 	if r := b.headerRecreations.Load(); r != 0 {
 		t.Errorf("%d recreations; want none (pulls ending on their byte limit are normal)", r)
@@ -357,13 +366,7 @@ func TestHeaderConsumerReadsAMessageLargerThanAPull(t *testing.T) {
 
 	b := runBusWith(t, Options{DataDir: dir, Sync: Sync{Interval: time.Second}, MaxMessageBytes: 64 << 10})
 	b.pullBytes = 1 << 20
-	var c collector
-	hc := consume(ctx, t, b, c.handle)
-	c.waitFor(t, 11)
-	c.checkContiguous(t, 1, 11)
-	hc.mu.Lock()
-	defer hc.mu.Unlock()
-	if !hc.headersOnly {
+	if headersOnly, _ := readAll(ctx, t, b, 11); !headersOnly {
 		t.Error("the consumer still reads whole messages; want headers only after the message larger than a pull")
 	}
 }
@@ -377,13 +380,7 @@ func TestHeaderConsumerReadsHeadersOnlyForLargeMessages(t *testing.T) {
 	if err := b.PublishAll(ctx, bigEvents("large", 3, 3<<20), "n1"); err != nil {
 		t.Fatal(err)
 	}
-	var c collector
-	hc := consume(ctx, t, b, c.handle)
-	c.waitFor(t, 3)
-	c.checkContiguous(t, 1, 3)
-	hc.mu.Lock()
-	defer hc.mu.Unlock()
-	if !hc.headersOnly {
+	if headersOnly, _ := readAll(ctx, t, b, 3); !headersOnly {
 		t.Error("the consumer reads whole messages of up to 8 MiB through pulls of 16 MiB; want headers only")
 	}
 }

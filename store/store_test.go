@@ -216,27 +216,8 @@ func TestIndexSharedValues(t *testing.T) {
 // BenchmarkIndexMessages indexes batches of 1,000 messages of one type, source and node,
 // as the indexer does under ingestion.
 func BenchmarkIndexMessages(b *testing.B) {
-	s, err := OpenSQLite(filepath.Join(b.TempDir(), "t.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	ctx := context.Background()
-	msgs := make([]Message, 1000)
-	seq := uint64(0)
 	b.ReportAllocs()
-	for b.Loop() {
-		for i := range msgs {
-			seq++
-			id := fmt.Sprintf("01JB%022d", seq)
-			msgs[i] = Message{ID: id, Type: "order.created", Source: "shop", CorrelationID: id, Stream: "MESSAGES",
-				Sequence: seq, AcceptedAt: time.Unix(0, int64(seq)), Node: "node-a"}
-		}
-		if err := s.Index(ctx, Position{Stream: "MESSAGES", Seq: seq}, Batch{Messages: msgs}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(seq), "ns/message")
+	benchIndex(b, 1000, func(seq uint64) string { return fmt.Sprintf("01JB%022d", seq) })
 }
 
 // BenchmarkIndexMessageIDs indexes transactions of 600 messages (what the indexer writes
@@ -244,36 +225,41 @@ func BenchmarkIndexMessages(b *testing.B) {
 // producers counting each on its own (bench/ingest's default), and random (the UUIDs
 // CloudEvents SDKs make). The table grows to b.N × 600 rows.
 func BenchmarkIndexMessageIDs(b *testing.B) {
-	for _, order := range []string{"ascending", "producers", "random"} {
-		b.Run(order, func(b *testing.B) {
-			s, err := OpenSQLite(filepath.Join(b.TempDir(), "t.db"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			ctx := context.Background()
-			msgs := make([]Message, 600)
-			seq := uint64(0)
-			for b.Loop() {
-				for i := range msgs {
-					seq++
-					var id string
-					switch order {
-					case "ascending":
-						id = fmt.Sprintf("01JB%022d", seq)
-					case "producers":
-						id = fmt.Sprintf("c%d-%d-0", seq%64, seq/64)
-					default:
-						id = fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", rand.Uint32(), rand.Uint32()&0xffff, rand.Uint32()&0xfff, rand.Uint32()&0xfff, rand.Uint64()&0xffffffffffff)
-					}
-					msgs[i] = Message{ID: id, Type: "order.created", Source: "bench", CorrelationID: id, Stream: "MESSAGES",
-						Sequence: seq, AcceptedAt: time.Unix(0, int64(seq)), Node: "node-a"}
-				}
-				if err := s.Index(ctx, Position{Stream: "MESSAGES", Seq: seq}, Batch{Messages: msgs}); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(seq), "ns/message")
-		})
+	for _, o := range []struct {
+		order string
+		id    func(seq uint64) string
+	}{
+		{"ascending", func(seq uint64) string { return fmt.Sprintf("01JB%022d", seq) }},
+		{"producers", func(seq uint64) string { return fmt.Sprintf("c%d-%d-0", seq%64, seq/64) }},
+		{"random", func(uint64) string {
+			return fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", rand.Uint32(), rand.Uint32()&0xffff, rand.Uint32()&0xfff, rand.Uint32()&0xfff, rand.Uint64()&0xffffffffffff)
+		}},
+	} {
+		b.Run(o.order, func(b *testing.B) { benchIndex(b, 600, o.id) })
 	}
+}
+
+// benchIndex indexes transactions of batch messages of one type, source and node, the
+// message with stream sequence seq having the id id(seq), and reports the time per message.
+func benchIndex(b *testing.B, batch int, id func(seq uint64) string) {
+	s, err := OpenSQLite(filepath.Join(b.TempDir(), "t.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	msgs := make([]Message, batch)
+	seq := uint64(0)
+	for b.Loop() {
+		for i := range msgs {
+			seq++
+			id := id(seq)
+			msgs[i] = Message{ID: id, Type: "order.created", Source: "bench", CorrelationID: id, Stream: "MESSAGES",
+				Sequence: seq, AcceptedAt: time.Unix(0, int64(seq)), Node: "node-a"}
+		}
+		if err := s.Index(ctx, Position{Stream: "MESSAGES", Seq: seq}, Batch{Messages: msgs}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(seq), "ns/message")
 }
