@@ -18,12 +18,12 @@ const Path = "/v1/messages"
 // nothing of net/http's request, before one is built for them: POST /v1/messages with no
 // query, a Content-Type of application/cloudevents+json, application/cloudevents-batch+json
 // or application/json (structured, or the binary mode with ce-* headers), with or without
-// parameters such as a charset, no Content-Encoding, and messages that are all accepted. It reports whether
-// it served the request. Anything else, a refusal included, returns false before anything is published,
-// and the general path (ServeHTTP) handles the request from the start, with the same
-// answer it always gives. Building the net/http request (its URL, a copy of every header,
-// the answer's header map) was about a tenth of a node's CPU per single message
-// (docs/performance.md).
+// parameters such as a charset, no Content-Encoding, and messages that are all accepted.
+// It reports whether it served the request. Anything else, a refusal included, returns
+// false before anything is published, and the general path (ServeHTTP) handles the
+// request from the start, with the same answer it always gives. Building the net/http
+// request (its URL, a copy of every header, the answer's header map) was about a tenth of
+// a node's CPU per single message (docs/performance.md).
 func (h *Handler) ServeFast(c *fasthttp.RequestCtx) bool {
 	if !c.IsPost() || string(c.RequestURI()) != Path {
 		return false

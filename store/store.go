@@ -117,7 +117,7 @@ CREATE TABLE IF NOT EXISTS positions (
 // database once, and the checkpoint's fsync comes twenty times less often. Each
 // connection caches 32 MiB of pages (SQLite's default is 2 MiB), which keeps the id
 // index's pages at hand for inserts in random places. With random message ids, indexing
-// cost 33 µs a message before the two and 14 µs with them and the table in index order
+// cost 33 µs a message before the two and 14 µs with them and the table in acceptance order
 // (docs/performance.md).
 func OpenSQLite(path string) (*SQLite, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
