@@ -26,6 +26,7 @@ import (
 	"github.com/causeway/causeway/bus"
 	"github.com/causeway/causeway/kinds"
 	"github.com/causeway/causeway/platform"
+	"github.com/valyala/fasthttp"
 )
 
 // definitions is the MessageType the HTTP scenarios send: a realistic schema, so that the
@@ -107,9 +108,11 @@ func waitIndexed(admin string, limit time.Duration) (time.Duration, error) {
 
 // httpNoop is the HTTP reference: a server process that reads each request body and answers
 // 202 with an id, doing nothing else. What the same clients reach against it is the most
-// any HTTP ingestion could reach on this machine.
-func httpNoop(ctx context.Context, dir string, d time.Duration, clients, batch int) (*result, error) {
-	url, _, pid, stop, err := startChild(ctx, "noop", dir, bus.Sync{})
+// any HTTP ingestion could reach on this machine. role "noop" is net/http's server, role
+// "noop-lean" the HTTP engine of Causeway's http listener (fasthttp), set up as the
+// listener is.
+func httpNoop(ctx context.Context, role, dir string, d time.Duration, clients, batch int) (*result, error) {
+	url, _, pid, stop, err := startChild(ctx, role, dir, bus.Sync{})
 	if err != nil {
 		return nil, err
 	}
@@ -117,16 +120,20 @@ func httpNoop(ctx context.Context, dir string, d time.Duration, clients, batch i
 	return driveCounted(pid, url, d, clients, batch)
 }
 
-// driveCounted is drive, with the CPU time the server process pid spent per message
-// meanwhile.
+// driveCounted is drive, with the CPU time the server process pid and this process (the
+// load generator) spent per message meanwhile.
 func driveCounted(pid int, url string, d time.Duration, clients, batch int) (*result, error) {
 	before, ok := proccpu.Process(pid)
+	selfBefore, selfOK := proccpu.Process(os.Getpid())
 	r, err := drive(url, d, clients, batch)
 	if err != nil {
 		return nil, err
 	}
 	if after, ok2 := proccpu.Process(pid); ok && ok2 {
 		r.cpu, r.cpuOK = after.Sub(before).Per(int64(r.messages)), true
+	}
+	if selfAfter, ok2 := proccpu.Process(os.Getpid()); selfOK && ok2 {
+		r.clientCPU = selfAfter.Sub(selfBefore).Per(int64(r.messages))
 	}
 	return r, nil
 }
@@ -179,6 +186,8 @@ func serveChild(role, dir, syncPolicy string) error {
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer cancel()
 	switch role {
+	case "noop-lean":
+		return serveLeanNoop(ctx)
 	case "noop":
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -188,7 +197,7 @@ func serveChild(role, dir, syncPolicy string) error {
 			_, _ = io.Copy(io.Discard, r.Body)
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusAccepted)
-			_, _ = w.Write([]byte(`{"ids":["01JD3S5Q5Z8W3JQ0X9T3V8M6QK"]}`))
+			_, _ = io.WriteString(w, noopAnswer)
 		})}
 		go srv.Serve(ln) //nolint:errcheck // ends with Close below
 		fmt.Printf("READY http://%s/v1/messages -\n", ln.Addr())
@@ -331,4 +340,43 @@ func drive(url string, d time.Duration, clients, batch int) (*result, error) {
 		}
 		return batch, nil
 	})
+}
+
+// noopAnswer is the no-op servers' answer body: what Causeway answers a single message.
+const noopAnswer = `{"ids":["01JD3S5Q5Z8W3JQ0X9T3V8M6QK"]}`
+
+// serveLeanNoop serves the no-op handler on fasthttp, set up as Causeway's http listener
+// is (platform/server.go): its read, write and idle timeouts, the body's own read timeout
+// once the headers are in, its header and body limits. It answers 202 to every request,
+// with the body fasthttp has already read. Against it the load generator measures what
+// Causeway's HTTP engine costs on this machine when the handler does nothing.
+func serveLeanNoop(ctx context.Context) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &fasthttp.Server{
+		Handler: func(c *fasthttp.RequestCtx) {
+			c.SetStatusCode(http.StatusAccepted)
+			c.SetContentType("application/json")
+			c.SetBodyString(noopAnswer)
+		},
+		NoDefaultServerHeader: true,
+		ReadTimeout:           10 * time.Second,
+		WriteTimeout:          2 * time.Minute,
+		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			if h.ContentLength() != 0 {
+				return fasthttp.RequestConfig{ReadTimeout: 2 * time.Minute}
+			}
+			return fasthttp.RequestConfig{}
+		},
+		IdleTimeout:                  2 * time.Minute,
+		ReadBufferSize:               64 << 10,
+		MaxRequestBodySize:           1 << 20,
+		DisablePreParseMultipartForm: true,
+	}
+	go srv.Serve(ln) //nolint:errcheck // ends with Shutdown below
+	fmt.Printf("READY http://%s/v1/messages -\n", ln.Addr())
+	<-ctx.Done()
+	return srv.Shutdown()
 }

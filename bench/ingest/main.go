@@ -118,7 +118,7 @@ func (c benchConfig) wants(name string) bool {
 type scenario struct {
 	name, what string
 	ref        string // name of the reference scenario, "" for references
-	httpRef    string // name of the HTTP reference scenario, if any
+	httpRef    string // comma-separated names of the HTTP reference scenarios, if any
 	run        func(ctx context.Context, dir string) (*result, error)
 }
 
@@ -154,18 +154,21 @@ func run(c benchConfig, out io.Writer) error {
 			return rawAsync(ctx, dir, ceiling, c.duration, c.window, true)
 		}},
 		{name: "http-noop-single", what: fmt.Sprintf("HTTP reference: a handler that only reads the body and answers 202, single messages, %d clients", c.clients), run: func(ctx context.Context, dir string) (*result, error) {
-			return httpNoop(ctx, dir, c.duration, c.clients, 1)
+			return httpNoop(ctx, "noop", dir, c.duration, c.clients, 1)
+		}},
+		{name: "http-noop-lean", what: fmt.Sprintf("HTTP reference on Causeway's HTTP engine: fasthttp set up as the http listener, a handler that only answers 202, single messages, %d clients", c.clients), run: func(ctx context.Context, dir string) (*result, error) {
+			return httpNoop(ctx, "noop-lean", dir, c.duration, c.clients, 1)
 		}},
 		{name: "http-noop-batch", what: fmt.Sprintf("HTTP reference: the same, batches of %d, %d clients", c.batchSize, c.batchClients), run: func(ctx context.Context, dir string) (*result, error) {
-			return httpNoop(ctx, dir, c.duration, c.batchClients, c.batchSize)
+			return httpNoop(ctx, "noop", dir, c.duration, c.batchClients, c.batchSize)
 		}},
-		{name: "http-single-always", httpRef: "http-noop-single", ref: "raw-async", what: fmt.Sprintf("Causeway HTTP, single messages, %d clients, --sync always", c.clients), run: func(ctx context.Context, dir string) (*result, error) {
+		{name: "http-single-always", httpRef: "http-noop-single,http-noop-lean", ref: "raw-async", what: fmt.Sprintf("Causeway HTTP, single messages, %d clients, --sync always", c.clients), run: func(ctx context.Context, dir string) (*result, error) {
 			return httpIngest(ctx, dir, always, c.duration, c.clients, 1)
 		}},
 		{name: "http-batch-always", httpRef: "http-noop-batch", ref: "raw-async", what: fmt.Sprintf("Causeway HTTP, batches of %d, %d clients, --sync always", c.batchSize, c.batchClients), run: func(ctx context.Context, dir string) (*result, error) {
 			return httpIngest(ctx, dir, always, c.duration, c.batchClients, c.batchSize)
 		}},
-		{name: "http-single-interval", httpRef: "http-noop-single", ref: "raw-nofsync", what: fmt.Sprintf("Causeway HTTP, single messages, %d clients, --sync interval:1s", c.clients), run: func(ctx context.Context, dir string) (*result, error) {
+		{name: "http-single-interval", httpRef: "http-noop-single,http-noop-lean", ref: "raw-nofsync", what: fmt.Sprintf("Causeway HTTP, single messages, %d clients, --sync interval:1s", c.clients), run: func(ctx context.Context, dir string) (*result, error) {
 			return httpIngest(ctx, dir, interval, c.duration, c.clients, 1)
 		}},
 		{name: "http-batch-interval", httpRef: "http-noop-batch", ref: "raw-nofsync", what: fmt.Sprintf("Causeway HTTP, batches of %d, %d clients, --sync interval:1s", c.batchSize, c.batchClients), run: func(ctx context.Context, dir string) (*result, error) {
@@ -200,8 +203,8 @@ func run(c benchConfig, out io.Writer) error {
 	for name, rs := range rounds {
 		results[name] = median(rs)
 	}
-	fmt.Fprintln(out, "| scenario | msg/s | p50 | p99 | server CPU µs/message (user + system) | vs bus reference | vs HTTP reference | index caught up |")
-	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---|---|---:|")
+	fmt.Fprintln(out, "| scenario | msg/s | p50 | p99 | server CPU µs/message (user + system) | load generator CPU µs/message | vs bus reference | vs HTTP reference | index caught up |")
+	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---|---|---:|")
 	for _, s := range scenarios {
 		r := results[s.name]
 		if r == nil {
@@ -215,19 +218,21 @@ func run(c benchConfig, out io.Writer) error {
 				vs = "(reference " + s.ref + " not run)"
 			}
 		}
-		vsHTTP := ""
-		if ref := results[s.httpRef]; ref != nil && ref.rate() > 0 {
-			vsHTTP = fmt.Sprintf("%.0f%% of %s", 100*r.rate()/ref.rate(), s.httpRef)
+		var vsHTTP []string
+		for _, name := range strings.Split(s.httpRef, ",") {
+			if ref := results[name]; ref != nil && ref.rate() > 0 {
+				vsHTTP = append(vsHTTP, fmt.Sprintf("%.0f%% of %s", 100*r.rate()/ref.rate(), name))
+			}
 		}
 		caughtUp := ""
 		if strings.HasPrefix(s.name, "http-") && !strings.HasPrefix(s.name, "http-noop") {
 			caughtUp = fmtDur(r.indexCatchUp) + " after"
 		}
-		cpu := ""
+		cpu, clientCPU := "", ""
 		if r.cpuOK {
-			cpu = r.cpu.String()
+			cpu, clientCPU = r.cpu.String(), r.clientCPU.String()
 		}
-		fmt.Fprintf(out, "| %s: %s | %.0f | %s | %s | %s | %s | %s | %s |\n", s.name, s.what, r.rate(), fmtDur(r.percentile(50)), fmtDur(r.percentile(99)), cpu, vs, vsHTTP, caughtUp)
+		fmt.Fprintf(out, "| %s: %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", s.name, s.what, r.rate(), fmtDur(r.percentile(50)), fmtDur(r.percentile(99)), cpu, clientCPU, vs, strings.Join(vsHTTP, ", "), caughtUp)
 	}
 	if c.rounds > 1 {
 		fmt.Fprint(out, "\nmsg/s of each round:")

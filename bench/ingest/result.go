@@ -21,6 +21,9 @@ type result struct {
 	// scenarios, whose server runs apart from the load).
 	cpu   proccpu.Times
 	cpuOK bool
+	// clientCPU is the CPU time the load generator (this process) spent per message, in
+	// the same scenarios: on two cores, what it spends the server does not get.
+	clientCPU proccpu.Times
 }
 
 func (r *result) rate() float64 {
