@@ -231,12 +231,55 @@ func BenchmarkIndexMessageIDs(b *testing.B) {
 	}{
 		{"ascending", func(seq uint64) string { return fmt.Sprintf("01JB%022d", seq) }},
 		{"producers", func(seq uint64) string { return fmt.Sprintf("c%d-%d-0", seq%64, seq/64) }},
-		{"random", func(uint64) string {
-			return fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", rand.Uint32(), rand.Uint32()&0xffff, rand.Uint32()&0xfff, rand.Uint32()&0xfff, rand.Uint64()&0xffffffffffff)
-		}},
+		{"random", randomID},
 	} {
 		b.Run(o.order, func(b *testing.B) { benchIndex(b, 600, o.id) })
 	}
+}
+
+// BenchmarkIndexTransactionSize indexes 600,000 messages with random ids (version 4
+// UUIDs) into a new index, in transactions of 1,000, 5,000 and 20,000: what the tracking
+// indexer gains when it catches up in large transactions (tracking.maxCatchUp). Run it
+// with -benchtime 1x.
+func BenchmarkIndexTransactionSize(b *testing.B) {
+	const rows = 600000
+	for _, batch := range []int{1000, 5000, 20000} {
+		b.Run(fmt.Sprintf("tx%d", batch), func(b *testing.B) {
+			n := 0
+			for b.Loop() {
+				indexRows(b, batch, rows, randomID)
+				n += rows
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/message")
+		})
+	}
+}
+
+// indexRows indexes rows messages with ids id(seq) into a new index, in transactions of
+// batch.
+func indexRows(b *testing.B, batch, rows int, id func(uint64) string) {
+	s, err := OpenSQLite(filepath.Join(b.TempDir(), "t.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	msgs := make([]Message, batch)
+	for seq := uint64(0); seq < uint64(rows); {
+		for i := range msgs {
+			seq++
+			id := id(seq)
+			msgs[i] = Message{ID: id, Type: "order.created", Source: "bench", CorrelationID: id, Stream: "MESSAGES",
+				Sequence: seq, AcceptedAt: time.Unix(0, int64(seq)), Node: "node-a"}
+		}
+		if err := s.Index(context.Background(), Position{Stream: "MESSAGES", Seq: seq}, Batch{Messages: msgs}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// randomID returns a random version 4 UUID, as the CloudEvents SDKs make message ids.
+func randomID(uint64) string {
+	return fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", rand.Uint32(), rand.Uint32()&0xffff, rand.Uint32()&0xfff, rand.Uint32()&0xfff, rand.Uint64()&0xffffffffffff)
 }
 
 // benchIndex indexes transactions of batch messages of one type, source and node, the

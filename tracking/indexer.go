@@ -21,8 +21,22 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// maxBatch bounds how many entries go into one store transaction.
+// maxBatch is how many entries make a transaction that is written without lingering for
+// more, and bounds the transactions of the streams read through nats.go (tracking events
+// and run records, whose entries carry their bodies); it is also how many such entries one
+// pull asks for.
 const maxBatch = 1000
+
+// maxCatchUp bounds the transactions of the MESSAGES stream read through the bus's header
+// consumer, whose entries are a few short attributes each. At a steady rate the index
+// writes what arrives within the linger, up to maxBatch; when it has fallen behind (after
+// a burst, or during one faster than it writes) what gathered while it wrote the last
+// transaction goes into the next, up to this many. SQLite writes each page a transaction
+// changed once, so a larger transaction changes fewer pages per message: random message
+// ids (the UUIDs the CloudEvents SDKs make) land in random pages of the id index, and
+// indexing one cost 12.2 µs in transactions of 1,000 against 6.0 µs in transactions of
+// 20,000 (BenchmarkIndexTransactionSize, docs/performance.md).
+const maxCatchUp = 20000
 
 // lingerTime is how long a batch waits to fill once its first entry has arrived.
 const lingerTime = 20 * time.Millisecond
@@ -185,20 +199,17 @@ func (ix *Indexer) startStream(ctx, runCtx context.Context, name string) error {
 	case pos.Seq > 0:
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, pos.Seq+1
 	}
-	ch := make(chan entry, maxBatch)
 	if name == bus.StreamMessages && ix.bus != nil {
+		g := newGather(runCtx, maxCatchUp, maxBatch)
 		hc, err := ix.bus.ConsumeHeaders(ctx, name, bus.SubjectMessages+">", seq, func(sseq uint64, stored time.Time, header []byte) {
-			select {
-			case ch <- entry{msg: messageEntry(name, sseq, stored, header)}:
-			case <-runCtx.Done():
-			}
+			g.put(entry{msg: messageEntry(name, sseq, stored, header)})
 		})
 		switch {
 		case err == nil:
 			ix.hcs = append(ix.hcs, hc)
 			ix.position(name).Store(seq)
 			ix.wg.Add(1)
-			go ix.run(runCtx, store.Position{Stream: name, Epoch: epoch}, ch)
+			go ix.run(runCtx, store.Position{Stream: name, Epoch: epoch}, g)
 			return nil
 		case !errors.Is(err, bus.ErrNoHeaderConsumer):
 			return fmt.Errorf("tracking: %w", err)
@@ -208,14 +219,10 @@ func (ix *Indexer) startStream(ctx, runCtx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("tracking: consumer on %s: %w", name, err)
 	}
-	// The handler waits for room in the batch channel, which pushes back on the consumer
-	// instead of buffering without bound; it gives up once stopped.
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		select {
-		case ch <- entry{raw: m}:
-		case <-runCtx.Done():
-		}
-	},
+	// The handler waits for room in the gather, which pushes back on the consumer instead
+	// of buffering without bound; it gives up once stopped.
+	g := newGather(runCtx, maxBatch, maxBatch)
+	cc, err := cons.Consume(func(m jetstream.Msg) { g.put(entry{raw: m}) },
 		jetstream.PullMaxMessages(maxBatch),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
@@ -228,7 +235,7 @@ func (ix *Indexer) startStream(ctx, runCtx context.Context, name string) error {
 	ix.ccs = append(ix.ccs, cc)
 	ix.position(name).Store(seq)
 	ix.wg.Add(1)
-	go ix.run(runCtx, store.Position{Stream: name, Epoch: epoch}, ch)
+	go ix.run(runCtx, store.Position{Stream: name, Epoch: epoch}, g)
 	return nil
 }
 
@@ -249,35 +256,31 @@ func (ix *Indexer) Stop() {
 	ix.wg.Wait()
 }
 
-// run takes whatever has arrived (at least one entry, at most maxBatch) and writes it, with
-// the position of its last entry, in one transaction.
-func (ix *Indexer) run(ctx context.Context, pos store.Position, ch <-chan entry) {
+// run takes what has gathered (at least one entry) and writes it, with the position of its
+// last entry, in one transaction.
+func (ix *Indexer) run(ctx context.Context, pos store.Position, g *gather) {
 	defer ix.wg.Done()
-	batch := make([]entry, 0, maxBatch)
+	var batch []entry
 	for {
-		batch = batch[:0]
 		select {
 		case <-ctx.Done():
 			return
-		case m := <-ch:
-			batch = append(batch, m)
+		case <-g.ready:
 		}
 		// Linger briefly for more entries: under load one transaction then carries hundreds
 		// of entries instead of a few, which is what keeps the index's cost per message low.
 		// The linger bounds how long after its 202 a message may not yet be found.
 		linger := time.NewTimer(lingerTime)
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case m := <-ch:
-				batch = append(batch, m)
-			case <-linger.C:
-				break fill
-			case <-ctx.Done():
-				break fill
-			}
+		select {
+		case <-g.full:
+		case <-linger.C:
+		case <-ctx.Done():
 		}
 		linger.Stop()
+		batch = g.take(batch)
+		if len(batch) == 0 {
+			continue // a stale signal: what it was about went into the last transaction
+		}
 		ix.index(ctx, pos, batch)
 	}
 }

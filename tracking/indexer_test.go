@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -200,5 +202,77 @@ func TestMessageEntry(t *testing.T) {
 		Stream: bus.StreamMessages, Sequence: 42, AcceptedAt: at, Node: "n1"}
 	if got != want {
 		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+}
+
+// slowStore is a store that takes 50 ms longer over every batch of MESSAGES, as a large
+// index on a slow disk does, and records each batch's size.
+type slowStore struct {
+	*store.SQLite
+	sizes []int
+}
+
+func (s *slowStore) Index(ctx context.Context, pos store.Position, b store.Batch) error {
+	if pos.Stream == bus.StreamMessages {
+		s.sizes = append(s.sizes, len(b.Messages))
+		time.Sleep(50 * time.Millisecond)
+	}
+	return s.SQLite.Index(ctx, pos, b)
+}
+
+// TestBacklogIsIndexedInLargeTransactions starts the indexer behind a backlog of messages,
+// on a store slower than reading: read through the header consumer, what gathers while one
+// transaction is written goes into the next, so it catches up in transactions larger than
+// maxBatch (each changes fewer pages per message); read through nats.go, whose entries
+// carry their bodies, transactions stay within maxBatch. Either way every message is
+// indexed once.
+func TestBacklogIsIndexedInLargeTransactions(t *testing.T) {
+	for _, r := range readers {
+		t.Run(r.name, func(t *testing.T) {
+			b := openBus(t, t.TempDir())
+			const n = 12000
+			ids := make([]string, n)
+			for start := 0; start < n; start += 500 {
+				events := make([]*message.Event, 500)
+				for i := range events {
+					ids[start+i] = fmt.Sprintf("%08x-%d", rand.Uint32(), start+i)
+					events[i] = &message.Event{ID: ids[start+i], Source: "s", Type: "order.created", Data: json.RawMessage(`{}`)}
+					events[i].FillDefaults(time.Now())
+				}
+				if err := b.PublishAll(context.Background(), events, "t"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sq, err := store.OpenSQLite(filepath.Join(t.TempDir(), "t.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sq.Close()
+			st := &slowStore{SQLite: sq}
+			ix := newIndexer(b, st, r.lean)
+			if err := ix.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(time.Minute)
+			for ix.Position(bus.StreamMessages) < n {
+				if time.Now().After(deadline) {
+					t.Fatalf("indexed up to %d of %d", ix.Position(bus.StreamMessages), n)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			ix.Stop()
+			if got, _ := sq.Count(context.Background()); got != n {
+				t.Fatalf("index holds %d messages, want %d", got, n)
+			}
+			waitIndexed(t, sq, ids[0], ids[n/2], ids[n-1])
+			largest := slices.Max(st.sizes)
+			if r.lean && largest <= maxBatch {
+				t.Fatalf("largest transaction %d entries (of %v), want more than %d", largest, st.sizes, maxBatch)
+			}
+			if largest > maxCatchUp || (!r.lean && largest > maxBatch) {
+				t.Fatalf("largest transaction %d entries, over the bound", largest)
+			}
+			t.Logf("%d transactions, the largest %d entries", len(st.sizes), largest)
+		})
 	}
 }
