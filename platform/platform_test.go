@@ -290,6 +290,8 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 		`causeway_stream_messages{stream="MESSAGES"} 1`,
 		`causeway_tracking_indexed_total{stream="MESSAGES"} 1`,
 		`causeway_tracking_index_lag{stream="MESSAGES"} 0`,
+		`causeway_tracking_index_transaction_entries_sum{stream="MESSAGES"} 1`,
+		`causeway_tracking_index_transaction_seconds_count{stream="MESSAGES"} 1`,
 	}
 	// The index metrics move a moment after the lookup succeeds; poll with a deadline.
 	var missing []string

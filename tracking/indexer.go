@@ -353,9 +353,12 @@ func (ix *Indexer) index(ctx context.Context, pos store.Position, batch []entry)
 		// finished, so a clean shutdown leaves nothing for the next start to redo.
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		pos.Seq = max(last, ix.Position(stream))
+		start := time.Now()
 		err := ix.store.Index(wctx, pos, store.Batch{Messages: msgs, Events: events, Runs: latestRuns(runs)})
 		cancel()
 		if err == nil {
+			ix.metrics.txSeconds.WithLabelValues(stream).Observe(time.Since(start).Seconds())
+			ix.metrics.txEntries.WithLabelValues(stream).Observe(float64(len(batch)))
 			break
 		}
 		if ctx.Err() != nil {

@@ -14,6 +14,8 @@ import (
 	"github.com/causeway/causeway/bus"
 	"github.com/causeway/causeway/message"
 	"github.com/causeway/causeway/store"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 func openBus(t *testing.T, dir string) *bus.Bus {
@@ -249,7 +251,11 @@ func TestBacklogIsIndexedInLargeTransactions(t *testing.T) {
 			}
 			defer sq.Close()
 			st := &slowStore{SQLite: sq}
-			ix := newIndexer(b, st, r.lean)
+			reg := prometheus.NewRegistry()
+			ix := NewIndexer(b.JetStream(), st, nil, NewMetrics(reg))
+			if r.lean {
+				ix.ReadWith(b)
+			}
 			if err := ix.Start(context.Background()); err != nil {
 				t.Fatal(err)
 			}
@@ -273,6 +279,37 @@ func TestBacklogIsIndexedInLargeTransactions(t *testing.T) {
 				t.Fatalf("largest transaction %d entries, over the bound", largest)
 			}
 			t.Logf("%d transactions, the largest %d entries", len(st.sizes), largest)
+			// The transactions show in the metrics: one observation each, n entries in all.
+			h := histogram(t, reg, "causeway_tracking_index_transaction_entries", bus.StreamMessages)
+			if h.GetSampleCount() != uint64(len(st.sizes)) || h.GetSampleSum() != n {
+				t.Fatalf("transaction entries histogram: %d observations summing to %v, want %d summing to %d", h.GetSampleCount(), h.GetSampleSum(), len(st.sizes), n)
+			}
+			if d := histogram(t, reg, "causeway_tracking_index_transaction_seconds", bus.StreamMessages); d.GetSampleCount() != uint64(len(st.sizes)) || d.GetSampleSum() < 0.05*float64(len(st.sizes)) {
+				t.Fatalf("transaction seconds histogram: %d observations summing to %v s, want %d of at least 50 ms each", d.GetSampleCount(), d.GetSampleSum(), len(st.sizes))
+			}
 		})
 	}
+}
+
+// histogram returns the histogram name{stream=stream} gathered from reg.
+func histogram(t *testing.T, reg *prometheus.Registry, name, stream string) *dto.Histogram {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "stream" && l.GetValue() == stream {
+					return m.GetHistogram()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{stream=%q} in the metrics", name, stream)
+	return nil
 }
