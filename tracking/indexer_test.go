@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -207,19 +208,44 @@ func TestMessageEntry(t *testing.T) {
 	}
 }
 
-// slowStore is a store that takes 50 ms longer over every batch of MESSAGES, as a large
-// index on a slow disk does, and records each batch's size.
+// slowStore is a store that takes delay longer over every batch of MESSAGES, as a large
+// index on a slow disk does; it records each batch's size and closes began when the first
+// write begins.
 type slowStore struct {
 	*store.SQLite
+	delay time.Duration
 	sizes []int
+	began chan struct{}
+	once  sync.Once
+}
+
+func newSlowStore(sq *store.SQLite, delay time.Duration) *slowStore {
+	return &slowStore{SQLite: sq, delay: delay, began: make(chan struct{})}
 }
 
 func (s *slowStore) Index(ctx context.Context, pos store.Position, b store.Batch) error {
 	if pos.Stream == bus.StreamMessages {
+		s.once.Do(func() { close(s.began) })
 		s.sizes = append(s.sizes, len(b.Messages))
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(s.delay)
 	}
 	return s.SQLite.Index(ctx, pos, b)
+}
+
+// publishBatches publishes a message for each id, 500 to a PublishAll.
+func publishBatches(t *testing.T, b *bus.Bus, ids []string) {
+	t.Helper()
+	for start := 0; start < len(ids); start += 500 {
+		events := make([]*message.Event, 0, 500)
+		for _, id := range ids[start:min(start+500, len(ids))] {
+			ev := &message.Event{ID: id, Source: "s", Type: "order.created", Data: json.RawMessage(`{}`)}
+			ev.FillDefaults(time.Now())
+			events = append(events, ev)
+		}
+		if err := b.PublishAll(context.Background(), events, "t"); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // TestBacklogIsIndexedInLargeTransactions starts the indexer behind a backlog of messages,
@@ -234,23 +260,16 @@ func TestBacklogIsIndexedInLargeTransactions(t *testing.T) {
 			b := openBus(t, t.TempDir())
 			const n = 12000
 			ids := make([]string, n)
-			for start := 0; start < n; start += 500 {
-				events := make([]*message.Event, 500)
-				for i := range events {
-					ids[start+i] = fmt.Sprintf("%08x-%d", rand.Uint32(), start+i)
-					events[i] = &message.Event{ID: ids[start+i], Source: "s", Type: "order.created", Data: json.RawMessage(`{}`)}
-					events[i].FillDefaults(time.Now())
-				}
-				if err := b.PublishAll(context.Background(), events, "t"); err != nil {
-					t.Fatal(err)
-				}
+			for i := range ids {
+				ids[i] = fmt.Sprintf("%08x-%d", rand.Uint32(), i)
 			}
+			publishBatches(t, b, ids)
 			sq, err := store.OpenSQLite(filepath.Join(t.TempDir(), "t.db"))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer sq.Close()
-			st := &slowStore{SQLite: sq}
+			st := newSlowStore(sq, 50*time.Millisecond)
 			reg := prometheus.NewRegistry()
 			ix := NewIndexer(b.JetStream(), st, nil, NewMetrics(reg))
 			if r.lean {
@@ -267,7 +286,7 @@ func TestBacklogIsIndexedInLargeTransactions(t *testing.T) {
 				time.Sleep(5 * time.Millisecond)
 			}
 			ix.Stop()
-			if got, _ := sq.Count(context.Background()); got != n {
+			if got, _ := sq.Count(context.Background()); got != int64(n) {
 				t.Fatalf("index holds %d messages, want %d", got, n)
 			}
 			waitIndexed(t, sq, ids[0], ids[n/2], ids[n-1])
@@ -312,4 +331,59 @@ func histogram(t *testing.T, reg *prometheus.Registry, name, stream string) *dto
 	}
 	t.Fatalf("no %s{stream=%q} in the metrics", name, stream)
 	return nil
+}
+
+// TestStopReleasesAConsumerWaitingForRoom stops the indexer while it writes a transaction
+// and the consumer, behind a backlog larger than the gather holds, waits for room: Stop
+// returns once the transaction in progress is written, and a new indexer resumes from its
+// position and indexes everything.
+func TestStopReleasesAConsumerWaitingForRoom(t *testing.T) {
+	for _, r := range readers {
+		t.Run(r.name, func(t *testing.T) {
+			b := openBus(t, t.TempDir())
+			n := 3 * maxBatch
+			if r.lean {
+				n = maxCatchUp + 10*maxBatch
+			}
+			ids := make([]string, n)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("w-%d", i)
+			}
+			publishBatches(t, b, ids)
+			sq, err := store.OpenSQLite(filepath.Join(t.TempDir(), "t.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sq.Close()
+			st := newSlowStore(sq, 300*time.Millisecond)
+			ix := newIndexer(b, st, r.lean)
+			if err := ix.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			<-st.began
+			// Let the consumer fill the gather and wait for room: the transaction in progress
+			// takes 300 ms.
+			time.Sleep(200 * time.Millisecond)
+			stopped := make(chan struct{})
+			go func() { ix.Stop(); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Stop did not return")
+			}
+			if got := ix.Position(bus.StreamMessages); got == 0 || got >= uint64(n) {
+				t.Fatalf("position %d after stopping in the first transaction, want some but not all of %d", got, n)
+			}
+
+			ix2 := newIndexer(b, sq, r.lean)
+			if err := ix2.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			defer ix2.Stop()
+			waitIndexed(t, sq, "w-0", fmt.Sprintf("w-%d", n-1))
+			if got, _ := sq.Count(context.Background()); got != int64(n) {
+				t.Fatalf("index holds %d messages, want %d", got, n)
+			}
+		})
+	}
 }
