@@ -47,8 +47,25 @@ var readers = []struct {
 	lean bool
 }{{"header consumer", true}, {"nats.go", false}}
 
-func newIndexer(b *bus.Bus, st Store, lean bool) *Indexer {
-	ix := NewIndexer(b.JetStream(), st, nil, NewMetrics(nil))
+// openStore opens a tracking database in a temporary directory, closed when the test ends.
+func openStore(t *testing.T) *store.SQLite {
+	t.Helper()
+	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// newIndexer returns an indexer writing to st, reading MESSAGES as lean says, with its
+// metrics registered with reg when reg is not nil.
+func newIndexer(b *bus.Bus, st Store, lean bool, reg *prometheus.Registry) *Indexer {
+	var r prometheus.Registerer // nil, not a nil *Registry, when there is none
+	if reg != nil {
+		r = reg
+	}
+	ix := NewIndexer(b.JetStream(), st, nil, NewMetrics(r))
 	if lean {
 		ix.ReadWith(b)
 	}
@@ -83,12 +100,8 @@ func TestResumesAfterItsPosition(t *testing.T) {
 
 func testResumesAfterItsPosition(t *testing.T, lean bool) {
 	b := openBus(t, t.TempDir())
-	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "t.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	ix := newIndexer(b, st, lean)
+	st := openStore(t)
+	ix := newIndexer(b, st, lean, nil)
 	if err := ix.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +113,7 @@ func testResumesAfterItsPosition(t *testing.T, lean bool) {
 	}
 
 	publish(t, b, "b1", "b2")
-	ix2 := newIndexer(b, st, lean)
+	ix2 := newIndexer(b, st, lean, nil)
 	if err := ix2.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -127,12 +140,8 @@ func TestStreamRecreatedBehindTheIndex(t *testing.T) {
 func testStreamRecreatedBehindTheIndex(t *testing.T, lean bool) {
 	data := t.TempDir()
 	b := openBus(t, data)
-	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "t.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	ix := newIndexer(b, st, lean)
+	st := openStore(t)
+	ix := newIndexer(b, st, lean, nil)
 	if err := ix.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +165,7 @@ func testStreamRecreatedBehindTheIndex(t *testing.T, lean bool) {
 			ids = append(ids, fmt.Sprintf("new%d-%d", n, i))
 		}
 		publish(t, b, ids...)
-		ix := newIndexer(b, st, lean)
+		ix := newIndexer(b, st, lean, nil)
 		if err := ix.Start(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -264,17 +273,10 @@ func TestBacklogIsIndexedInLargeTransactions(t *testing.T) {
 				ids[i] = fmt.Sprintf("%08x-%d", rand.Uint32(), i)
 			}
 			publishBatches(t, b, ids)
-			sq, err := store.OpenSQLite(filepath.Join(t.TempDir(), "t.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sq.Close()
+			sq := openStore(t)
 			st := newSlowStore(sq, 50*time.Millisecond)
 			reg := prometheus.NewRegistry()
-			ix := NewIndexer(b.JetStream(), st, nil, NewMetrics(reg))
-			if r.lean {
-				ix.ReadWith(b)
-			}
+			ix := newIndexer(b, st, r.lean, reg)
 			if err := ix.Start(context.Background()); err != nil {
 				t.Fatal(err)
 			}
@@ -336,7 +338,8 @@ func histogram(t *testing.T, reg *prometheus.Registry, name, stream string) *dto
 // TestStopReleasesAConsumerWaitingForRoom stops the indexer while it writes a transaction
 // and the consumer, behind a backlog larger than the gather holds, waits for room: Stop
 // returns once the transaction in progress is written, and a new indexer resumes from its
-// position and indexes everything.
+// position and indexes everything. (That closing the gather wakes a waiting consumer on
+// its own is TestGatherHoldsUpToItsLimit's: here the writer may also take once more.)
 func TestStopReleasesAConsumerWaitingForRoom(t *testing.T) {
 	for _, r := range readers {
 		t.Run(r.name, func(t *testing.T) {
@@ -350,13 +353,9 @@ func TestStopReleasesAConsumerWaitingForRoom(t *testing.T) {
 				ids[i] = fmt.Sprintf("w-%d", i)
 			}
 			publishBatches(t, b, ids)
-			sq, err := store.OpenSQLite(filepath.Join(t.TempDir(), "t.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sq.Close()
+			sq := openStore(t)
 			st := newSlowStore(sq, 300*time.Millisecond)
-			ix := newIndexer(b, st, r.lean)
+			ix := newIndexer(b, st, r.lean, nil)
 			if err := ix.Start(context.Background()); err != nil {
 				t.Fatal(err)
 			}
@@ -375,7 +374,7 @@ func TestStopReleasesAConsumerWaitingForRoom(t *testing.T) {
 				t.Fatalf("position %d after stopping in the first transaction, want some but not all of %d", got, n)
 			}
 
-			ix2 := newIndexer(b, sq, r.lean)
+			ix2 := newIndexer(b, sq, r.lean, nil)
 			if err := ix2.Start(context.Background()); err != nil {
 				t.Fatal(err)
 			}
