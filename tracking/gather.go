@@ -83,6 +83,13 @@ func (g *gather) take(done []entry) []entry {
 	return out
 }
 
+// len returns how many entries wait.
+func (g *gather) len() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.entries)
+}
+
 func (g *gather) close() {
 	g.mu.Lock()
 	g.closed = true

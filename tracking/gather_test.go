@@ -59,3 +59,37 @@ func TestGatherHoldsUpToItsLimit(t *testing.T) {
 		t.Fatal("a put after closing reported the entry kept")
 	}
 }
+
+// TestBusyIndexLingersLonger checks the writer's linger: a few entries are written after
+// lingerTime, as many as arrive at a busy rate wait until busyLinger for more, and a
+// transaction's worth is written at once. Timers never fire early, so the lower bounds
+// hold on any machine; each upper bound is checked on the fastest of three tries, which a
+// stall of the machine in one of them does not break.
+func TestBusyIndexLingersLonger(t *testing.T) {
+	ctx := context.Background()
+	fastest := func(n, fullAt int) time.Duration {
+		best := time.Hour
+		for range 3 {
+			g := newGather(ctx, busyBatch, fullAt)
+			for seq := range n {
+				g.put(entry{msg: store.Message{Sequence: uint64(seq + 1)}})
+			}
+			start := time.Now()
+			linger(ctx, g)
+			best = min(best, time.Since(start))
+			if got := len(g.take(nil)); got != n {
+				t.Fatalf("took %d entries, want %d", got, n)
+			}
+		}
+		return best
+	}
+	if d := fastest(10, busyBatch); d < lingerTime || d >= busyLinger {
+		t.Errorf("10 entries lingered %v, want at least %v and less than %v", d, lingerTime, busyLinger)
+	}
+	if d := fastest(busyAt, busyBatch); d < busyLinger {
+		t.Errorf("%d entries lingered %v, want at least %v", busyAt, d, busyLinger)
+	}
+	if d := fastest(busyAt, busyAt); d >= lingerTime {
+		t.Errorf("a full transaction lingered %v, want it written before %v", d, lingerTime)
+	}
+}
