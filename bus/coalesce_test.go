@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/internal/natswire"
+	"github.com/causeway/causeway/internal/testutil"
 	"github.com/causeway/causeway/message"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -71,8 +72,8 @@ func TestCoalescedSinglesStoreEveryMessageOnce(t *testing.T) {
 	}
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(NewCollector(b))
-	batches := counterValue(t, reg, "causeway_bus_coalesced_batches_total")
-	msgs := counterValue(t, reg, "causeway_bus_coalesced_messages_total")
+	batches := testutil.Series(t, reg, "causeway_bus_coalesced_batches_total").GetCounter().GetValue()
+	msgs := testutil.Series(t, reg, "causeway_bus_coalesced_messages_total").GetCounter().GetValue()
 	if batches < 1 || msgs < 2*batches {
 		t.Errorf("metrics: %v coalesced batches of %v messages, want at least one of two or more", batches, msgs)
 	}

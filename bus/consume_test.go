@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/causeway/causeway/internal/testutil"
 	"github.com/causeway/causeway/message"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -165,31 +166,6 @@ func TestHeaderConsumerPullsAgainAfterExpiry(t *testing.T) {
 	}
 }
 
-// labelledValue reads one counter of a metric family by its label values, in order.
-func labelledValue(t *testing.T, reg *prometheus.Registry, name string, values ...string) float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range f.GetMetric() {
-			for i, l := range m.GetLabel() {
-				if i >= len(values) || l.GetValue() != values[i] {
-					continue metrics
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("%s%v not gathered", name, values)
-	return 0
-}
-
 // TestHeaderConsumerNeedsTheEmbeddedServer: without one, callers are told to read another way.
 func TestHeaderConsumerNeedsTheEmbeddedServer(t *testing.T) {
 	if _, err := (&Bus{}).ConsumeHeaders(context.Background(), StreamMessages, ">", 0, nil); !errors.Is(err, ErrNoHeaderConsumer) {
@@ -287,10 +263,10 @@ func TestHeaderConsumerReconnects(t *testing.T) {
 	}
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(NewCollector(b))
-	if got := labelledValue(t, reg, "causeway_bus_lean_recoveries_total", "header-consumer", "reconnect"); got != 1 {
+	if got := testutil.Series(t, reg, "causeway_bus_lean_recoveries_total", "connection", "header-consumer", "event", "reconnect").GetCounter().GetValue(); got != 1 {
 		t.Errorf("header consumer reconnects = %v, want 1", got)
 	}
-	if got := labelledValue(t, reg, "causeway_bus_lean_recoveries_total", "header-consumer", "recreate"); got < 1 {
+	if got := testutil.Series(t, reg, "causeway_bus_lean_recoveries_total", "connection", "header-consumer", "event", "recreate").GetCounter().GetValue(); got < 1 {
 		t.Errorf("header consumer recreations = %v, want at least 1", got)
 	}
 }

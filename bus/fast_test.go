@@ -106,10 +106,10 @@ func testFastBatchStoresEveryMessageOnce(t *testing.T, b *Bus) {
 
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(NewCollector(b))
-	if got := counterValue(t, reg, "causeway_bus_fast_batches_total"); got != float64(batches) {
+	if got := testutil.Series(t, reg, "causeway_bus_fast_batches_total").GetCounter().GetValue(); got != float64(batches) {
 		t.Errorf("causeway_bus_fast_batches_total = %v, want %d", got, batches)
 	}
-	if got := counterValue(t, reg, "causeway_bus_fast_batch_fallbacks_total"); got != float64(fallbacks) {
+	if got := testutil.Series(t, reg, "causeway_bus_fast_batch_fallbacks_total").GetCounter().GetValue(); got != float64(fallbacks) {
 		t.Errorf("causeway_bus_fast_batch_fallbacks_total = %v, want %d", got, fallbacks)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/causeway/causeway/internal/testutil"
 	"github.com/causeway/causeway/message"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -81,25 +82,9 @@ func TestGroupCommitStoresEveryMessageOnce(t *testing.T) {
 	// The collector reports the same figures.
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(NewCollector(b))
-	if got := counterValue(t, reg, "causeway_bus_group_commit_messages_total"); got != float64(msgs) {
+	if got := testutil.Series(t, reg, "causeway_bus_group_commit_messages_total").GetCounter().GetValue(); got != float64(msgs) {
 		t.Errorf("causeway_bus_group_commit_messages_total = %v, want %d", got, msgs)
 	}
-}
-
-// counterValue gathers reg and returns the value of the one counter named name.
-func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() == name && len(f.GetMetric()) == 1 {
-			return f.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("no single series %s", name)
-	return 0
 }
 
 // TestGroupCommitSettlesEachCallOnItsOwn puts a message the stream cannot take in the same

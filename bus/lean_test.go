@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/internal/natswire"
+	"github.com/causeway/causeway/internal/testutil"
 	"github.com/causeway/causeway/message"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -194,7 +195,7 @@ func TestLeanPublisherReconnects(t *testing.T) {
 	}
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(NewCollector(b))
-	if got := labelledValue(t, reg, "causeway_bus_lean_recoveries_total", "publisher", "reconnect"); got != 1 {
+	if got := testutil.Series(t, reg, "causeway_bus_lean_recoveries_total", "connection", "publisher", "event", "reconnect").GetCounter().GetValue(); got != 1 {
 		t.Errorf("publisher reconnects = %v, want 1", got)
 	}
 }

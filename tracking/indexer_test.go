@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/bus"
+	"github.com/causeway/causeway/internal/testutil"
 	"github.com/causeway/causeway/message"
 	"github.com/causeway/causeway/store"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 )
 
 func openBus(t *testing.T, dir string) *bus.Bus {
@@ -301,38 +301,15 @@ func TestBacklogIsIndexedInLargeTransactions(t *testing.T) {
 			}
 			t.Logf("%d transactions, the largest %d entries", len(st.sizes), largest)
 			// The transactions show in the metrics: one observation each, n entries in all.
-			h := histogram(t, reg, "causeway_tracking_index_transaction_entries", bus.StreamMessages)
+			h := testutil.Series(t, reg, "causeway_tracking_index_transaction_entries", "stream", bus.StreamMessages).GetHistogram()
 			if h.GetSampleCount() != uint64(len(st.sizes)) || h.GetSampleSum() != n {
 				t.Fatalf("transaction entries histogram: %d observations summing to %v, want %d summing to %d", h.GetSampleCount(), h.GetSampleSum(), len(st.sizes), n)
 			}
-			if d := histogram(t, reg, "causeway_tracking_index_transaction_seconds", bus.StreamMessages); d.GetSampleCount() != uint64(len(st.sizes)) || d.GetSampleSum() < 0.05*float64(len(st.sizes)) {
+			if d := testutil.Series(t, reg, "causeway_tracking_index_transaction_seconds", "stream", bus.StreamMessages).GetHistogram(); d.GetSampleCount() != uint64(len(st.sizes)) || d.GetSampleSum() < 0.05*float64(len(st.sizes)) {
 				t.Fatalf("transaction seconds histogram: %d observations summing to %v s, want %d of at least 50 ms each", d.GetSampleCount(), d.GetSampleSum(), len(st.sizes))
 			}
 		})
 	}
-}
-
-// histogram returns the histogram name{stream=stream} gathered from reg.
-func histogram(t *testing.T, reg *prometheus.Registry, name, stream string) *dto.Histogram {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "stream" && l.GetValue() == stream {
-					return m.GetHistogram()
-				}
-			}
-		}
-	}
-	t.Fatalf("no %s{stream=%q} in the metrics", name, stream)
-	return nil
 }
 
 // TestStopReleasesAConsumerWaitingForRoom stops the indexer while it writes a transaction

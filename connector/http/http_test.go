@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/causeway/causeway/config"
+	"github.com/causeway/causeway/internal/testutil"
 	"github.com/causeway/causeway/system"
 )
 
@@ -93,7 +94,7 @@ func TestCallSendsEverything(t *testing.T) {
 	if res.Status != 200 || body["shipped"] != true || body["n"] != json.Number("12345678901234567890") {
 		t.Errorf("result %d %#v", res.Status, res.Body)
 	}
-	if n := testCount(t, reg, "causeway_connector_calls_total", "ok"); n != 1 {
+	if n := testutil.Sum(t, reg, "causeway_connector_calls_total", "outcome", "ok"); n != 1 {
 		t.Errorf("ok calls counted %v, want 1", n)
 	}
 }
@@ -164,7 +165,7 @@ func TestFailuresAreSorted(t *testing.T) {
 			t.Errorf("%d: the error shows the secret: %v", tc.status, err)
 		}
 	}
-	if n := testCount(t, reg, "causeway_connector_calls_total", "permanent"); n != 3 {
+	if n := testutil.Sum(t, reg, "causeway_connector_calls_total", "outcome", "permanent"); n != 3 {
 		t.Errorf("permanent failures counted %v, want 3", n)
 	}
 
@@ -213,28 +214,6 @@ func TestLargeAnswerIsRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "answer over") {
 		t.Fatalf("got %v", err)
 	}
-}
-
-func testCount(t *testing.T, reg *prometheus.Registry, name, outcome string) float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0.0
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "outcome" && l.GetValue() == outcome {
-					total += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return total
 }
 
 // TestDotSegmentsAreRefused: a parameter of "." or ".." would make the target resolve the

@@ -12,6 +12,7 @@ import (
 
 	"github.com/causeway/causeway/bus"
 	httpconn "github.com/causeway/causeway/connector/http"
+	"github.com/causeway/causeway/internal/testutil"
 	"github.com/causeway/causeway/system"
 	"github.com/causeway/causeway/system/status"
 )
@@ -90,7 +91,7 @@ func TestSwitchHoldsUntilItEnds(t *testing.T) {
 		t.Errorf("switched: %+v", s)
 	}
 	// The gauge is set before Get shows the status.
-	if v := gauge(t, reg, "erp", status.Maintenance); v != 1 {
+	if v := testutil.Series(t, reg, "causeway_system_status", "system", "erp", "status", status.Maintenance).GetGauge().GetValue(); v != 1 {
 		t.Errorf("gauge %v", v)
 	}
 	waitStatus(t, r2, "erp", status.Maintenance, 4*time.Second)
@@ -121,31 +122,6 @@ func TestSwitchHoldsUntilItEnds(t *testing.T) {
 	if err := r.SetSwitch(context.Background(), "nope", status.Switch{Status: status.Offline}); !errors.Is(err, status.ErrNoSystem) {
 		t.Errorf("unknown system: %v", err)
 	}
-}
-
-// gauge reads causeway_system_status for a system and status.
-func gauge(t *testing.T, reg *prometheus.Registry, sys, st string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "causeway_system_status" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["system"] == sys && labels["status"] == st {
-				return m.GetGauge().GetValue()
-			}
-		}
-	}
-	t.Fatalf("no causeway_system_status{system=%q,status=%q}", sys, st)
-	return 0
 }
 
 func TestMaintenanceWindowOpensAndCloses(t *testing.T) {
