@@ -217,8 +217,9 @@ func (ix *Indexer) startStream(ctx, runCtx context.Context, name string) error {
 	}
 	if name == bus.StreamMessages && ix.bus != nil {
 		g := newGather(runCtx, maxCatchUp, busyBatch)
+		var r entryReader // the header consumer calls back from its one feed goroutine
 		hc, err := ix.bus.ConsumeHeaders(ctx, name, bus.SubjectMessages+">", seq, func(sseq uint64, stored time.Time, header []byte) {
-			g.put(entry{msg: messageEntry(name, sseq, stored, header)})
+			g.put(entry{msg: r.read(name, sseq, stored, header)})
 		})
 		switch {
 		case err == nil:
@@ -412,32 +413,66 @@ func (ix *Indexer) index(ctx context.Context, pos store.Position, batch []entry)
 
 // messageEntry is the index entry of a MESSAGES entry, read from its header block.
 func messageEntry(stream string, seq uint64, stored time.Time, header []byte) store.Message {
+	var r entryReader
+	return r.read(stream, seq, stored, header)
+}
+
+// entryReader reads index entries from header blocks, one after another. It keeps the last
+// type, source and node it read: a stream's messages come from a few producers of a few
+// types through a few nodes, so the strings of the entry before serve the next one, and a
+// correlation id that repeats the id takes the id's string. That leaves one string to make
+// per message instead of five.
+type entryReader struct {
+	typ, source, node attr
+}
+
+// attr is an attribute's header value as it was read, and the string it gave.
+type attr struct{ raw, value string }
+
+// get returns the string value gives: the one kept when value is the same as before.
+func (a *attr) get(value []byte, decode func([]byte) string) string {
+	if string(value) != a.raw {
+		a.raw, a.value = string(value), decode(value)
+	}
+	return a.value
+}
+
+func (r *entryReader) read(stream string, seq uint64, stored time.Time, header []byte) store.Message {
 	m := store.Message{Stream: stream, Sequence: seq, AcceptedAt: stored}
+	var idRaw []byte
 	// The first header of each name counts, as with nats.go's Header.Get.
 	message.EachNATSHeader(header, func(name, value []byte) {
-		if attr, ok := message.AttributeHeader(name); ok {
-			var field *string
-			switch string(attr) {
+		if attrName, ok := message.AttributeHeader(name); ok {
+			switch string(attrName) {
 			case "id":
-				field = &m.ID
+				if m.ID == "" {
+					m.ID, idRaw = message.AttributeValue(value), value
+				}
 			case "type":
-				field = &m.Type
+				if m.Type == "" {
+					m.Type = r.typ.get(value, message.AttributeValue)
+				}
 			case "source":
-				field = &m.Source
+				if m.Source == "" {
+					m.Source = r.source.get(value, message.AttributeValue)
+				}
 			case "subject":
-				field = &m.Subject
+				if m.Subject == "" {
+					m.Subject = message.AttributeValue(value)
+				}
 			case "correlationid":
-				field = &m.CorrelationID
-			default:
-				return
-			}
-			if *field == "" {
-				*field = message.AttributeValue(value)
+				if m.CorrelationID == "" {
+					if idRaw != nil && string(value) == string(idRaw) {
+						m.CorrelationID = m.ID
+					} else {
+						m.CorrelationID = message.AttributeValue(value)
+					}
+				}
 			}
 			return
 		}
 		if string(name) == message.HeaderNode && m.Node == "" {
-			m.Node = string(value)
+			m.Node = r.node.get(value, func(v []byte) string { return string(v) })
 		}
 	})
 	return m

@@ -217,6 +217,57 @@ func TestMessageEntry(t *testing.T) {
 	}
 }
 
+// TestEntryReaderReadsEachBlockOnItsOwn reads blocks one after another with one reader, as
+// the header consumer hands them over: what it keeps from the block before never stands in
+// for a value that differs, and a correlation id that repeats the id reads as the id.
+func TestEntryReaderReadsEachBlockOnItsOwn(t *testing.T) {
+	at := time.Unix(1763971200, 5)
+	block := func(id, typ, source, corr, node string) []byte {
+		b := "NATS/1.0\r\nce-id: " + id + "\r\nce-type: " + typ + "\r\nce-source: " + source + "\r\n"
+		if corr != "" {
+			b += "ce-correlationid: " + corr + "\r\n"
+		}
+		return []byte(b + "Causeway-Node: " + node + "\r\n\r\n")
+	}
+	var r entryReader
+	for i, c := range []struct {
+		block []byte
+		want  store.Message
+	}{
+		{block("a", "order.created", "shop", "a", "n1"), store.Message{ID: "a", Type: "order.created", Source: "shop", CorrelationID: "a", Node: "n1"}},
+		{block("b", "order.created", "shop", "x", "n1"), store.Message{ID: "b", Type: "order.created", Source: "shop", CorrelationID: "x", Node: "n1"}},
+		{block("c", "order.shipped", "erp%20eu", "c", "n2"), store.Message{ID: "c", Type: "order.shipped", Source: "erp eu", CorrelationID: "c", Node: "n2"}},
+		{block("d", "order.created", "shop", "", "n1"), store.Message{ID: "d", Type: "order.created", Source: "shop", Node: "n1"}},
+		{block("e", "order.shipped", "erp%20eu", "d", "n2"), store.Message{ID: "e", Type: "order.shipped", Source: "erp eu", CorrelationID: "d", Node: "n2"}},
+	} {
+		want := c.want
+		want.Stream, want.Sequence, want.AcceptedAt = bus.StreamMessages, uint64(i+1), at
+		if got := r.read(bus.StreamMessages, uint64(i+1), at, c.block); got != want {
+			t.Errorf("block %d: got %+v\nwant %+v", i+1, got, want)
+		}
+	}
+}
+
+// BenchmarkMessageEntry reads index entries from the header blocks of accepted messages as
+// the header consumer hands them to one reader: messages of one type and source from one
+// node, each with its own id and a correlation id equal to it.
+func BenchmarkMessageEntry(b *testing.B) {
+	var blocks [][]byte
+	for i := range 64 {
+		ev := &message.Event{SpecVersion: "1.0", ID: fmt.Sprintf("c%d-%d-0", i, i*7), Source: "bench", Type: "order.created"}
+		ev.FillDefaults(time.Unix(1763971200, int64(i)))
+		blocks = append(blocks, ev.AppendNATSHeader(nil, "node-a"))
+	}
+	at := time.Unix(1763971200, 0)
+	b.ReportAllocs()
+	var r entryReader
+	var m store.Message
+	for i := 0; b.Loop(); i++ {
+		m = r.read(bus.StreamMessages, uint64(i), at, blocks[i%len(blocks)])
+	}
+	_ = m
+}
+
 // slowStore is a store that takes delay longer over every batch of MESSAGES, as a large
 // index on a slow disk does; it records each batch's size and closes began when the first
 // write begins.
