@@ -411,12 +411,6 @@ func (ix *Indexer) index(ctx context.Context, pos store.Position, batch []entry)
 	ix.metrics.indexed.WithLabelValues(stream).Add(float64(len(batch)))
 }
 
-// messageEntry is the index entry of a MESSAGES entry, read from its header block.
-func messageEntry(stream string, seq uint64, stored time.Time, header []byte) store.Message {
-	var r entryReader
-	return r.read(stream, seq, stored, header)
-}
-
 // entryReader reads index entries from header blocks, one after another. It keeps the last
 // type, source and node it read: a stream's messages come from a few producers of a few
 // types through a few nodes, so the strings of the entry before serve the next one, and a
@@ -437,6 +431,8 @@ func (a *attr) get(value []byte, decode func([]byte) string) string {
 	return a.value
 }
 
+// read returns the index entry of the MESSAGES entry seq, stored at stored, from its header
+// block.
 func (r *entryReader) read(stream string, seq uint64, stored time.Time, header []byte) store.Message {
 	m := store.Message{Stream: stream, Sequence: seq, AcceptedAt: stored}
 	var idRaw []byte

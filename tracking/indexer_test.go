@@ -209,7 +209,7 @@ func TestMessageEntry(t *testing.T) {
 	at := time.Unix(1763971200, 5)
 	block := "NATS/1.0\r\nce-id: m-1\r\nce-type: order.created\r\nce-source: %20shop%25\r\nce-id: m-2\r\n" +
 		"ce-subject: A-1\r\nce-correlationid: c-9\r\nCauseway-Node: n1\r\nNats-Msg-Size: 7\r\nce-kind: original\r\n\r\n"
-	got := messageEntry(bus.StreamMessages, 42, at, []byte(block))
+	got := new(entryReader).read(bus.StreamMessages, 42, at, []byte(block))
 	want := store.Message{ID: "m-1", Type: "order.created", Source: " shop%", Subject: "A-1", CorrelationID: "c-9",
 		Stream: bus.StreamMessages, Sequence: 42, AcceptedAt: at, Node: "n1"}
 	if got != want {
