@@ -21,10 +21,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// maxBatch is how many entries make a transaction that is written without lingering for
-// more, and bounds the transactions of the streams read through nats.go (tracking events
-// and run records, whose entries carry their bodies); it is also how many such entries one
-// pull asks for.
+// maxBatch bounds the transactions of the streams read through nats.go (tracking events
+// and run records, whose entries carry their bodies), and a transaction of that many is
+// written without lingering for more; it is also how many such entries one pull asks for.
+// MESSAGES, read through the header consumer, has busyBatch and maxCatchUp instead.
 const maxBatch = 1000
 
 // maxCatchUp bounds the transactions of the MESSAGES stream read through the bus's header
